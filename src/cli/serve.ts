@@ -1,0 +1,28 @@
+import { defineCommand } from "citty";
+import { loadConfig } from "../config/index.ts";
+import { createLogger } from "../log/index.ts";
+import { runUntilSignal } from "../service/index.ts";
+import { loadOptionsOf, snapshotterArgs } from "./_args.ts";
+import { goStyleVersion } from "./_version.ts";
+
+/**
+ * `rafsnap serve` (and the binary invoked as `containerd-nydus-grpc`): the snapshotter.
+ * Loads the config (defaults ← file ← flags), then serves until SIGINT/SIGTERM.
+ */
+export default defineCommand({
+  meta: { name: "serve", description: "Run the snapshotter (containerd proxy plugin)" },
+  args: {
+    ...snapshotterArgs,
+    version: { type: "boolean", description: "print version information (containerd-nydus-grpc style) and exit" },
+  },
+  async run({ args, rawArgs }) {
+    if (args.version) {
+      process.stdout.write(goStyleVersion());
+      return;
+    }
+    const { config, warnings } = await loadConfig(loadOptionsOf(args, rawArgs));
+    const logger = createLogger({ level: config.log.level, toStdout: config.log.log_to_stdout, dir: config.log.dir });
+    for (const w of warnings) logger.warn(w);
+    await runUntilSignal(config, logger);
+  },
+});

@@ -1,0 +1,53 @@
+/**
+ * Snapshotter configuration: the config.toml schema and defaults, loading and validation,
+ * and TOML output. See nydus-facts §1 for the keys.
+ */
+export {
+  DAEMON_MODES,
+  EXPORT_MODES,
+  FAILOVER_POLICIES,
+  FS_DRIVERS,
+  LOG_LEVELS,
+  MAX_ROOT_BYTES,
+  MAX_SOCKET_PATH_BYTES,
+  RECOVER_POLICIES,
+  defaultConfig,
+  parseConfig,
+  type AuthConfig,
+  type CacheManagerConfig,
+  type CgroupConfig,
+  type Config,
+  type DaemonConfig,
+  type DaemonMode,
+  type DeepReadonly,
+  type ExperimentalConfig,
+  type ExportMode,
+  type FailoverPolicy,
+  type FsDriver,
+  type ImageConfig,
+  type LogConfig,
+  type LogLevel,
+  type MetricsConfig,
+  type MirrorsConfig,
+  type ParseOptions,
+  type ParseResult,
+  type RecoverPolicy,
+  type RemoteConfig,
+  type SnapshotConfig,
+  type SystemConfig,
+  type SystemDebugConfig,
+  type TarfsConfig,
+} from "./schema.ts";
+export {
+  DEFAULT_CONFIG_PATH,
+  DEFAULT_CONFIG_TOML,
+  applyFlags,
+  decodeToml,
+  loadConfig,
+  type FlaggedDocument,
+  type Flags,
+  type LoadOptions,
+  type LoadedConfig,
+} from "./load.ts";
+export { REDACTED, configToToml, isSecretKey, type TomlOptions } from "./toml.ts";
+export { durationMs, isGoDuration, nanosToGoDuration, parseGoDuration } from "./duration.ts";

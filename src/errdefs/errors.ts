@@ -1,0 +1,96 @@
+/**
+ * Error kinds, named after containerd's `errdefs` so that Go readers recognise them.
+ *
+ * Every error that crosses a module boundary is a {@link RafsnapError} carrying one of
+ * these kinds; edges (gRPC, HTTP, CLI exit codes) translate the kind once, in one place.
+ */
+export const ErrorKind = {
+  Unknown: "unknown",
+  InvalidArgument: "invalid-argument",
+  NotFound: "not-found",
+  AlreadyExists: "already-exists",
+  FailedPrecondition: "failed-precondition",
+  Unavailable: "unavailable",
+  NotImplemented: "not-implemented",
+  Unauthenticated: "unauthenticated",
+  PermissionDenied: "permission-denied",
+  ResourceExhausted: "resource-exhausted",
+  Aborted: "aborted",
+  Canceled: "canceled",
+  DeadlineExceeded: "deadline-exceeded",
+  Internal: "internal",
+} as const;
+
+/** One of the {@link ErrorKind} values. */
+export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind];
+
+const KINDS = new Set<string>(Object.values(ErrorKind));
+
+/**
+ * The one error class of rafsnap. `kind` says what went wrong in containerd's vocabulary,
+ * `message` names the key, digest, path or config field involved, and `cause` keeps the
+ * underlying error.
+ *
+ * `instanceof` also accepts look-alike objects (same `name` and a known `kind`) so the check
+ * survives a duplicated module copy, as connect-es does for `ConnectError`.
+ */
+export class RafsnapError extends Error {
+  override readonly name = "RafsnapError";
+  readonly kind: ErrorKind;
+
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.kind = kind;
+  }
+
+  static override [Symbol.hasInstance](v: unknown): v is RafsnapError {
+    if (typeof v !== "object" || v === null) return false;
+    const o = v as { name?: unknown; kind?: unknown };
+    return o.name === "RafsnapError" && typeof o.kind === "string" && KINDS.has(o.kind);
+  }
+}
+
+/** Builds an error of kind NotFound. */
+export const notFound = (message: string, cause?: unknown) =>
+  new RafsnapError(ErrorKind.NotFound, message, { cause });
+/** Builds an error of kind AlreadyExists. */
+export const alreadyExists = (message: string, cause?: unknown) =>
+  new RafsnapError(ErrorKind.AlreadyExists, message, { cause });
+/** Builds an error of kind InvalidArgument. */
+export const invalidArgument = (message: string, cause?: unknown) =>
+  new RafsnapError(ErrorKind.InvalidArgument, message, { cause });
+/** Builds an error of kind FailedPrecondition. */
+export const failedPrecondition = (message: string, cause?: unknown) =>
+  new RafsnapError(ErrorKind.FailedPrecondition, message, { cause });
+/** Builds an error of kind Unavailable. */
+export const unavailable = (message: string, cause?: unknown) =>
+  new RafsnapError(ErrorKind.Unavailable, message, { cause });
+/** Builds an error of kind NotImplemented. */
+export const notImplemented = (message: string, cause?: unknown) =>
+  new RafsnapError(ErrorKind.NotImplemented, message, { cause });
+/** Builds an error of kind Internal. */
+export const internal = (message: string, cause?: unknown) =>
+  new RafsnapError(ErrorKind.Internal, message, { cause });
+
+/**
+ * The kind of any thrown value: a {@link RafsnapError}'s own kind, else the kind found by
+ * walking `cause`, else {@link ErrorKind.Unknown}.
+ */
+export function kindOf(err: unknown): ErrorKind {
+  let cur: unknown = err;
+  for (let depth = 0; depth < 8 && cur != null; depth++) {
+    if (cur instanceof RafsnapError) return cur.kind;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return ErrorKind.Unknown;
+}
+
+/** True when `err` (or an error in its cause chain) is of kind `kind`. */
+export function isKind(err: unknown, kind: ErrorKind): boolean {
+  return kindOf(err) === kind;
+}
+
+/** True for NotFound errors. */
+export const isNotFound = (err: unknown) => isKind(err, ErrorKind.NotFound);
+/** True for AlreadyExists errors. */
+export const isAlreadyExists = (err: unknown) => isKind(err, ErrorKind.AlreadyExists);

@@ -1,0 +1,164 @@
+import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
+import { type DescMessage, type DescMethod, type DescService, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { failedPrecondition, invalidArgument, kindOf, ErrorKind } from "../errdefs/index.ts";
+import type { Logger } from "../log/index.ts";
+import { toServiceError } from "./errors.ts";
+
+/** Per-call context handed to implementations. */
+export interface CallContext {
+  /** Aborted when the client cancels or the deadline passes. */
+  signal: AbortSignal;
+}
+
+type MethodImpl<M> = M extends { methodKind: "unary"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+  ? (req: MessageShape<I>, ctx: CallContext) => Promise<MessageShape<O>>
+  : M extends { methodKind: "server_streaming"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+    ? (req: MessageShape<I>, ctx: CallContext) => AsyncIterable<MessageShape<O>>
+    : never;
+
+/** An implementation of every method of a generated service descriptor. */
+export type ServiceImpl<S extends DescService & { method: Record<string, unknown> }> = {
+  [K in keyof S["method"]]: MethodImpl<S["method"][K]>;
+};
+
+/** One service to register: its descriptor and implementation. */
+export interface Registration {
+  service: DescService;
+  // biome-ignore lint: implementations are checked by ServiceImpl where they are built.
+  impl: Record<string, (req: any, ctx: CallContext) => any>;
+}
+
+function definitionOf(service: DescService): grpc.ServiceDefinition {
+  const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const m of service.methods) {
+    def[m.name] = {
+      path: `/${service.typeName}/${m.name}`,
+      requestStream: m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming",
+      responseStream: m.methodKind === "server_streaming" || m.methodKind === "bidi_streaming",
+      requestSerialize: (v) => Buffer.from(toBinary(m.input, v as MessageShape<DescMessage>)),
+      requestDeserialize: (b) => fromBinary(m.input, b),
+      responseSerialize: (v) => Buffer.from(toBinary(m.output, v as MessageShape<DescMessage>)),
+      responseDeserialize: (b) => fromBinary(m.output, b),
+    };
+  }
+  return def;
+}
+
+function contextOf(call: { on(event: "cancelled", listener: () => void): unknown }): CallContext {
+  const ac = new AbortController();
+  call.on("cancelled", () => ac.abort());
+  return { signal: ac.signal };
+}
+
+/** Logs a failed call: expected outcomes (NotFound…) at debug, the rest at warn/error. */
+function logFailure(log: Logger, m: DescMethod, req: unknown, err: unknown): void {
+  const key = (req as { key?: string; name?: string }).key || (req as { name?: string }).name || "";
+  const kind = kindOf(err);
+  const line = `${m.name}${key ? ` key=${JSON.stringify(key)}` : ""} failed (${kind}):`;
+  if (kind === ErrorKind.NotFound || kind === ErrorKind.AlreadyExists) log.debug(line, err);
+  else if (kind === ErrorKind.Unknown || kind === ErrorKind.Internal) log.error(line, err);
+  else log.warn(line, err);
+}
+
+function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const m of r.service.methods) {
+    const fn = r.impl[m.localName];
+    if (!fn) throw new Error(`service ${r.service.typeName} has no implementation of ${m.name}`);
+    if (m.methodKind === "unary") {
+      out[m.name] = ((call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        log.debug(`${m.name}`, call.request);
+        Promise.resolve()
+          .then(() => fn(call.request, contextOf(call)))
+          .then(
+            (res) => cb(null, res),
+            (err) => {
+              logFailure(log, m, call.request, err);
+              cb(toServiceError(err));
+            },
+          );
+      }) as grpc.handleUnaryCall<unknown, unknown>;
+    } else if (m.methodKind === "server_streaming") {
+      out[m.name] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+        log.debug(`${m.name}`, call.request);
+        (async () => {
+          for await (const msg of fn(call.request, contextOf(call)) as AsyncIterable<unknown>) call.write(msg);
+          call.end();
+        })().catch((err) => {
+          logFailure(log, m, call.request, err);
+          call.emit("error", toServiceError(err));
+        });
+      }) as grpc.handleServerStreamingCall<unknown, unknown>;
+    } else {
+      throw new Error(`${m.methodKind} methods are not supported (${r.service.typeName}/${m.name})`);
+    }
+  }
+  return out;
+}
+
+/** Where and how to listen. */
+export interface ListenOptions {
+  /** Absolute path of the unix socket. */
+  path: string;
+  uid: number;
+  gid: number;
+  /** Socket file mode; 0660 by default. */
+  mode?: number;
+}
+
+/** A running gRPC server. */
+export interface RunningServer {
+  /**
+   * Stops accepting connections, lets in-flight calls finish for up to `graceMs`, then
+   * cancels what is left. Removes the socket file.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Prepares the socket path — creates its directory (0711), removes a stale socket, refuses
+ * any other kind of file there (FailedPrecondition naming the path) — then serves the
+ * registrations on it with mode 0660 (or `mode`) and the configured owner.
+ */
+export async function listenUnix(opts: ListenOptions, regs: Registration[], log: Logger): Promise<RunningServer> {
+  if (!opts.path.startsWith("/")) throw invalidArgument(`socket address ${JSON.stringify(opts.path)} is not an absolute path`);
+  mkdirSync(dirname(opts.path), { recursive: true, mode: 0o711 });
+  try {
+    const st = lstatSync(opts.path);
+    if (!st.isSocket()) {
+      throw failedPrecondition(`socket address ${opts.path} exists and is not a socket; refusing to replace it`);
+    }
+    unlinkSync(opts.path);
+    log.info(`removed stale socket ${opts.path}`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": 16 << 20,
+    "grpc.max_send_message_length": 16 << 20,
+  });
+  for (const r of regs) server.addService(definitionOf(r.service), handlersOf(r, log));
+  await new Promise<void>((resolve, reject) => {
+    server.bindAsync(`unix:${opts.path}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+  });
+  chmodSync(opts.path, opts.mode ?? 0o660);
+  chownSync(opts.path, opts.uid, opts.gid);
+  log.info(`serving on ${opts.path}`);
+  return {
+    close: (graceMs = 10_000) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.forceShutdown(), graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          try {
+            unlinkSync(opts.path);
+          } catch {
+            // already gone
+          }
+          resolve();
+        });
+      }),
+  };
+}

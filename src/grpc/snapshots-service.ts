@@ -1,0 +1,61 @@
+import { create } from "@bufbuild/protobuf";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import {
+  ListSnapshotsResponseSchema,
+  MountsResponseSchema,
+  PrepareSnapshotResponseSchema,
+  Snapshots,
+  StatSnapshotResponseSchema,
+  UpdateSnapshotResponseSchema,
+  UsageResponseSchema,
+  ViewSnapshotResponseSchema,
+} from "../../gen/containerd/services/snapshots/v1/snapshots_pb.ts";
+import type { Snapshotter } from "../snapshot/index.ts";
+import { infoFromPb, infoToPb, mountsToPb } from "./convert.ts";
+import type { ServiceImpl } from "./server.ts";
+
+/** Infos per List response message; containerd's own service sends batches of 100. */
+const LIST_BATCH = 100;
+
+/**
+ * The `containerd.services.snapshots.v1.Snapshots` service over a {@link Snapshotter}:
+ * proto ↔ domain conversion only. The `snapshotter` field of requests is ignored (a proxy
+ * plugin serves whatever name containerd gave it). Errors propagate to the server, which
+ * maps them to status codes in one place.
+ */
+export function snapshotsService(sn: Snapshotter): ServiceImpl<typeof Snapshots> {
+  return {
+    prepare: async (req) =>
+      create(PrepareSnapshotResponseSchema, { mounts: mountsToPb(sn.prepare(req.key, req.parent, req.labels)) }),
+    view: async (req) =>
+      create(ViewSnapshotResponseSchema, { mounts: mountsToPb(sn.view(req.key, req.parent, req.labels)) }),
+    mounts: async (req) => create(MountsResponseSchema, { mounts: mountsToPb(sn.mounts(req.key)) }),
+    commit: async (req) => {
+      await sn.commit(req.name, req.key, req.labels, req.parent);
+      return create(EmptySchema);
+    },
+    remove: async (req) => {
+      await sn.remove(req.key);
+      return create(EmptySchema);
+    },
+    stat: async (req) => create(StatSnapshotResponseSchema, { info: infoToPb(sn.stat(req.key)) }),
+    update: async (req) => {
+      const info = sn.update(infoFromPb(req.info), req.updateMask?.paths ?? []);
+      return create(UpdateSnapshotResponseSchema, { info: infoToPb(info) });
+    },
+    list: async function* (req) {
+      const infos = sn.list(req.filters);
+      for (let i = 0; i < infos.length; i += LIST_BATCH) {
+        yield create(ListSnapshotsResponseSchema, { info: infos.slice(i, i + LIST_BATCH).map(infoToPb) });
+      }
+    },
+    usage: async (req) => {
+      const u = await sn.usage(req.key);
+      return create(UsageResponseSchema, { size: BigInt(u.size), inodes: BigInt(u.inodes) });
+    },
+    cleanup: async () => {
+      await sn.cleanup();
+      return create(EmptySchema);
+    },
+  };
+}

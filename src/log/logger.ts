@@ -1,0 +1,79 @@
+import { appendFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createConsola, LogLevels, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola";
+
+/** Log levels accepted by `[log] level` and `--log-level` (nydus-snapshotter's names). */
+export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error";
+
+/** A tagged logger; use `logger.withTag("snapshot")` per module. */
+export type Logger = ConsolaInstance;
+
+/** Options of {@link createLogger}. */
+export interface LoggerOptions {
+  level: LogLevelName;
+  /** Write to stdout instead of a file under `dir`. */
+  toStdout: boolean;
+  /** Directory of the log file (`nydus-snapshotter.log`, the Go snapshotter's name). */
+  dir?: string;
+  /** Extra reporter, e.g. a capture reporter in tests. */
+  reporter?: ConsolaReporter;
+}
+
+const LEVEL: Record<LogLevelName, number> = {
+  trace: LogLevels.trace,
+  debug: LogLevels.debug,
+  info: LogLevels.info,
+  warn: LogLevels.warn,
+  error: LogLevels.error,
+};
+
+/** Name of the log file under `[log] dir`, as the Go snapshotter names it. */
+export const LOG_FILE = "nydus-snapshotter.log";
+
+function formatArg(a: unknown): string {
+  if (a instanceof Error) {
+    const cause = a.cause instanceof Error ? `: ${a.cause.message}` : "";
+    return `${a.message}${cause}`;
+  }
+  if (typeof a === "string") return a;
+  try {
+    return JSON.stringify(a);
+  } catch {
+    return String(a);
+  }
+}
+
+/** One line per event: `time level [tag] message`, the shape a daemon's log wants. */
+export function formatLine(obj: LogObject): string {
+  const tag = obj.tag ? ` [${obj.tag}]` : "";
+  const msg = obj.args.map(formatArg).join(" ");
+  return `${obj.date.toISOString()} ${obj.type}${tag} ${msg}\n`;
+}
+
+function lineReporter(write: (line: string) => void): ConsolaReporter {
+  return { log: (obj) => write(formatLine(obj)) };
+}
+
+/**
+ * Builds the process's root logger. With `toStdout` every event is one line on stdout;
+ * otherwise lines are appended to `<dir>/nydus-snapshotter.log` (the directory is created
+ * with mode 0700). Throttling of repeated lines is switched off: a daemon's log must show
+ * every event. Throws when the log directory cannot be created.
+ */
+export function createLogger(opts: LoggerOptions): Logger {
+  const reporters: ConsolaReporter[] = [];
+  if (opts.toStdout || !opts.dir) {
+    reporters.push(lineReporter((l) => process.stdout.write(l)));
+  } else {
+    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+    const file = join(opts.dir, LOG_FILE);
+    reporters.push(lineReporter((l) => appendFileSync(file, l, { mode: 0o600 })));
+  }
+  if (opts.reporter) reporters.push(opts.reporter);
+  return createConsola({ level: LEVEL[opts.level], reporters, throttle: 0, throttleMin: 0 });
+}
+
+/** A logger that drops everything (for tests and tools that want silence). */
+export function silentLogger(): Logger {
+  return createConsola({ level: LogLevels.silent, reporters: [] });
+}

@@ -1,0 +1,1 @@
+export { DB_FILE, runUntilSignal, type Service, startService } from "./serve.ts";

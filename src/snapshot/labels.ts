@@ -1,0 +1,47 @@
+import { invalidArgument } from "../errdefs/index.ts";
+
+/**
+ * Snapshot label keys rafsnap reads or writes, with who sets them (nydus-facts §2). The
+ * strings are the wire contract with containerd, CRI and nydus image builders.
+ */
+export const Label = {
+  /** Set by containerd's unpacker: the chain ID the extracted layer will be committed as. */
+  TargetSnapshotRef: "containerd.io/snapshot.ref",
+  /** Set by containerd/CRI: asks for the `volatile` overlay option on writable mounts. */
+  OverlayVolatile: "containerd.io/snapshot/overlay.volatile",
+  /** Set by containerd on every snapshot its metadata store keeps alive. */
+  GCRoot: "containerd.io/gc.root",
+  /** Set by CRI (image ref of the layer's image). */
+  CRIImageRef: "containerd.io/snapshot/cri.image-ref",
+  /** Set by CRI (digest of the layer). */
+  CRILayerDigest: "containerd.io/snapshot/cri.layer-digest",
+  /** Set by CRI (digest of the image manifest). */
+  CRIManifestDigest: "containerd.io/snapshot/cri.manifest-digest",
+  /** Set by nydus image builders on nydus data blob layers (presence only). */
+  NydusDataLayer: "containerd.io/snapshot/nydus-blob",
+  /** Set by nydus image builders on the bootstrap layer (presence only). */
+  NydusMetaLayer: "containerd.io/snapshot/nydus-bootstrap",
+} as const;
+
+/** containerd's limit on one label: key and value together at most 4096 bytes. */
+export const MAX_LABEL_BYTES = 4096;
+
+/**
+ * Checks labels as containerd's `labels.Validate` does: each key plus value at most
+ * {@link MAX_LABEL_BYTES} bytes (UTF-8), and keys non-empty. Throws InvalidArgument naming
+ * the snapshot and the (truncated) label key.
+ */
+export function validateLabels(snapshot: string, labels: Record<string, string>): void {
+  for (const [k, v] of Object.entries(labels)) {
+    if (k === "") throw invalidArgument(`snapshot ${JSON.stringify(snapshot)}: empty label key`);
+    const size = Buffer.byteLength(k) + Buffer.byteLength(v);
+    if (size > MAX_LABEL_BYTES) {
+      throw invalidArgument(
+        `snapshot ${JSON.stringify(snapshot)}: label ${JSON.stringify(k.slice(0, 64))} key and value are ${size} bytes, more than the maximum ${MAX_LABEL_BYTES}`,
+      );
+    }
+  }
+}
+
+/** True when the caller asked for volatile overlay mounts. */
+export const wantsVolatile = (labels: Record<string, string>) => Label.OverlayVolatile in labels;

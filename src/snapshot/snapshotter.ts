@@ -1,0 +1,218 @@
+import { chmodSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { failedPrecondition } from "../errdefs/index.ts";
+import type { Logger } from "../log/index.ts";
+import type { Info, Kind, MetaStore, Snapshot, Usage } from "../store/index.ts";
+import { checkDType } from "./dtype.ts";
+import { parseFilters, snapshotInfoAdaptor } from "./filters.ts";
+import { validateKey } from "./keys.ts";
+import { validateLabels, wantsVolatile } from "./labels.ts";
+import { type Mount, nativeMounts, type SnapshotPaths, snapshotPaths } from "./mounts.ts";
+import { diskUsage } from "./usage.ts";
+
+/** What the snapshotter needs to run; built by the composition root. */
+export interface SnapshotterOptions {
+  /** State root; snapshot directories live in `<root>/snapshots/`. */
+  root: string;
+  store: MetaStore;
+  logger: Logger;
+  /** `[snapshot] enable_overlayfs_volatile`: `volatile` on every writable overlay mount. */
+  volatileAlways?: boolean;
+}
+
+/** A snapshot directory that should not exist: its id is not in the database. */
+const isTemp = (name: string) => name.startsWith("new-") || name.startsWith("rm-");
+
+/**
+ * containerd snapshot semantics over {@link MetaStore} and plain directories, as containerd's
+ * overlay snapshotter implements them. The database is the truth: directories are created in
+ * a temp dir and renamed into place inside the metadata transaction, removed only after the
+ * metadata commit, and {@link Snapshotter.cleanup} removes any directory the database does
+ * not know. Every method validates keys and labels first (InvalidArgument) and throws
+ * errors of containerd's kinds (NotFound, AlreadyExists, FailedPrecondition).
+ */
+export class Snapshotter {
+  readonly snapshotsDir: string;
+  private readonly paths: SnapshotPaths;
+  private readonly log: Logger;
+
+  private constructor(private readonly opts: SnapshotterOptions) {
+    this.snapshotsDir = join(opts.root, "snapshots");
+    this.paths = snapshotPaths(this.snapshotsDir);
+    this.log = opts.logger.withTag("snapshot");
+  }
+
+  /**
+   * Creates `<root>/snapshots` (0700) and checks that the root supports d_type, which
+   * overlayfs needs. Throws FailedPrecondition when it does not.
+   */
+  static async open(opts: SnapshotterOptions): Promise<Snapshotter> {
+    const sn = new Snapshotter(opts);
+    mkdirSync(sn.snapshotsDir, { recursive: true, mode: 0o700 });
+    if (!(await checkDType(opts.root))) {
+      throw failedPrecondition(
+        `root ${opts.root} is on a filesystem without d_type support; overlayfs needs it (XFS: mkfs with ftype=1)`,
+      );
+    }
+    return sn;
+  }
+
+  /** Creates an active snapshot `key` on top of committed `parent` and returns its mounts. */
+  prepare(key: string, parent: string, labels: Record<string, string>): Mount[] {
+    return this.create("active", key, parent, labels);
+  }
+
+  /** Creates a read-only view `key` of committed `parent` and returns its mounts. */
+  view(key: string, parent: string, labels: Record<string, string>): Mount[] {
+    return this.create("view", key, parent, labels);
+  }
+
+  /** Mounts of an active or view snapshot; FailedPrecondition for a committed one. */
+  mounts(key: string): Mount[] {
+    validateKey("key", key);
+    const { s, labels } = this.opts.store.read((tx) => ({ s: tx.getSnapshot(key), labels: tx.getInfo(key).info.labels }));
+    return this.mountsOf(s, labels);
+  }
+
+  /**
+   * Commits active snapshot `key` as `name` with `labels`, recording its disk usage; a
+   * non-empty `parent` (containerd ≥ 2.2) sets the parent at commit time.
+   * AlreadyExists when `name` is taken; NotFound/FailedPrecondition for a bad `key`.
+   */
+  async commit(name: string, key: string, labels: Record<string, string>, parent = ""): Promise<void> {
+    validateKey("name", name);
+    validateKey("key", key);
+    if (parent !== "") validateKey("parent", parent);
+    validateLabels(name, labels);
+    const { id } = this.opts.store.read((tx) => tx.getInfo(key));
+    const usage = await diskUsage(this.paths.fs(id));
+    this.opts.store.write((tx) => tx.commitActive(key, name, usage, labels, parent));
+  }
+
+  /**
+   * Removes snapshot `key` (FailedPrecondition when it has children) and then its directory.
+   * Directory removal failures are logged, not returned: the metadata is gone, and
+   * {@link cleanup} retries.
+   */
+  async remove(key: string): Promise<void> {
+    validateKey("key", key);
+    const removed = this.opts.store.write((tx) => {
+      const r = tx.remove(key);
+      // Rename inside the transaction: once committed the id is free of its directory
+      // name, and an interrupted removal leaves an `rm-` dir that cleanup recognises.
+      const from = join(this.snapshotsDir, r.id);
+      const to = join(this.snapshotsDir, `rm-${r.id}`);
+      try {
+        renameSync(from, to);
+        return to;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+        throw e;
+      }
+    });
+    if (removed) await this.removeDir(removed);
+  }
+
+  /** Info of any snapshot; NotFound when missing. */
+  stat(key: string): Info {
+    validateKey("key", key);
+    return this.opts.store.read((tx) => tx.getInfo(key).info);
+  }
+
+  /**
+   * Updates labels of `info.name` by field paths (`labels`, `labels.<key>`; none = all
+   * labels). InvalidArgument for any other path or an oversized label.
+   */
+  update(info: Info, fieldpaths: string[]): Info {
+    validateKey("name", info.name);
+    validateLabels(info.name, info.labels);
+    return this.opts.store.write((tx) => tx.updateInfo(info, fieldpaths));
+  }
+
+  /**
+   * Infos matching any of `filters` (containerd filter syntax; none = all), read in one
+   * transaction. InvalidArgument for a filter that does not parse.
+   */
+  list(filters: string[]): Info[] {
+    const filter = parseFilters(filters);
+    const all = this.opts.store.read((tx) => tx.walk());
+    return all.filter((i) => filter.match(snapshotInfoAdaptor(i)));
+  }
+
+  /**
+   * Usage of a snapshot: measured on disk for an active one, the value recorded at Commit
+   * otherwise. NotFound when missing.
+   */
+  async usage(key: string): Promise<Usage> {
+    validateKey("key", key);
+    const { id, info, usage } = this.opts.store.read((tx) => tx.getInfo(key));
+    if (info.kind !== "active") return usage;
+    return diskUsage(this.paths.fs(id));
+  }
+
+  /**
+   * Removes every directory under `<root>/snapshots` whose id the database does not have
+   * (left by a crash, an interrupted Remove, or a failed Prepare). Returns the names removed.
+   */
+  async cleanup(): Promise<string[]> {
+    const doomed = this.opts.store.write((tx) => {
+      const ids = tx.idMap();
+      const out: string[] = [];
+      for (const name of readdirSync(this.snapshotsDir)) {
+        if (ids.has(name)) continue;
+        const target = isTemp(name) ? name : `rm-${name}`;
+        if (target !== name) renameSync(join(this.snapshotsDir, name), join(this.snapshotsDir, target));
+        out.push(target);
+      }
+      return out;
+    });
+    for (const name of doomed) await this.removeDir(join(this.snapshotsDir, name));
+    return doomed;
+  }
+
+  private create(kind: Kind, key: string, parent: string, labels: Record<string, string>): Mount[] {
+    validateKey("key", key);
+    if (parent !== "") validateKey("parent", parent);
+    validateLabels(key, labels);
+    const td = mkdtempSync(join(this.snapshotsDir, "new-"));
+    try {
+      const fsDir = join(td, "fs");
+      mkdirSync(fsDir, { mode: 0o755 });
+      chmodSync(fsDir, 0o755); // independent of the process umask
+      if (kind === "active") {
+        mkdirSync(join(td, "work"), { mode: 0o711 });
+        chmodSync(join(td, "work"), 0o711);
+      }
+      const s = this.opts.store.write((tx) => {
+        const snap = tx.createSnapshot(kind, key, parent, labels);
+        if (snap.parentIds.length > 0) {
+          // The new upper dir belongs to whoever owns the parent's root, as in overlay.
+          const st = statSync(this.paths.fs(snap.parentIds[0] as string));
+          lchownSync(fsDir, st.uid, st.gid);
+        }
+        const target = join(this.snapshotsDir, snap.id);
+        // The id is new, so a directory already there was left by a crash: reconcile.
+        rmSync(target, { recursive: true, force: true });
+        renameSync(td, target);
+        return snap;
+      });
+      return this.mountsOf(s, labels);
+    } catch (e) {
+      rmSync(td, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private mountsOf(s: Snapshot, labels: Record<string, string>): Mount[] {
+    return nativeMounts(s, this.paths, { volatile: this.opts.volatileAlways === true || wantsVolatile(labels) });
+  }
+
+  private async removeDir(dir: string): Promise<void> {
+    try {
+      await rm(dir, { recursive: true, force: true });
+    } catch (e) {
+      this.log.warn(`failed to remove directory ${dir}; cleanup will retry`, e);
+    }
+  }
+}

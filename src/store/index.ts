@@ -1,0 +1,5 @@
+export { type Clock, type Micros, systemClock } from "./clock.ts";
+export { type Db, openDb } from "./db.ts";
+export { MetaStore, MetaTx } from "./metastore.ts";
+export { embeddedMigrations, journalTags, type Migration } from "./migrations.ts";
+export type { Info, Kind, Snapshot, Usage } from "./types.ts";

@@ -1,0 +1,63 @@
+// Guards the dependency rule of architecture.md §3: imports point down the table.
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+
+const SRC = join(import.meta.dir, "../../src");
+
+/** Folder → folders (and `gen`) it may import. `errdefs` and `log` are open to all but config. */
+const ALLOWED: Record<string, string[]> = {
+  cli: ["service", "nydusd", "convert", "config", "log", "errdefs", "snapshot", "store"],
+  service: ["config", "grpc", "snapshot", "store", "manager", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "log", "errdefs", "gen"],
+  grpc: ["snapshot", "errdefs", "log", "gen"],
+  snapshot: ["store", "errdefs", "log"],
+  store: ["errdefs"],
+  manager: ["nydusd", "store", "mount", "errdefs", "log"],
+  nydusd: ["fuse", "rafs", "registry", "cache", "mount", "errdefs", "log"],
+  fuse: ["errdefs", "log"],
+  rafs: ["errdefs"],
+  convert: ["rafs", "registry", "errdefs", "log"],
+  registry: ["errdefs", "log"],
+  cache: ["errdefs", "log"],
+  mount: ["errdefs", "log"],
+  config: ["errdefs"],
+  errdefs: [],
+  log: [],
+};
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith(".ts") && !p.endsWith(".test.ts") ? [p] : [];
+  });
+}
+
+describe("architecture", () => {
+  const all = files(SRC);
+  test("every src folder is in the table", () => {
+    const folders = new Set(all.map((f) => relative(SRC, f).split("/")).filter((p) => p.length > 1).map((p) => p[0]));
+    for (const f of folders) expect(Object.keys(ALLOWED)).toContain(f as string);
+  });
+  test("imports point down the table", () => {
+    const violations: string[] = [];
+    for (const f of all) {
+      const parts = relative(SRC, f).split("/");
+      if (parts.length < 2) continue; // src/main.ts may import cli only; checked below
+      const own = parts[0] as string;
+      const text = readFileSync(f, "utf8");
+      for (const m of text.matchAll(/from\s+"(\.[^"]+)"/g)) {
+        const target = relative(SRC, join(f, "..", m[1] as string)).split("/")[0] as string;
+        const outside = relative(join(SRC, ".."), join(f, "..", m[1] as string));
+        if (outside === "package.json") continue; // version facts, embedded by the bundler
+        const folder = target.startsWith("..") ? (outside.startsWith("gen/") ? "gen" : outside) : target;
+        if (folder !== own && !ALLOWED[own]?.includes(folder)) violations.push(`${relative(SRC, f)} imports ${m[1]}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+  test("main.ts imports only cli", () => {
+    const text = readFileSync(join(SRC, "main.ts"), "utf8");
+    const rel = [...text.matchAll(/from\s+"(\.[^"]+)"/g)].map((m) => m[1]);
+    expect(rel.every((r) => r?.startsWith("./cli/"))).toBe(true);
+  });
+});
