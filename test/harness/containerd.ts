@@ -1,0 +1,321 @@
+// A private containerd (Debian's 1.6.20) for end-to-end tests: own root, state, socket and
+// config; optional proxy snapshotters (rafsnap); stops with its shims, containers and mounts.
+//
+// Facts found on the CI machines (root, cgroup v1 hybrid, kernel 6.18, no systemd):
+// - `ctr run` with the default `io.containerd.runc.v2` runtime and Debian's runc 1.1.5 works
+//   with no cgroup settings at all: the cgroupfs driver (runc's default; `systemd_cgroup` is
+//   off and there is no systemd) puts the container in `/sys/fs/cgroup/<ctrl>/<namespace>/<id>`.
+//   Nothing else (no `--runc-systemd-cgroup`, no `[cgroup] path`) is needed. `ctr run --rm`
+//   removes the leaf cgroup; the `<namespace>` parent stays, so `stop()` rmdirs it (when empty).
+// - containerd 1.6 hard-codes shim sockets under `/run/containerd/s/<sha256(address/ns/id)>`,
+//   and runc's state defaults to `/run/containerd/runc/<ns>` and ctr's FIFOs to
+//   `/run/containerd/fifo`. The hashed socket names cannot collide with a system containerd;
+//   the other two are redirected into our dir (`--runc-root`, `--fifo-dir`, added to `ctr run`).
+// - Shims outlive containerd by design. `stop()` first asks containerd to kill and delete every
+//   task and container (which also unmounts rootfs and removes cgroups), then SIGTERMs
+//   containerd, then kills whatever shims remain whose `-address` is our socket (and their
+//   containers), then unmounts everything under our directories.
+// - Synchronous GC: see {@link Containerd.gc}.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { unmountUnder } from "./cleanup.ts";
+import { run, spawnProcess, waitFor, waitForSocket } from "./process.ts";
+import type { ChildProcess, RunResult } from "./process.ts";
+import { killShims } from "./shims.ts";
+
+/** Binaries; override with `RAFSNAP_CONTAINERD_BIN` / `RAFSNAP_CTR_BIN`. */
+export const CONTAINERD_BIN = process.env.RAFSNAP_CONTAINERD_BIN ?? "/usr/bin/containerd";
+export const CTR_BIN = process.env.RAFSNAP_CTR_BIN ?? "/usr/bin/ctr";
+
+/** Options of {@link startContainerd}. */
+export interface ContainerdOptions {
+  /** Private directory: `config.toml`, `root/`, `state/`, `containerd.log`, `runc/`, `fifo/`. */
+  dir: string;
+  /** Proxy snapshotter plugins: name → unix socket path (`[proxy_plugins.NAME]`). */
+  proxySnapshotters?: Record<string, string>;
+  /**
+   * Enable the CRI plugin (disabled by default). `snapshotter` becomes CRI's snapshotter, with
+   * snapshot annotations enabled (how remote snapshotters get their labels). See
+   * architecture.md §6 for the settings CRI needs on these machines (set here).
+   */
+  cri?: { snapshotter?: string; sandboxImage?: string };
+  /** Namespace `ctr` uses; default `rafsnap-test`. */
+  namespace?: string;
+  /** Extra TOML appended verbatim to config.toml (e.g. more `[plugins."..."]` tables). */
+  extraConfig?: string;
+  /** How long to wait for the socket and `ctr version`; default 20 s. */
+  startTimeoutMs?: number;
+}
+
+/** Options of one `ctr` call. */
+export interface CtrOptions {
+  /** Kill `ctr` after this long (stdin is always /dev/null); default 60 s. */
+  timeoutMs?: number;
+  /** Namespace for this call instead of the instance's. */
+  namespace?: string;
+}
+
+/** A running containerd started by {@link startContainerd}. */
+export interface Containerd {
+  /** gRPC socket path (short: under a `/tmp/rafsnap-ctd-*` dir, < 108 bytes). */
+  address: string;
+  dir: string;
+  root: string;
+  state: string;
+  configFile: string;
+  logFile: string;
+  namespace: string;
+  process: ChildProcess;
+  /**
+   * Runs `ctr --address ADDRESS --namespace NS ...args` with stdin from /dev/null and a timeout.
+   * For `run` it also adds `--runc-root DIR/runc --fifo-dir DIR/fifo` (keeps runc state and
+   * FIFOs out of /run/containerd) unless the args already set them.
+   */
+  ctr(args: string[], opts?: CtrOptions): Promise<RunResult>;
+  /** Like {@link Containerd.ctr} but throws (with stderr and the log tail) on a non-zero exit. */
+  ctrOk(args: string[], opts?: CtrOptions): Promise<string>;
+  /**
+   * Runs containerd's garbage collector synchronously: creates a lease and deletes it with
+   * `ctr leases rm --sync`, which makes the leases service call `ScheduleAndWait` on the GC
+   * scheduler. That is a full mark-and-sweep over all namespaces, and it returns only after the
+   * content store and every dirty snapshotter (proxy ones included: containerd calls their
+   * `Walk` and `Remove`) have been cleaned. `ctr images rm --sync` does the same for an image
+   * removal; plain `ctr images rm`/`ctr content rm` only schedule GC asynchronously.
+   */
+  gc(opts?: CtrOptions): Promise<void>;
+  /** `ctr snapshots --snapshotter NAME ls`, parsed. */
+  snapshots(snapshotter: string, opts?: CtrOptions): Promise<SnapshotRow[]>;
+  /** Last bytes of containerd.log, for failure messages. */
+  logTail(bytes?: number): string;
+  /** Kills tasks, stops containerd, kills leftover shims, unmounts. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** One row of `ctr snapshots ls`. */
+export interface SnapshotRow {
+  key: string;
+  parent: string;
+  kind: string;
+}
+
+/** TOML basic string (JSON string escapes are valid TOML for our paths). */
+const q = (s: string): string => JSON.stringify(s);
+
+/** Builds the version-2 config.toml text (exported for tests of the harness itself). */
+export function containerdConfig(o: {
+  root: string;
+  state: string;
+  address: string;
+  optDir: string;
+  proxySnapshotters?: Record<string, string>;
+  cri?: ContainerdOptions["cri"];
+  extraConfig?: string;
+}): string {
+  const disabled = [
+    // Snapshotters that cannot work here (or probe the kernel) and only add noise to the log.
+    "io.containerd.snapshotter.v1.aufs",
+    "io.containerd.snapshotter.v1.btrfs",
+    "io.containerd.snapshotter.v1.devmapper",
+    "io.containerd.snapshotter.v1.zfs",
+  ];
+  if (!o.cri) disabled.unshift("io.containerd.grpc.v1.cri");
+  const lines = [
+    "version = 2",
+    `root = ${q(o.root)}`,
+    `state = ${q(o.state)}`,
+    `disabled_plugins = [${disabled.map(q).join(", ")}]`,
+    "",
+    "[grpc]",
+    `  address = ${q(o.address)}`,
+    "",
+    "[ttrpc]",
+    `  address = ${q(`${o.address}.ttrpc`)}`,
+    "",
+    "[debug]",
+    '  level = "debug"',
+    "",
+    "[metrics]",
+    '  address = ""',
+    "",
+    "[plugins]",
+    '  [plugins."io.containerd.internal.v1.opt"]',
+    `    path = ${q(o.optDir)}`,
+    '  [plugins."io.containerd.gc.v1.scheduler"]',
+    // Defaults, spelled out: GC is also scheduled after deletions; gc() forces it anyway.
+    '    pause_threshold = 0.02',
+    "    deletion_threshold = 0",
+    "    mutation_threshold = 100",
+    '    schedule_delay = "0s"',
+    '    startup_delay = "100ms"',
+  ];
+  if (o.cri) {
+    lines.push(
+      '  [plugins."io.containerd.grpc.v1.cri"]',
+      // Root lacks CAP_SYS_RESOURCE here: RunPodSandbox fails without this (architecture.md §6).
+      "    restrict_oom_score_adj = true",
+      `    sandbox_image = ${q(o.cri.sandboxImage ?? "rafsnap.test/pause:latest")}`,
+      '    stream_server_address = "127.0.0.1"',
+      '    stream_server_port = "0"',
+      "    enable_tls_streaming = false",
+      "    netns_mounts_under_state_dir = true",
+      '  [plugins."io.containerd.grpc.v1.cri".containerd]',
+      `    snapshotter = ${q(o.cri.snapshotter ?? "overlayfs")}`,
+      "    disable_snapshot_annotations = false",
+      '    default_runtime_name = "runc"',
+      '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
+      '    runtime_type = "io.containerd.runc.v2"',
+      '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
+      `    Root = ${q(join(o.state, "runc"))}`,
+    );
+  }
+  const proxies = Object.entries(o.proxySnapshotters ?? {});
+  if (proxies.length) {
+    lines.push("", "[proxy_plugins]");
+    for (const [name, socket] of proxies) {
+      if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new Error(`bad proxy plugin name ${name}`);
+      lines.push(`  [proxy_plugins.${name}]`, '    type = "snapshot"', `    address = ${q(socket)}`);
+    }
+  }
+  if (o.extraConfig) lines.push("", o.extraConfig);
+  return `${lines.join("\n")}\n`;
+}
+
+/** Parses the table printed by `ctr snapshots ls` (KEY PARENT KIND; PARENT may be empty). */
+export function parseSnapshotList(text: string): SnapshotRow[] {
+  return text
+    .split("\n")
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 2 && f[0] !== "")
+    .map((f) => (f.length >= 3 ? { key: f[0] as string, parent: f[1] as string, kind: f[2] as string } : { key: f[0] as string, parent: "", kind: f[1] as string }));
+}
+
+/**
+ * Starts containerd with a fresh config in `opts.dir` and waits until `ctr version` answers.
+ * The gRPC socket lives in a short `/tmp/rafsnap-ctd-*` directory because unix socket paths
+ * are limited to 108 bytes (shims append `.ttrpc` and hash it, but containerd binds it as is).
+ */
+export async function startContainerd(opts: ContainerdOptions): Promise<Containerd> {
+  const dir = opts.dir;
+  const root = join(dir, "root");
+  const state = join(dir, "state");
+  const sockDir = mkdtempSync("/tmp/rafsnap-ctd-");
+  const address = join(sockDir, "c.sock");
+  const configFile = join(dir, "config.toml");
+  const logFile = join(dir, "containerd.log");
+  const namespace = opts.namespace ?? "rafsnap-test";
+  for (const d of [root, state, join(dir, "opt"), join(dir, "runc"), join(dir, "fifo")]) mkdirSync(d, { recursive: true });
+  writeFileSync(
+    configFile,
+    containerdConfig({ root, state, address, optDir: join(dir, "opt"), proxySnapshotters: opts.proxySnapshotters, cri: opts.cri, extraConfig: opts.extraConfig }),
+  );
+  const proc = spawnProcess({ cmd: [CONTAINERD_BIN, "--config", configFile], logFile, cwd: dir, stopTimeoutMs: 10_000 });
+
+  const ctr = async (args: string[], o: CtrOptions = {}): Promise<RunResult> => {
+    let full = args;
+    if (args[0] === "run") {
+      const extra: string[] = [];
+      if (!args.includes("--runc-root")) extra.push("--runc-root", join(dir, "runc"));
+      if (!args.includes("--fifo-dir")) extra.push("--fifo-dir", join(dir, "fifo"));
+      full = ["run", ...extra, ...args.slice(1)];
+    }
+    return run([CTR_BIN, "--address", address, "--namespace", o.namespace ?? namespace, ...full], { timeoutMs: o.timeoutMs ?? 60_000 });
+  };
+  const logTail = (bytes = 4000) => proc.logTail(bytes);
+  const ctrOk = async (args: string[], o: CtrOptions = {}): Promise<string> => {
+    const r = await ctr(args, o);
+    if (r.code !== 0 || r.timedOut) {
+      throw new Error(
+        `ctr ${args.join(" ")} ${r.timedOut ? "timed out" : `exited ${r.code}`}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}\n--- containerd.log (tail) ---\n${logTail(3000)}`,
+      );
+    }
+    return r.stdout;
+  };
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      const errors: string[] = [];
+      if (!proc.hasExited()) {
+        try {
+          await deleteAllTasks(ctr);
+        } catch (err) {
+          errors.push(`deleting tasks: ${(err as Error).message}`);
+        }
+      }
+      await proc.stop();
+      await killShims(address, state);
+      for (const d of [dir, sockDir]) {
+        try {
+          unmountUnder(d);
+        } catch (err) {
+          errors.push((err as Error).message);
+        }
+      }
+      removeNamespaceCgroups(namespace);
+      rmSync(sockDir, { recursive: true, force: true });
+      if (errors.length) throw new Error(`containerd stop: ${errors.join("; ")}`);
+    })();
+    return stopping;
+  };
+
+  try {
+    await waitForSocket(address, opts.startTimeoutMs ?? 20_000, () => !proc.hasExited());
+    await waitFor("ctr version", async () => (await ctr(["version"], { timeoutMs: 5000 })).code === 0, opts.startTimeoutMs ?? 20_000, () => !proc.hasExited());
+  } catch (err) {
+    await stop().catch(() => {});
+    throw new Error(`${(err as Error).message}\n--- containerd.log (tail) ---\n${logTail()}`);
+  }
+
+  return {
+    address,
+    dir,
+    root,
+    state,
+    configFile,
+    logFile,
+    namespace,
+    process: proc,
+    ctr,
+    ctrOk,
+    async gc(o: CtrOptions = {}) {
+      const lease = (await ctrOk(["leases", "create"], o)).trim();
+      await ctrOk(["leases", "rm", "--sync", lease], o);
+    },
+    async snapshots(snapshotter: string, o: CtrOptions = {}) {
+      return parseSnapshotList(await ctrOk(["snapshots", "--snapshotter", snapshotter, "ls"], o));
+    },
+    logTail,
+    stop,
+  };
+}
+
+/** Asks containerd to SIGKILL and delete every task, then delete every container, in all namespaces. */
+async function deleteAllTasks(ctr: (args: string[], o?: CtrOptions) => Promise<RunResult>): Promise<void> {
+  const t = { timeoutMs: 15_000 };
+  const nss = (await ctr(["namespaces", "ls", "-q"], t)).stdout.split("\n").filter(Boolean);
+  for (const ns of nss) {
+    const o = { ...t, namespace: ns };
+    const tasks = (await ctr(["tasks", "ls", "-q"], o)).stdout.split("\n").filter(Boolean);
+    for (const id of tasks) {
+      await ctr(["tasks", "kill", "-s", "SIGKILL", id], o);
+      await ctr(["tasks", "rm", "-f", id], o);
+    }
+    const containers = (await ctr(["containers", "ls", "-q"], o)).stdout.split("\n").filter(Boolean);
+    for (const id of containers) await ctr(["containers", "rm", id], o);
+  }
+}
+
+/** rmdir `/sys/fs/cgroup/<ctrl>/<namespace>` where empty (left by cgroupfs after `ctr run --rm`). */
+function removeNamespaceCgroups(namespace: string): void {
+  const base = "/sys/fs/cgroup";
+  if (!existsSync(base)) return;
+  const candidates = [join(base, namespace), ...readdirSync(base).map((c) => join(base, c, namespace))];
+  for (const d of candidates) {
+    try {
+      rmdirSync(d); // fails unless it is an empty cgroup (or empty dir), which is what we want
+    } catch {
+      // absent or in use
+    }
+  }
+}

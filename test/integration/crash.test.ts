@@ -1,0 +1,80 @@
+// Crash safety: SIGKILL `rafsnap serve` in the middle of a Prepare/Commit/Remove loop, restart
+// it, and check that the database and `<root>/snapshots` agree: every snapshot the database
+// has has its directory, and Cleanup removes every directory it does not have.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import type { SnapshotsClient } from "../support/snapshots-client.ts";
+import { removeDir, startRafsnap, tempDir } from "../support/rafsnap.ts";
+
+let dir: string;
+beforeAll(() => {
+  dir = tempDir("crash");
+});
+afterAll(() => removeDir(dir));
+
+/** Runs Prepare/Commit/Remove with a few files per layer until a call fails (the kill). */
+async function churn(c: SnapshotsClient, round: number): Promise<number> {
+  let ops = 0;
+  let parent = "";
+  try {
+    for (let i = 0; ; i++) {
+      const key = `r${round}/active-${i}`;
+      const name = `r${round}/layer-${i}`;
+      const res = await c.prepare({ key, parent });
+      const upper = res.mounts[0]?.options.find((o) => o.startsWith("upperdir="))?.slice(9) ?? res.mounts[0]?.source;
+      if (upper) await Bun.write(join(upper, `f${i}`), `layer ${i}\n`);
+      await c.commit({ name, key });
+      ops += 2;
+      if (i % 3 === 2) {
+        // remove the top of the chain now and then, so removals are in flight too
+        await c.prepare({ key: `${key}-tmp`, parent: name });
+        await c.remove({ key: `${key}-tmp` });
+        ops += 2;
+      }
+      parent = name;
+    }
+  } catch {
+    return ops;
+  }
+}
+
+function dbIds(root: string): Set<string> {
+  const db = new Database(join(root, "rafsnap.db"), { readonly: true });
+  try {
+    return new Set(db.query<{ id: number }, []>("SELECT id FROM snapshots").all().map((r) => String(r.id)));
+  } finally {
+    db.close();
+  }
+}
+
+test("SIGKILL during Prepare/Commit/Remove: database and directories reconcile", async () => {
+  const root = join(dir, "root");
+  for (let round = 0; round < 4; round++) {
+    const srv = await startRafsnap(dir, { root });
+    const running = churn(srv.client, round);
+    await Bun.sleep(150 + round * 120);
+    process.kill(srv.proc.pid, "SIGKILL");
+    await srv.proc.exited;
+    const ops = await running;
+    expect(ops).toBeGreaterThan(0);
+
+    const ids = dbIds(root);
+    const snapshotsDir = join(root, "snapshots");
+    for (const id of ids) expect(existsSync(join(snapshotsDir, id, "fs"))).toBe(true);
+
+    const again = await startRafsnap(dir, { root });
+    try {
+      // Every snapshot is still usable after the restart.
+      for await (const r of again.client.list({})) {
+        for (const i of r.info) expect((await again.client.stat({ key: i.name })).info?.name).toBe(i.name);
+      }
+      await again.client.cleanup({});
+      const dirs = readdirSync(snapshotsDir).sort();
+      expect(dirs).toEqual([...dbIds(root)].sort());
+    } finally {
+      expect(await again.stop()).toBe(0);
+    }
+  }
+});

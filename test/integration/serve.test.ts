@@ -1,0 +1,222 @@
+// The compiled binary on a real unix socket with a real SQLite file, driven by a typed gRPC
+// client speaking containerd's snapshots API. Bad input gets the exact gRPC code containerd
+// expects and leaves no row and no directory behind.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, lstatSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Kind } from "../../gen/containerd/services/snapshots/v1/snapshots_pb.ts";
+import { run } from "../harness/process.ts";
+import { requireBinary, SYSTEM_PATH } from "../support/binary.ts";
+import { type RafsnapServer, removeDir, startRafsnap, tempDir } from "../support/rafsnap.ts";
+
+async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
+  try {
+    await p;
+  } catch (e) {
+    const ce = ConnectError.from(e);
+    return { code: ce.code, message: ce.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("rafsnap serve (compiled binary)", () => {
+  let dir: string;
+  let srv: RafsnapServer;
+
+  beforeAll(async () => {
+    dir = tempDir("serve");
+    srv = await startRafsnap(dir);
+  });
+  afterAll(async () => {
+    await srv?.stop();
+    removeDir(dir);
+  });
+
+  test("socket mode 0660, database file created", () => {
+    expect(lstatSync(srv.socket).mode & 0o777).toBe(0o660);
+    expect(existsSync(join(srv.root, "rafsnap.db"))).toBe(true);
+    expect(lstatSync(srv.root).mode & 0o777).toBe(0o700);
+  });
+
+  test("prepare → commit → stat → list → update → usage → view → remove", async () => {
+    const c = srv.client;
+    const p = await c.prepare({ key: "ns/1/a", labels: { "containerd.io/gc.root": "x" } });
+    expect(p.mounts).toHaveLength(1);
+    expect(p.mounts[0]?.type).toBe("bind");
+    expect(p.mounts[0]?.options).toEqual(["rw", "rbind"]);
+    const upper = p.mounts[0]?.source as string;
+    writeFileSync(join(upper, "hello"), "hello world\n");
+
+    const u = await c.usage({ key: "ns/1/a" });
+    expect(u.size).toBeGreaterThan(0n);
+    expect(u.inodes).toBe(2n);
+
+    await c.commit({ name: "ns/1/A", key: "ns/1/a", labels: { l: "1" } });
+    const st = await c.stat({ key: "ns/1/A" });
+    expect(st.info?.kind).toBe(Kind.COMMITTED);
+    expect(st.info?.labels).toEqual({ l: "1" });
+    expect(st.info?.createdAt?.seconds).toBeGreaterThan(0n);
+    expect((await codeOf(c.stat({ key: "ns/1/a" }))).code).toBe(Code.NotFound);
+
+    const child = await c.prepare({ key: "ns/1/b", parent: "ns/1/A" });
+    const opts = child.mounts[0]?.options ?? [];
+    expect(child.mounts[0]?.type).toBe("overlay");
+    expect(opts[0]).toStartWith("workdir=");
+    expect(opts[1]).toStartWith("upperdir=");
+    expect(opts[2]).toBe(`lowerdir=${upper}`);
+    const m = await c.mounts({ key: "ns/1/b" });
+    expect(m.mounts[0]?.options).toEqual(opts);
+
+    const view = await c.view({ key: "ns/1/v", parent: "ns/1/A" });
+    expect(view.mounts[0]).toMatchObject({ type: "bind", source: upper, options: ["ro", "rbind"] });
+
+    const listed: string[] = [];
+    for await (const r of c.list({ filters: ["kind==active"] })) listed.push(...r.info.map((i) => i.name));
+    expect(listed).toEqual(["ns/1/b"]);
+    const byParent: string[] = [];
+    for await (const r of c.list({ filters: ['parent==ns/1/A', 'labels."containerd.io/gc.root"'] }))
+      byParent.push(...r.info.map((i) => i.name));
+    expect(byParent.sort()).toEqual(["ns/1/b", "ns/1/v"]);
+
+    const up = await c.update({
+      info: { name: "ns/1/A", labels: { l: "2", n: "3" } },
+      updateMask: { paths: ["labels.n"] },
+    });
+    expect(up.info?.labels).toEqual({ l: "1", n: "3" });
+
+    const cu = await c.usage({ key: "ns/1/A" });
+    expect(cu.inodes).toBe(2n);
+
+    expect((await codeOf(c.remove({ key: "ns/1/A" }))).code).toBe(Code.FailedPrecondition);
+    await c.remove({ key: "ns/1/b" });
+    await c.remove({ key: "ns/1/v" });
+    await c.remove({ key: "ns/1/A" });
+    await c.cleanup({});
+    expect(readdirSync(join(srv.root, "snapshots"))).toEqual([]);
+  });
+
+  test("bad input: exact gRPC codes, messages name the key, nothing half-created", async () => {
+    const c = srv.client;
+    await c.prepare({ key: "base" });
+    await c.commit({ name: "Base", key: "base" });
+    await c.prepare({ key: "kid", parent: "Base" });
+    const before = readdirSync(join(srv.root, "snapshots")).sort();
+
+    const cases: [string, () => Promise<unknown>, Code, string][] = [
+      ["empty key", () => c.prepare({ key: "" }), Code.InvalidArgument, "key must not be empty"],
+      ["dot-dot key", () => c.prepare({ key: "a/../b" }), Code.InvalidArgument, '"a/../b"'],
+      ["NUL key", () => c.prepare({ key: "a\0b" }), Code.InvalidArgument, "NUL"],
+      ["long key", () => c.prepare({ key: "k".repeat(4097) }), Code.InvalidArgument, "4097 bytes"],
+      ["unknown parent", () => c.prepare({ key: "x", parent: "nope" }), Code.NotFound, '"nope"'],
+      ["active parent", () => c.prepare({ key: "x", parent: "kid" }), Code.InvalidArgument, '"kid"'],
+      ["duplicate key", () => c.prepare({ key: "kid", parent: "Base" }), Code.AlreadyExists, '"kid"'],
+      ["duplicate view", () => c.view({ key: "kid", parent: "Base" }), Code.AlreadyExists, '"kid"'],
+      ["commit committed", () => c.commit({ name: "Base2", key: "Base" }), Code.FailedPrecondition, '"Base"'],
+      ["commit onto existing name", () => c.commit({ name: "Base", key: "kid" }), Code.AlreadyExists, '"Base"'],
+      ["remove with children", () => c.remove({ key: "Base" }), Code.FailedPrecondition, '"Base"'],
+      ["remove missing", () => c.remove({ key: "ghost" }), Code.NotFound, '"ghost"'],
+      ["mounts of committed", () => c.mounts({ key: "Base" }), Code.FailedPrecondition, '"Base"'],
+      ["oversized label", () => c.prepare({ key: "big", labels: { k: "v".repeat(4096) } }), Code.InvalidArgument, '"big"'],
+      [
+        "oversized label on update",
+        () => c.update({ info: { name: "Base", labels: { k: "v".repeat(4096) } } }),
+        Code.InvalidArgument,
+        '"Base"',
+      ],
+      ["update parent", () => c.update({ info: { name: "Base" }, updateMask: { paths: ["parent"] } }), Code.InvalidArgument, "parent"],
+      ["bad filter", () => (async () => { for await (const _ of c.list({ filters: ["kind=="] })) { /* drain */ } })(), Code.InvalidArgument, "kind=="],
+    ];
+    for (const [name, call, code, text] of cases) {
+      const got = await codeOf(call());
+      expect({ name, code: Code[got.code] }).toEqual({ name, code: Code[code] });
+      expect(got.message).toContain(text);
+    }
+    expect(readdirSync(join(srv.root, "snapshots")).sort()).toEqual(before);
+    const names: string[] = [];
+    for await (const r of c.list({})) names.push(...r.info.map((i) => i.name));
+    expect(names.sort()).toEqual(["Base", "kid"]);
+  });
+});
+
+describe("rafsnap process behaviour", () => {
+  test("runs with no bun and no node_modules on PATH; SIGTERM exits 0 and removes the socket", async () => {
+    const dir = tempDir("sigterm");
+    try {
+      const srv = await startRafsnap(dir);
+      await srv.client.prepare({ key: "k" });
+      expect(await srv.stop()).toBe(0);
+      expect(existsSync(srv.socket)).toBe(false);
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  test("a stale socket is replaced; any other file at the address is refused", async () => {
+    const dir = tempDir("stale");
+    try {
+      const first = await startRafsnap(dir);
+      // SIGKILL leaves the socket file behind.
+      process.kill(first.proc.pid, "SIGKILL");
+      await first.proc.exited;
+      expect(lstatSync(first.socket).isSocket()).toBe(true);
+      const second = await startRafsnap(dir);
+      await second.client.prepare({ key: "again" });
+      expect(await second.stop()).toBe(0);
+
+      writeFileSync(first.socket, "not a socket");
+      const r = await run([requireBinary(), "serve", "--root", join(dir, "root"), "--address", first.socket], {
+        env: { PATH: SYSTEM_PATH },
+        timeoutMs: 20_000,
+      });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`${first.socket} exists and is not a socket`);
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  test("invalid config: exit 2, the message names key, value and what is allowed", async () => {
+    const dir = tempDir("badcfg");
+    try {
+      const cfg = join(dir, "config.toml");
+      writeFileSync(cfg, 'version = 1\n[daemon]\nfs_driver = "floppy"\n[bogus]\nx = 1\n');
+      const r = await run([requireBinary(), "serve", "--config", cfg, "--root", join(dir, "root")], {
+        env: { PATH: SYSTEM_PATH },
+        timeoutMs: 20_000,
+      });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("daemon.fs_driver");
+      expect(r.stderr).toContain("floppy");
+      expect(r.stderr).toContain("fusedev");
+      const missing = await run([requireBinary(), "serve", "--config", join(dir, "nope.toml")], { env: { PATH: SYSTEM_PATH } });
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr).toContain(join(dir, "nope.toml"));
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  test("invoked as containerd-nydus-grpc it is the snapshotter with the Go flags", async () => {
+    const dir = tempDir("dropin");
+    try {
+      const link = join(dir, "containerd-nydus-grpc");
+      symlinkSync(requireBinary(), link);
+      const v = await run([link, "--version"], { env: { PATH: SYSTEM_PATH } });
+      expect(v.code).toBe(0);
+      expect(v.stdout).toMatch(/^Version: \tv\d+\.\d+\.\d+\nRevision: /);
+      const cfg = await run([requireBinary(), "config", "--root", join(dir, "r"), "--fs-driver", "fscache"], {
+        env: { PATH: SYSTEM_PATH },
+      });
+      expect(cfg.code).toBe(0);
+      const parsed = Bun.TOML.parse(cfg.stdout) as { root: string; daemon_mode: string; daemon: { fs_driver: string } };
+      expect(parsed.root).toBe(join(dir, "r"));
+      expect(parsed.daemon.fs_driver).toBe("fscache");
+      expect(parsed.daemon_mode).toBe("shared");
+      const version = await run([requireBinary(), "version"], { env: { PATH: SYSTEM_PATH } });
+      expect(version.stdout).toContain("rafsnap ");
+    } finally {
+      removeDir(dir);
+    }
+  });
+});

@@ -1,0 +1,65 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type ChildProcess, spawnProcess, waitFor } from "../harness/process.ts";
+import { requireBinary, SYSTEM_PATH } from "./binary.ts";
+import { type SnapshotsClient, snapshotsClient } from "./snapshots-client.ts";
+
+/** A `rafsnap serve` started by a test from the compiled binary. */
+export interface RafsnapServer {
+  root: string;
+  socket: string;
+  proc: ChildProcess;
+  client: SnapshotsClient;
+  /** SIGTERM (then SIGKILL after the grace period); resolves with the exit code. */
+  stop(): Promise<number>;
+}
+
+/** Makes a fresh temp directory for one test; remove it with `rmSync(dir, {recursive:true})`. */
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `rafsnap-${prefix}-`));
+}
+
+/**
+ * Starts `dist/rafsnap serve --root <root> --address <socket> --log-to-stdout` with a PATH of
+ * system directories only, and waits for the socket. `root` defaults to `<dir>/root`, the
+ * socket to `<dir>/s.sock`, the log to `<dir>/rafsnap.log`. Throws with the log tail when the
+ * process exits before the socket appears.
+ */
+export async function startRafsnap(dir: string, opts: { root?: string; args?: string[] } = {}): Promise<RafsnapServer> {
+  const bin = requireBinary();
+  const root = opts.root ?? join(dir, "root");
+  const socket = join(dir, "s.sock");
+  const proc = spawnProcess({
+    cmd: [bin, "serve", "--root", root, "--address", socket, "--log-to-stdout", "--log-level", "debug", ...(opts.args ?? [])],
+    logFile: join(dir, "rafsnap.log"),
+    env: { PATH: SYSTEM_PATH },
+    stopTimeoutMs: 10_000,
+  });
+  try {
+    // A stale socket file may already be there: wait until the server accepts connections.
+    await waitFor(`${socket} accepting`, () => accepts(socket), 20_000, () => !proc.hasExited());
+  } catch (e) {
+    await proc.stop();
+    throw new Error(`rafsnap did not come up: ${(e as Error).message}\n${proc.logTail()}`);
+  }
+  return { root, socket, proc, client: snapshotsClient(socket), stop: () => proc.stop() };
+}
+
+/** True when a unix-socket connection to `path` succeeds. */
+export function accepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+/** Removes a test directory (after its processes are stopped and mounts gone). */
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
