@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { spawnSync } from "bun";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrorKind, RafsnapError } from "../errdefs/index.ts";
+import { mountNoDTypeFs } from "../../test/harness/nodtype.ts";
 import { checkDType } from "./dtype.ts";
 
 let root: string;
@@ -15,7 +15,6 @@ afterEach(() => {
 });
 
 const isRoot = process.getuid?.() === 0;
-const run = (...argv: string[]) => spawnSync(argv, { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
 
 describe("checkDType", () => {
   test("the usual filesystems report d_type, and the probe is removed", async () => {
@@ -44,22 +43,12 @@ describe("checkDType", () => {
   // ext2 without the `filetype` feature stores no type in directory entries, so the kernel
   // reports DT_UNKNOWN (while Bun's readdir withFileTypes would still show the real types).
   test.skipIf(!isRoot)("a filesystem without d_type is detected", async () => {
-    const image = join(root, "nodtype.img");
-    const mnt = join(root, "mnt");
-    mkdirSync(mnt);
-    if (!run("truncate", "-s", "8M", image) || !run("mkfs.ext2", "-q", "-F", "-O", "^filetype", image)) {
-      console.warn("skipping: mkfs.ext2 unavailable");
-      return;
-    }
-    if (!run("mount", "-o", "loop", image, mnt)) {
-      console.warn("skipping: cannot loop-mount");
-      return;
-    }
+    const { mnt, unmount } = mountNoDTypeFs(root);
     try {
       expect(await checkDType(mnt)).toBe(false);
       expect(readdirSync(mnt).filter((n) => n.startsWith(".rafsnap-dtype-"))).toEqual([]);
     } finally {
-      run("umount", mnt);
+      unmount();
     }
   });
 });

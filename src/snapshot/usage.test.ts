@@ -168,23 +168,10 @@ describe("diskUsage", () => {
     expect((err as RafsnapError).kind).toBe(ErrorKind.Canceled);
   });
 
-  // Root reads any directory, so this needs an unprivileged run.
-  test.skipIf(isRoot)("an unreadable directory below the root is an Internal error", async () => {
-    const locked = join(root, "locked");
-    mkdirSync(locked, { mode: 0o000 });
-    try {
-      const err = await diskUsage(root).catch((e: unknown) => e);
-      expect((err as RafsnapError).kind).toBe(ErrorKind.Internal);
-      expect((err as Error).message).toContain("locked: EACCES");
-    } finally {
-      chmodSync(locked, 0o755);
-    }
-  });
-
   test.skipIf(!isRoot)("mounts are crossed by default and skipped with oneFileSystem", async () => {
     const mnt = join(root, "mnt");
     mkdirSync(mnt);
-    if (spawnSync(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt]).exitCode !== 0) return;
+    expect(spawnSync(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt]).exitCode).toBe(0);
     try {
       writeFileSync(join(mnt, "a"), Buffer.alloc(100_000, 1));
       writeFileSync(join(mnt, "b"), Buffer.alloc(100_000, 1));

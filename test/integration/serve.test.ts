@@ -6,6 +6,7 @@ import { existsSync, lstatSync, readdirSync, symlinkSync, writeFileSync } from "
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Kind } from "../../gen/containerd/services/snapshots/v1/snapshots_pb.ts";
+import { mountNoDTypeFs } from "../harness/nodtype.ts";
 import { run } from "../harness/process.ts";
 import { requireBinary, SYSTEM_PATH } from "../support/binary.ts";
 import { type RafsnapServer, removeDir, startRafsnap, tempDir } from "../support/rafsnap.ts";
@@ -193,6 +194,24 @@ describe("rafsnap process behaviour", () => {
       expect(missing.code).not.toBe(0);
       expect(missing.stderr).toContain(join(dir, "nope.toml"));
     } finally {
+      removeDir(dir);
+    }
+  });
+
+  test.skipIf(process.getuid?.() !== 0)("a root without d_type is refused at start, naming the root", async () => {
+    const dir = tempDir("nodtype");
+    const fs = mountNoDTypeFs(dir);
+    try {
+      const root = join(fs.mnt, "root");
+      const r = await run([requireBinary(), "serve", "--root", root, "--address", join(dir, "s.sock")], {
+        env: { PATH: SYSTEM_PATH },
+        timeoutMs: 20_000,
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`root ${root} is on a filesystem without d_type support`);
+      expect(existsSync(join(dir, "s.sock"))).toBe(false);
+    } finally {
+      fs.unmount();
       removeDir(dir);
     }
   });
