@@ -9,10 +9,15 @@ import type { SnapshotsClient } from "../support/snapshots-client.ts";
 import { removeDir, startRafsnap, tempDir } from "../support/rafsnap.ts";
 
 let dir: string;
+/** Stops every server started here, also when an assertion failed half-way. */
+const stops: (() => Promise<number>)[] = [];
 beforeAll(() => {
   dir = tempDir("crash");
 });
-afterAll(() => removeDir(dir));
+afterAll(async () => {
+  for (const stop of stops) await stop();
+  removeDir(dir);
+});
 
 /** Runs Prepare/Commit/Remove with a few files per layer until a call fails (the kill). */
 async function churn(c: SnapshotsClient, round: number): Promise<number> {
@@ -53,6 +58,7 @@ test("SIGKILL during Prepare/Commit/Remove: database and directories reconcile",
   const root = join(dir, "root");
   for (let round = 0; round < 4; round++) {
     const srv = await startRafsnap(dir, { root });
+    stops.push(() => srv.stop());
     const running = churn(srv.client, round);
     await Bun.sleep(150 + round * 120);
     process.kill(srv.proc.pid, "SIGKILL");
@@ -65,6 +71,7 @@ test("SIGKILL during Prepare/Commit/Remove: database and directories reconcile",
     for (const id of ids) expect(existsSync(join(snapshotsDir, id, "fs"))).toBe(true);
 
     const again = await startRafsnap(dir, { root });
+    stops.push(() => again.stop());
     try {
       // Every snapshot is still usable after the restart.
       for await (const r of again.client.list({})) {

@@ -143,25 +143,31 @@ describe("rafsnap serve (compiled binary)", () => {
 describe("rafsnap process behaviour", () => {
   test("runs with no bun and no node_modules on PATH; SIGTERM exits 0 and removes the socket", async () => {
     const dir = tempDir("sigterm");
+    const servers: RafsnapServer[] = [];
     try {
       const srv = await startRafsnap(dir);
+      servers.push(srv);
       await srv.client.prepare({ key: "k" });
       expect(await srv.stop()).toBe(0);
       expect(existsSync(srv.socket)).toBe(false);
     } finally {
+      for (const s of servers) await s.stop();
       removeDir(dir);
     }
   });
 
   test("a stale socket is replaced; any other file at the address is refused", async () => {
     const dir = tempDir("stale");
+    const servers: RafsnapServer[] = [];
     try {
       const first = await startRafsnap(dir);
+      servers.push(first);
       // SIGKILL leaves the socket file behind.
       process.kill(first.proc.pid, "SIGKILL");
       await first.proc.exited;
       expect(lstatSync(first.socket).isSocket()).toBe(true);
       const second = await startRafsnap(dir);
+      servers.push(second);
       await second.client.prepare({ key: "again" });
       expect(await second.stop()).toBe(0);
 
@@ -173,6 +179,7 @@ describe("rafsnap process behaviour", () => {
       expect(r.code).not.toBe(0);
       expect(r.stderr).toContain(`${first.socket} exists and is not a socket`);
     } finally {
+      for (const s of servers) await s.stop();
       removeDir(dir);
     }
   });
