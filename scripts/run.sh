@@ -11,6 +11,9 @@ if ! command -v npm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
-[ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund --loglevel=error
+# `npm install` with the committed lock file, not `npm ci`: npm 11's ci rejects the lock
+# because @bufbuild/buf lists platform packages the registry does not serve (darwin, win32,
+# armv7), which the lock file therefore cannot hold; install still takes the locked versions.
+[ -x node_modules/.bin/bun ] || npm install --no-audit --no-fund --loglevel=error
 node_modules/.bin/bun run build
 exec "$here/dist/rafsnap" serve --log-to-stdout "$@"

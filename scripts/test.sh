@@ -18,7 +18,10 @@ bad() { failed=$((failed + 1)); echo "FAILED: $*"; }
 
 step "dependencies"
 bash scripts/deps.sh || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
-npm ci --no-audit --no-fund --loglevel=error || { echo "npm ci failed"; echo "0 passed, 1 failed"; exit 1; }
+# `npm install` with the committed lock file, not `npm ci`: npm 11's ci rejects the lock
+# because @bufbuild/buf lists platform packages the registry does not serve (darwin, win32,
+# armv7), which the lock file therefore cannot hold; install still takes the locked versions.
+npm install --no-audit --no-fund --loglevel=error || { echo "npm install failed"; echo "0 passed, 1 failed"; exit 1; }
 export PATH="$here/node_modules/.bin:$PATH"
 
 step "generated code is current"
