@@ -29,6 +29,9 @@ function arg(name: string, def: number): number {
   return i > 0 ? Number(process.argv[i + 1]) : def;
 }
 
+/** containerd garbage-collects unreferenced snapshots at once; this label keeps ours. */
+const ROOT = { "containerd.io/gc.root": "bench" };
+
 const newSamples = (): Samples => ({ Prepare: [], Mounts: [], Commit: [], Stat: [], Remove: [] });
 
 function pct(xs: number[], p: number): number {
@@ -46,9 +49,9 @@ async function timed<T>(samples: number[], fn: () => Promise<T>): Promise<T> {
 async function grpcRound(c: SnapshotsClient, sn: string, i: number, base: string, s: Samples): Promise<void> {
   const key = `bench-${sn}-a${i}`;
   const name = `bench-${sn}-c${i}`;
-  await timed(s.Prepare, () => c.prepare({ snapshotter: sn, key, parent: base }));
+  await timed(s.Prepare, () => c.prepare({ snapshotter: sn, key, parent: base, labels: ROOT }));
   await timed(s.Mounts, () => c.mounts({ snapshotter: sn, key }));
-  await timed(s.Commit, () => c.commit({ snapshotter: sn, name, key }));
+  await timed(s.Commit, () => c.commit({ snapshotter: sn, name, key, labels: ROOT }));
   await timed(s.Stat, () => c.stat({ snapshotter: sn, key: name }));
   await timed(s.Remove, () => c.remove({ snapshotter: sn, key: name }));
 }
@@ -87,13 +90,19 @@ async function main(): Promise<void> {
     await waitFor("Go nydus snapshotter socket", () => accepts(peerSock), 60_000, () => !peer.hasExited());
     const ctd = cleanup.add(
       "containerd",
-      await startContainerd({ dir: join(dir, "containerd"), proxySnapshotters: { rafsnap: rafsnap.socket, "nydus-go": peerSock } }),
+      await startContainerd({
+        dir: join(dir, "containerd"),
+        proxySnapshotters: { rafsnap: rafsnap.socket, "nydus-go": peerSock },
+        // GC only when the bench asks (ctd.gc()): `ctr snapshots commit` cannot set the
+        // gc.root label, and a collection between commit and info would remove the snapshot.
+        gcMutationThreshold: 1_000_000_000,
+      }),
     );
     const client = snapshotsClient(ctd.address, { namespace: ctd.namespace });
     const names: [string, string] = ["rafsnap", "nydus-go"];
     for (const sn of names) {
-      await client.prepare({ snapshotter: sn, key: `base-${sn}-a`, parent: "" });
-      await client.commit({ snapshotter: sn, name: `base-${sn}`, key: `base-${sn}-a` });
+      await client.prepare({ snapshotter: sn, key: `base-${sn}-a`, parent: "", labels: ROOT });
+      await client.commit({ snapshotter: sn, name: `base-${sn}`, key: `base-${sn}-a`, labels: ROOT });
     }
     // warm-up, not recorded
     for (let i = 0; i < 20; i++) for (const sn of names) await grpcRound(client, sn, -1 - i, `base-${sn}`, newSamples());
@@ -109,6 +118,7 @@ async function main(): Promise<void> {
         const s = ctr[sn as "rafsnap"];
         const key = `ctr-${sn}-a${i}`;
         const name = `ctr-${sn}-c${i}`;
+        // ctr snapshots prepare labels the snapshot containerd.io/gc.root itself
         await timed(s.Prepare, () => sh(["--snapshotter", sn, "prepare", key, `base-${sn}`]));
         await timed(s.Mounts, () => sh(["--snapshotter", sn, "mounts", "/mnt", key]));
         await timed(s.Commit, () => sh(["--snapshotter", sn, "commit", name, key]));

@@ -43,6 +43,11 @@ export interface ContainerdOptions {
   namespace?: string;
   /** Extra TOML appended verbatim to config.toml (e.g. more `[plugins."..."]` tables). */
   extraConfig?: string;
+  /**
+   * containerd's GC `mutation_threshold` (default 100). A huge value means GC runs only when
+   * asked ({@link Containerd.gc}), e.g. for benchmarks that commit without a gc.root label.
+   */
+  gcMutationThreshold?: number;
   /** How long to wait for the socket and `ctr version`; default 20 s. */
   startTimeoutMs?: number;
 }
@@ -110,6 +115,7 @@ export function containerdConfig(o: {
   proxySnapshotters?: Record<string, string>;
   cri?: ContainerdOptions["cri"];
   extraConfig?: string;
+  gcMutationThreshold?: number;
 }): string {
   const disabled = [
     // Snapshotters that cannot work here (or probe the kernel) and only add noise to the log.
@@ -144,7 +150,7 @@ export function containerdConfig(o: {
     // Defaults, spelled out: GC is also scheduled after deletions; gc() forces it anyway.
     '    pause_threshold = 0.02',
     "    deletion_threshold = 0",
-    "    mutation_threshold = 100",
+    `    mutation_threshold = ${o.gcMutationThreshold ?? 100}`,
     '    schedule_delay = "0s"',
     '    startup_delay = "100ms"',
   ];
@@ -207,7 +213,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
   for (const d of [root, state, join(dir, "opt"), join(dir, "runc"), join(dir, "fifo")]) mkdirSync(d, { recursive: true });
   writeFileSync(
     configFile,
-    containerdConfig({ root, state, address, optDir: join(dir, "opt"), proxySnapshotters: opts.proxySnapshotters, cri: opts.cri, extraConfig: opts.extraConfig }),
+    containerdConfig({ root, state, address, optDir: join(dir, "opt"), proxySnapshotters: opts.proxySnapshotters, cri: opts.cri, extraConfig: opts.extraConfig, gcMutationThreshold: opts.gcMutationThreshold }),
   );
   const proc = spawnProcess({ cmd: [CONTAINERD_BIN, "--config", configFile], logFile, cwd: dir, stopTimeoutMs: 10_000 });
 
