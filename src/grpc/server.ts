@@ -3,7 +3,7 @@ import { dirname } from "node:path";
 import { type DescMessage, type DescMethod, type DescService, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { failedPrecondition, invalidArgument, kindOf, ErrorKind } from "../errdefs/index.ts";
-import type { Logger } from "../log/index.ts";
+import { LogLevels, type Logger } from "../log/index.ts";
 import { toServiceError } from "./errors.ts";
 
 /** Per-call context handed to implementations. */
@@ -64,12 +64,14 @@ function logFailure(log: Logger, m: DescMethod, req: unknown, err: unknown): voi
 
 function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementation {
   const out: grpc.UntypedServiceImplementation = {};
+  // Checked once: building a log record per call costs time even when it is dropped.
+  const debug = log.level >= LogLevels.debug;
   for (const m of r.service.methods) {
     const fn = r.impl[m.localName];
     if (!fn) throw new Error(`service ${r.service.typeName} has no implementation of ${m.name}`);
     if (m.methodKind === "unary") {
       out[m.name] = ((call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        log.debug(`${m.name}`, call.request);
+        if (debug) log.debug(m.name, call.request);
         Promise.resolve()
           .then(() => fn(call.request, contextOf(call)))
           .then(
@@ -82,7 +84,7 @@ function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementa
       }) as grpc.handleUnaryCall<unknown, unknown>;
     } else if (m.methodKind === "server_streaming") {
       out[m.name] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
-        log.debug(`${m.name}`, call.request);
+        if (debug) log.debug(m.name, call.request);
         (async () => {
           for await (const msg of fn(call.request, contextOf(call)) as AsyncIterable<unknown>) call.write(msg);
           call.end();
@@ -138,6 +140,8 @@ export async function listenUnix(opts: ListenOptions, regs: Registration[], log:
   const server = new grpc.Server({
     "grpc.max_receive_message_length": 16 << 20,
     "grpc.max_send_message_length": 16 << 20,
+    // channelz bookkeeping costs CPU on every call and nothing reads it here.
+    "grpc.enable_channelz": 0,
   });
   for (const r of regs) server.addService(definitionOf(r.service), handlersOf(r, log));
   await new Promise<void>((resolve, reject) => {

@@ -5,6 +5,8 @@ import { createConsola, LogLevels, type ConsolaInstance, type ConsolaReporter, t
 /** Log levels accepted by `[log] level` and `--log-level` (nydus-snapshotter's names). */
 export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error";
 
+export { LogLevels };
+
 /** A tagged logger; use `logger.withTag("snapshot")` per module. */
 export type Logger = ConsolaInstance;
 
