@@ -46,10 +46,19 @@ function definitionOf(service: DescService): grpc.ServiceDefinition {
   return def;
 }
 
+/** The call's context; its AbortSignal is made only when an implementation asks for it. */
 function contextOf(call: { on(event: "cancelled", listener: () => void): unknown }): CallContext {
-  const ac = new AbortController();
-  call.on("cancelled", () => ac.abort());
-  return { signal: ac.signal };
+  let ac: AbortController | undefined;
+  return {
+    get signal() {
+      if (!ac) {
+        const c = new AbortController();
+        call.on("cancelled", () => c.abort());
+        ac = c;
+      }
+      return ac.signal;
+    },
+  };
 }
 
 /** Logs a failed call: expected outcomes (NotFound…) at debug, the rest at warn/error. */
@@ -72,15 +81,15 @@ function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementa
     if (m.methodKind === "unary") {
       out[m.name] = ((call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         if (debug) log.debug(m.name, call.request);
-        Promise.resolve()
-          .then(() => fn(call.request, contextOf(call)))
-          .then(
-            (res) => cb(null, res),
-            (err) => {
-              logFailure(log, m, call.request, err);
-              cb(toServiceError(err));
-            },
-          );
+        const fail = (err: unknown) => {
+          logFailure(log, m, call.request, err);
+          cb(toServiceError(err));
+        };
+        try {
+          (fn(call.request, contextOf(call)) as Promise<unknown>).then((res) => cb(null, res), fail);
+        } catch (err) {
+          fail(err); // an implementation that threw before returning its promise
+        }
       }) as grpc.handleUnaryCall<unknown, unknown>;
     } else if (m.methodKind === "server_streaming") {
       out[m.name] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
