@@ -3,6 +3,12 @@
  * and TOML output. See nydus-facts §1 for the keys.
  */
 export {
+  defaultConfig,
+  parseConfig,
+  type ParseOptions,
+  type ParseResult,
+} from "./schema.ts";
+export {
   DAEMON_MODES,
   EXPORT_MODES,
   FAILOVER_POLICIES,
@@ -11,8 +17,6 @@ export {
   MAX_ROOT_BYTES,
   MAX_SOCKET_PATH_BYTES,
   RECOVER_POLICIES,
-  defaultConfig,
-  parseConfig,
   type AuthConfig,
   type CacheManagerConfig,
   type CgroupConfig,
@@ -29,15 +33,13 @@ export {
   type LogLevel,
   type MetricsConfig,
   type MirrorsConfig,
-  type ParseOptions,
-  type ParseResult,
   type RecoverPolicy,
   type RemoteConfig,
   type SnapshotConfig,
   type SystemConfig,
   type SystemDebugConfig,
   type TarfsConfig,
-} from "./schema.ts";
+} from "./types.ts";
 export {
   DEFAULT_CONFIG_PATH,
   DEFAULT_CONFIG_TOML,

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrorKind, RafsnapError } from "../errdefs/index.ts";
 import { durationMs, isGoDuration, nanosToGoDuration, parseGoDuration } from "./duration.ts";
-import { defaultConfig, parseConfig, type Config } from "./schema.ts";
+import { defaultConfig, parseConfig } from "./schema.ts";
+import type { Config } from "./types.ts";
 
 const ROOT = "/var/lib/containerd/io.containerd.snapshotter.v1.nydus";
 

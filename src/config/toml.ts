@@ -6,7 +6,7 @@
 
 import { internal } from "../errdefs/index.ts";
 import { isPlainObject, keyPath } from "./_checks.ts";
-import type { Config } from "./schema.ts";
+import type { Config } from "./types.ts";
 
 /** What a redacted secret is replaced with. */
 export const REDACTED = "<redacted>";
