@@ -6,7 +6,8 @@
 #   touching the working tree.
 # - Compares directories with `diff -r`; does not look at git state, so it
 #   works on a dirty tree, an unborn branch or an exported tarball.
-# - Only checks the buf half of `npm run gen` (drizzle-kit is separate).
+# - Also checks the drizzle-kit half of `npm run gen`: generating migrations from
+#   src/store/schema.ts into a copy of src/store/migrations must add nothing.
 # - Needs nothing but the repo's own node_modules/.bin (buf, protoc-gen-es).
 #
 # Exit codes: 0 up to date, 1 stale gen/, 2 could not run the generator.
@@ -19,7 +20,7 @@ export PATH="$ROOT/node_modules/.bin:$PATH"
 # The output directory(-ies) configured in buf.gen.yaml ("out: gen").
 GEN_DIR="gen"
 
-for tool in buf protoc-gen-es; do
+for tool in buf protoc-gen-es drizzle-kit; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "gen-check: '$tool' not found (run npm ci / bun install first)" >&2
     exit 2
@@ -36,6 +37,26 @@ if ! buf generate -o "$TMP" >"$TMP/buf.log" 2>&1; then
   cat "$TMP/buf.log" >&2
   exit 2
 fi
+
+# drizzle-kit: a schema change without its migration is stale generated code too.
+# drizzle-kit takes --out relative to the working directory (it prefixes "./"), so the copy
+# lives in the repo's ignored .tmp/.
+mkdir -p "$ROOT/.tmp"
+MIG="$(mktemp -d "$ROOT/.tmp/gen-check.XXXXXX")"
+trap 'rm -rf "$TMP" "$MIG"' EXIT
+cp -r "$ROOT/src/store/migrations" "$MIG/migrations"
+if ! drizzle-kit generate --dialect sqlite --schema ./src/store/schema.ts --out "${MIG#"$ROOT/"}/migrations" >"$TMP/drizzle.log" 2>&1 \
+  || grep -q "Error" "$TMP/drizzle.log"; then
+  echo "gen-check: drizzle-kit generate failed:" >&2
+  cat "$TMP/drizzle.log" >&2
+  exit 2
+fi
+if ! diff -rq "$ROOT/src/store/migrations" "$MIG/migrations" >"$TMP/migrations.diff" 2>&1; then
+  echo "gen-check: src/store/schema.ts changed without a migration; run: bun run gen (then embed it in src/store/migrations.ts)" >&2
+  cat "$TMP/migrations.diff" >&2
+  exit 1
+fi
+echo "gen-check: src/store/migrations/ covers src/store/schema.ts"
 
 fresh="$TMP/$GEN_DIR"
 committed="$ROOT/$GEN_DIR"

@@ -1,4 +1,5 @@
 import { Database } from "bun:sqlite";
+import { chmodSync, closeSync, openSync } from "node:fs";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { internal } from "../errdefs/index.ts";
 import { embeddedMigrations, type Migration } from "./migrations.ts";
@@ -8,8 +9,8 @@ import * as schema from "./schema.ts";
 export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database };
 
 /**
- * Opens (creating if missing, mode 0600) the SQLite file at `path`, sets WAL journaling,
- * `synchronous=FULL` (a committed snapshot survives power loss), foreign keys and a busy
+ * Opens (creating if missing) the SQLite file at `path`, sets WAL journaling,
+ * mode 0600, `synchronous=FULL` (a committed snapshot survives power loss), foreign keys and a busy
  * timeout, and applies the embedded migrations that are not applied yet, each in its own
  * transaction. Throws Internal when the file cannot be opened or a migration fails; a
  * failed migration leaves the database as it was before it.
@@ -17,6 +18,10 @@ export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database };
 export function openDb(path: string, migrations: Migration[] = embeddedMigrations()): Db {
   let client: Database;
   try {
+    // The file holds every snapshot's labels: owner-only. SQLite gives the -wal and -shm
+    // files the database file's mode.
+    closeSync(openSync(path, "a", 0o600));
+    chmodSync(path, 0o600);
     client = new Database(path, { create: true, readwrite: true, strict: true });
   } catch (e) {
     throw internal(`open database ${path}: ${(e as Error).message}`, e);

@@ -36,7 +36,8 @@ describe("rafsnap serve (compiled binary)", () => {
 
   test("socket mode 0660, database file created", () => {
     expect(lstatSync(srv.socket).mode & 0o777).toBe(0o660);
-    expect(existsSync(join(srv.root, "rafsnap.db"))).toBe(true);
+    expect(lstatSync(join(srv.root, "rafsnap.db")).mode & 0o777).toBe(0o600);
+    expect(lstatSync(join(srv.root, "rafsnap.db-wal")).mode & 0o777).toBe(0o600);
     expect(lstatSync(srv.root).mode & 0o777).toBe(0o700);
   });
 
