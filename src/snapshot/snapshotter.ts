@@ -71,8 +71,8 @@ export class Snapshotter {
   /** Mounts of an active or view snapshot; FailedPrecondition for a committed one. */
   mounts(key: string): Mount[] {
     validateKey("key", key);
-    const { s, labels } = this.opts.store.read((tx) => ({ s: tx.getSnapshot(key), labels: tx.getInfo(key).info.labels }));
-    return this.mountsOf(s, labels);
+    const s = this.opts.store.read((tx) => tx.getSnapshot(key));
+    return this.mountsOf(s, s.labels);
   }
 
   /**

@@ -173,15 +173,15 @@ export class MetaTx {
   }
 
   /**
-   * The active or view snapshot `key` with its parent chain. NotFound when missing,
+   * The active or view snapshot `key` with its parent chain and labels. NotFound when missing,
    * FailedPrecondition when it is committed.
    */
-  getSnapshot(key: string): Snapshot {
+  getSnapshot(key: string): Snapshot & { labels: Record<string, string> } {
     const r = this.mustRow(key);
     if (r.kind === "committed") {
       throw failedPrecondition(`snapshot ${JSON.stringify(key)} is committed, not active or view`);
     }
-    return { id: String(r.id), kind: r.kind, parentIds: r.parentId == null ? [] : this.chain(r.parentId) };
+    return { id: String(r.id), kind: r.kind, parentIds: r.parentId == null ? [] : this.chain(r.parentId), labels: r.labels };
   }
 
   /** Id, info and stored usage of any snapshot. NotFound when missing. */
