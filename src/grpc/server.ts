@@ -1,4 +1,5 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import { connect } from "node:net";
 import { dirname } from "node:path";
 import { type DescMessage, type DescMethod, type DescService, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -109,6 +110,18 @@ function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementa
   return out;
 }
 
+/** True when something accepts connections on the unix socket `path` (a live server). */
+function accepting(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(path);
+    sock.once("connect", () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once("error", () => resolve(false));
+  });
+}
+
 /** Where and how to listen. */
 export interface ListenOptions {
   /** Absolute path of the unix socket. */
@@ -129,8 +142,9 @@ export interface RunningServer {
 }
 
 /**
- * Prepares the socket path — creates its directory (0711), removes a stale socket, refuses
- * any other kind of file there (FailedPrecondition naming the path) — then serves the
+ * Prepares the socket path — creates its directory (0711), removes a stale socket (one
+ * nobody accepts on), refuses a live socket or any other kind of file there
+ * (FailedPrecondition naming the path) — then serves the
  * registrations on it with mode 0660 (or `mode`) and the configured owner.
  */
 export async function listenUnix(opts: ListenOptions, regs: Registration[], log: Logger): Promise<RunningServer> {
@@ -140,6 +154,9 @@ export async function listenUnix(opts: ListenOptions, regs: Registration[], log:
     const st = lstatSync(opts.path);
     if (!st.isSocket()) {
       throw failedPrecondition(`socket address ${opts.path} exists and is not a socket; refusing to replace it`);
+    }
+    if (await accepting(opts.path)) {
+      throw failedPrecondition(`socket address ${opts.path} is in use by another process`);
     }
     unlinkSync(opts.path);
     log.info(`removed stale socket ${opts.path}`);

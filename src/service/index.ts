@@ -1,1 +1,1 @@
-export { DB_FILE, runUntilSignal, type Service, startService } from "./serve.ts";
+export { DB_FILE, LOCK_FILE, runUntilSignal, type Service, startService } from "./serve.ts";

@@ -5,10 +5,12 @@ import type { Config } from "../config/index.ts";
 import { listenUnix, type Registration, snapshotsService } from "../grpc/index.ts";
 import type { Logger } from "../log/index.ts";
 import { Snapshotter } from "../snapshot/index.ts";
-import { MetaStore, openDb, systemClock } from "../store/index.ts";
+import { lockFile, MetaStore, openDb, systemClock } from "../store/index.ts";
 
 /** Name of the metadata database under the root. */
 export const DB_FILE = "rafsnap.db";
+/** Lock file under the root: one rafsnap process per root. */
+export const LOCK_FILE = "rafsnap.lock";
 
 /** A started snapshotter service. */
 export interface Service {
@@ -19,7 +21,8 @@ export interface Service {
 }
 
 /**
- * The composition root of `rafsnap serve`: creates the root (0700), opens the store
+ * The composition root of `rafsnap serve`: creates the root (0700), locks it (one process
+ * per root: FailedPrecondition when another holds it), opens the store
  * `<root>/rafsnap.db` (applying migrations), opens the snapshotter (d_type check), and
  * serves the snapshots API on `config.address`. Throws — having released whatever it had
  * opened — when any step fails (FailedPrecondition for a root without d_type, for a
@@ -28,7 +31,14 @@ export interface Service {
 export async function startService(config: Config, logger: Logger): Promise<Service> {
   const log = logger.withTag("service");
   mkdirSync(config.root, { recursive: true, mode: 0o700 });
-  const store = new MetaStore(openDb(join(config.root, DB_FILE)), systemClock());
+  const lock = lockFile(join(config.root, LOCK_FILE));
+  let store: MetaStore;
+  try {
+    store = new MetaStore(openDb(join(config.root, DB_FILE)), systemClock());
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
   let server: Awaited<ReturnType<typeof listenUnix>>;
   try {
     const sn = await Snapshotter.open({
@@ -41,6 +51,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     server = await listenUnix({ path: config.address, uid: config.uid, gid: config.gid }, regs, logger.withTag("grpc"));
   } catch (e) {
     store.close();
+    lock.release();
     throw e;
   }
   log.info(`rafsnap serving snapshots on ${config.address}, root ${config.root}`);
@@ -55,6 +66,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       stopping ??= (async () => {
         await server.close(graceMs);
         store.close();
+        lock.release();
         log.info("stopped");
         resolveDone();
       })();

@@ -1,5 +1,6 @@
 export { type Clock, type Micros, systemClock } from "./clock.ts";
 export { type Db, openDb } from "./db.ts";
+export { lockFile, type RootLock } from "./lock.ts";
 export { MetaStore, MetaTx } from "./metastore.ts";
 export { embeddedMigrations, journalTags, type Migration } from "./migrations.ts";
 export type { Info, Kind, Snapshot, Usage } from "./types.ts";

@@ -185,6 +185,32 @@ describe("rafsnap process behaviour", () => {
     }
   });
 
+  test("one process per root, and a live socket is never taken over", async () => {
+    const dir = tempDir("exclusive");
+    const servers: RafsnapServer[] = [];
+    try {
+      const first = await startRafsnap(dir);
+      servers.push(first);
+      const sameRoot = await run([requireBinary(), "serve", "--root", first.root, "--address", join(dir, "other.sock")], {
+        env: { PATH: SYSTEM_PATH },
+        timeoutMs: 20_000,
+      });
+      expect(sameRoot.code).toBe(1);
+      expect(sameRoot.stderr).toContain(`${join(first.root, "rafsnap.lock")} is locked`);
+      const sameSocket = await run([requireBinary(), "serve", "--root", join(dir, "root2"), "--address", first.socket], {
+        env: { PATH: SYSTEM_PATH },
+        timeoutMs: 20_000,
+      });
+      expect(sameSocket.code).toBe(1);
+      expect(sameSocket.stderr).toContain(`${first.socket} is in use by another process`);
+      // the first one is unharmed
+      await first.client.prepare({ key: "still-serving" });
+    } finally {
+      for (const s of servers) await s.stop();
+      removeDir(dir);
+    }
+  });
+
   test("invalid config: exit 2, the message names key, value and what is allowed", async () => {
     const dir = tempDir("badcfg");
     try {
