@@ -19,16 +19,15 @@ function prepareQueries(db: Db) {
     rowByKey: db.select().from(snapshots).where(eq(snapshots.key, p("key"))).prepare(),
     keyById: db.select({ key: snapshots.key }).from(snapshots).where(eq(snapshots.id, p("id"))).prepare(),
     childOf: db.select({ key: snapshots.key }).from(snapshots).where(eq(snapshots.parentId, p("id"))).limit(1).prepare(),
-    chain: db
-      .select({ id: sql<number>`id` })
-      .from(
-        sql`(WITH RECURSIVE chain(id, parent_id, depth) AS (
-          SELECT id, parent_id, 0 FROM snapshots WHERE id = ${p("id")}
-          UNION ALL
-          SELECT s.id, s.parent_id, c.depth + 1 FROM snapshots s JOIN chain c ON s.id = c.parent_id
-        ) SELECT id, depth FROM chain ORDER BY depth)`,
-      )
-      .prepare(),
+    // Recursive CTEs have no drizzle builder for SQLite; this one is plain SQL on the same
+    // connection, prepared once by bun:sqlite.
+    chain: db.$client.query<{ id: number }, [number]>(
+      `WITH RECURSIVE chain(id, parent_id, depth) AS (
+         SELECT id, parent_id, 0 FROM snapshots WHERE id = ?1
+         UNION ALL
+         SELECT s.id, s.parent_id, c.depth + 1 FROM snapshots s JOIN chain c ON s.id = c.parent_id
+       ) SELECT id FROM chain ORDER BY depth`,
+    ),
     all: db.select().from(snapshots).orderBy(asc(snapshots.key)).prepare(),
     ids: db.select({ id: snapshots.id, key: snapshots.key }).from(snapshots).prepare(),
     insert: db
@@ -130,7 +129,7 @@ export class MetaTx {
 
   /** Ids of `id` and its ancestors, nearest first. */
   private chain(id: number): string[] {
-    return this.q.chain.all({ id }).map((r) => String(r.id));
+    return this.q.chain.all(id).map((r) => String(r.id));
   }
 
   private parentName(r: SnapshotRow): string {
