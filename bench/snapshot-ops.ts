@@ -17,7 +17,8 @@ import { join } from "node:path";
 import { Cleanup } from "../test/harness/cleanup.ts";
 import { startContainerd } from "../test/harness/containerd.ts";
 import { spawnProcess, waitFor } from "../test/harness/process.ts";
-import { accepts, startRafsnap } from "../test/support/rafsnap.ts";
+import { socketAccepts } from "../src/grpc/index.ts";
+import { startRafsnap } from "../test/support/rafsnap.ts";
 import { type SnapshotsClient, snapshotsClient } from "../test/support/snapshots-client.ts";
 
 const OPS = ["Prepare", "Mounts", "Commit", "Stat", "Remove"] as const;
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
         env: { NYDUS_LOG_LEVEL: "warn" },
       }),
     );
-    await waitFor("Go nydus snapshotter socket", () => accepts(peerSock), 60_000, () => !peer.hasExited());
+    await waitFor("Go nydus snapshotter socket", () => socketAccepts(peerSock), 60_000, () => !peer.hasExited());
     const ctd = cleanup.add(
       "containerd",
       await startContainerd({

@@ -111,7 +111,7 @@ function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementa
 }
 
 /** True when something accepts connections on the unix socket `path` (a live server). */
-function accepting(path: string): Promise<boolean> {
+export function socketAccepts(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect(path);
     sock.once("connect", () => {
@@ -155,7 +155,7 @@ export async function listenUnix(opts: ListenOptions, regs: Registration[], log:
     if (!st.isSocket()) {
       throw failedPrecondition(`socket address ${opts.path} exists and is not a socket; refusing to replace it`);
     }
-    if (await accepting(opts.path)) {
+    if (await socketAccepts(opts.path)) {
       throw failedPrecondition(`socket address ${opts.path} is in use by another process`);
     }
     unlinkSync(opts.path);

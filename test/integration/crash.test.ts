@@ -1,23 +1,13 @@
 // Crash safety: SIGKILL `rafsnap serve` in the middle of a Prepare/Commit/Remove loop, restart
 // it, and check that the database and `<root>/snapshots` agree: every snapshot the database
 // has has its directory, and Cleanup removes every directory it does not have.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { SnapshotsClient } from "../support/snapshots-client.ts";
-import { removeDir, startRafsnap, tempDir } from "../support/rafsnap.ts";
+import { withScratch } from "../support/rafsnap.ts";
 
-let dir: string;
-/** Stops every server started here, also when an assertion failed half-way. */
-const stops: (() => Promise<number>)[] = [];
-beforeAll(() => {
-  dir = tempDir("crash");
-});
-afterAll(async () => {
-  for (const stop of stops) await stop();
-  removeDir(dir);
-});
 
 /** Runs Prepare/Commit/Remove with a few files per layer until a call fails (the kill). */
 async function churn(c: SnapshotsClient, round: number): Promise<number> {
@@ -54,34 +44,33 @@ function dbIds(root: string): Set<string> {
   }
 }
 
-test("SIGKILL during Prepare/Commit/Remove: database and directories reconcile", async () => {
-  const root = join(dir, "root");
-  for (let round = 0; round < 4; round++) {
-    const srv = await startRafsnap(dir, { root });
-    stops.push(() => srv.stop());
-    const running = churn(srv.client, round);
-    await Bun.sleep(150 + round * 120);
-    process.kill(srv.proc.pid, "SIGKILL");
-    await srv.proc.exited;
-    const ops = await running;
-    expect(ops).toBeGreaterThan(0);
+test("SIGKILL during Prepare/Commit/Remove: database and directories reconcile", () =>
+  withScratch("crash", async (s) => {
+    const root = join(s.dir, "root");
+    for (let round = 0; round < 4; round++) {
+      const srv = await s.start({ root });
+      const running = churn(srv.client, round);
+      await Bun.sleep(150 + round * 120);
+      process.kill(srv.proc.pid, "SIGKILL");
+      await srv.proc.exited;
+      const ops = await running;
+      expect(ops).toBeGreaterThan(0);
 
-    const ids = dbIds(root);
-    const snapshotsDir = join(root, "snapshots");
-    for (const id of ids) expect(existsSync(join(snapshotsDir, id, "fs"))).toBe(true);
+      const ids = dbIds(root);
+      const snapshotsDir = join(root, "snapshots");
+      for (const id of ids) expect(existsSync(join(snapshotsDir, id, "fs"))).toBe(true);
 
-    const again = await startRafsnap(dir, { root });
-    stops.push(() => again.stop());
-    try {
-      // Every snapshot is still usable after the restart.
-      for await (const r of again.client.list({})) {
-        for (const i of r.info) expect((await again.client.stat({ key: i.name })).info?.name).toBe(i.name);
+      const again = await s.start({ root });
+      try {
+        // Every snapshot is still usable after the restart.
+        for await (const r of again.client.list({})) {
+          for (const i of r.info) expect((await again.client.stat({ key: i.name })).info?.name).toBe(i.name);
+        }
+        await again.client.cleanup({});
+        const dirs = readdirSync(snapshotsDir).sort();
+        expect(dirs).toEqual([...dbIds(root)].sort());
+      } finally {
+        expect(await again.stop()).toBe(0);
       }
-      await again.client.cleanup({});
-      const dirs = readdirSync(snapshotsDir).sort();
-      expect(dirs).toEqual([...dbIds(root)].sort());
-    } finally {
-      expect(await again.stop()).toBe(0);
     }
-  }
-});
+  }));

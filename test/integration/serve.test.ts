@@ -9,7 +9,7 @@ import { Kind } from "../../gen/containerd/services/snapshots/v1/snapshots_pb.ts
 import { mountNoDTypeFs } from "../harness/nodtype.ts";
 import { run } from "../harness/process.ts";
 import { requireBinary, SYSTEM_PATH } from "../support/binary.ts";
-import { type RafsnapServer, removeDir, startRafsnap, tempDir } from "../support/rafsnap.ts";
+import { type RafsnapServer, rafsnapCli, removeDir, startRafsnap, tempDir, withScratch } from "../support/rafsnap.ts";
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
   try {
@@ -142,134 +142,85 @@ describe("rafsnap serve (compiled binary)", () => {
 });
 
 describe("rafsnap process behaviour", () => {
-  test("runs with no bun and no node_modules on PATH; SIGTERM exits 0 and removes the socket", async () => {
-    const dir = tempDir("sigterm");
-    const servers: RafsnapServer[] = [];
-    try {
-      const srv = await startRafsnap(dir);
-      servers.push(srv);
+  test("runs with no bun and no node_modules on PATH; SIGTERM exits 0 and removes the socket", () =>
+    withScratch("sigterm", async (s) => {
+      const srv = await s.start();
       await srv.client.prepare({ key: "k" });
       expect(await srv.stop()).toBe(0);
       expect(existsSync(srv.socket)).toBe(false);
-    } finally {
-      for (const s of servers) await s.stop();
-      removeDir(dir);
-    }
-  });
+    }));
 
-  test("a stale socket is replaced; any other file at the address is refused", async () => {
-    const dir = tempDir("stale");
-    const servers: RafsnapServer[] = [];
-    try {
-      const first = await startRafsnap(dir);
-      servers.push(first);
+  test("a stale socket is replaced; any other file at the address is refused", () =>
+    withScratch("stale", async (s) => {
+      const first = await s.start();
       // SIGKILL leaves the socket file behind.
       process.kill(first.proc.pid, "SIGKILL");
       await first.proc.exited;
       expect(lstatSync(first.socket).isSocket()).toBe(true);
-      const second = await startRafsnap(dir);
-      servers.push(second);
+      const second = await s.start();
       await second.client.prepare({ key: "again" });
       expect(await second.stop()).toBe(0);
 
       writeFileSync(first.socket, "not a socket");
-      const r = await run([requireBinary(), "serve", "--root", join(dir, "root"), "--address", first.socket], {
-        env: { PATH: SYSTEM_PATH },
-        timeoutMs: 20_000,
-      });
+      const r = await rafsnapCli(["serve", "--root", join(s.dir, "root"), "--address", first.socket]);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toContain(`${first.socket} exists and is not a socket`);
-    } finally {
-      for (const s of servers) await s.stop();
-      removeDir(dir);
-    }
-  });
+    }));
 
-  test("one process per root, and a live socket is never taken over", async () => {
-    const dir = tempDir("exclusive");
-    const servers: RafsnapServer[] = [];
-    try {
-      const first = await startRafsnap(dir);
-      servers.push(first);
-      const sameRoot = await run([requireBinary(), "serve", "--root", first.root, "--address", join(dir, "other.sock")], {
-        env: { PATH: SYSTEM_PATH },
-        timeoutMs: 20_000,
-      });
+  test("one process per root, and a live socket is never taken over", () =>
+    withScratch("exclusive", async (s) => {
+      const first = await s.start();
+      const sameRoot = await rafsnapCli(["serve", "--root", first.root, "--address", join(s.dir, "other.sock")]);
       expect(sameRoot.code).toBe(1);
       expect(sameRoot.stderr).toContain(`${join(first.root, "rafsnap.lock")} is locked`);
-      const sameSocket = await run([requireBinary(), "serve", "--root", join(dir, "root2"), "--address", first.socket], {
-        env: { PATH: SYSTEM_PATH },
-        timeoutMs: 20_000,
-      });
+      const sameSocket = await rafsnapCli(["serve", "--root", join(s.dir, "root2"), "--address", first.socket]);
       expect(sameSocket.code).toBe(1);
       expect(sameSocket.stderr).toContain(`${first.socket} is in use by another process`);
       // the first one is unharmed
       await first.client.prepare({ key: "still-serving" });
-    } finally {
-      for (const s of servers) await s.stop();
-      removeDir(dir);
-    }
-  });
+    }));
 
-  test("invalid config: exit 2, the message names key, value and what is allowed", async () => {
-    const dir = tempDir("badcfg");
-    try {
-      const cfg = join(dir, "config.toml");
+  test("invalid config: exit 2, the message names key, value and what is allowed", () =>
+    withScratch("badcfg", async (s) => {
+      const cfg = join(s.dir, "config.toml");
       writeFileSync(cfg, 'version = 1\n[daemon]\nfs_driver = "floppy"\n[bogus]\nx = 1\n');
-      const r = await run([requireBinary(), "serve", "--config", cfg, "--root", join(dir, "root")], {
-        env: { PATH: SYSTEM_PATH },
-        timeoutMs: 20_000,
-      });
+      const r = await rafsnapCli(["serve", "--config", cfg, "--root", join(s.dir, "root")]);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain("daemon.fs_driver");
       expect(r.stderr).toContain("floppy");
       expect(r.stderr).toContain("fusedev");
-      const missing = await run([requireBinary(), "serve", "--config", join(dir, "nope.toml")], { env: { PATH: SYSTEM_PATH } });
+      const missing = await rafsnapCli(["serve", "--config", join(s.dir, "nope.toml")]);
       expect(missing.code).not.toBe(0);
-      expect(missing.stderr).toContain(join(dir, "nope.toml"));
-    } finally {
-      removeDir(dir);
-    }
-  });
+      expect(missing.stderr).toContain(join(s.dir, "nope.toml"));
+    }));
 
-  test.skipIf(process.getuid?.() !== 0)("a root without d_type is refused at start, naming the root", async () => {
-    const dir = tempDir("nodtype");
-    const fs = mountNoDTypeFs(dir);
-    try {
-      const root = join(fs.mnt, "root");
-      const r = await run([requireBinary(), "serve", "--root", root, "--address", join(dir, "s.sock")], {
-        env: { PATH: SYSTEM_PATH },
-        timeoutMs: 20_000,
-      });
-      expect(r.code).toBe(1);
-      expect(r.stderr).toContain(`root ${root} is on a filesystem without d_type support`);
-      expect(existsSync(join(dir, "s.sock"))).toBe(false);
-    } finally {
-      fs.unmount();
-      removeDir(dir);
-    }
-  });
+  test.skipIf(process.getuid?.() !== 0)("a root without d_type is refused at start, naming the root", () =>
+    withScratch("nodtype", async (s) => {
+      const fs = mountNoDTypeFs(s.dir);
+      try {
+        const root = join(fs.mnt, "root");
+        const r = await rafsnapCli(["serve", "--root", root, "--address", join(s.dir, "s.sock")]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`root ${root} is on a filesystem without d_type support`);
+        expect(existsSync(join(s.dir, "s.sock"))).toBe(false);
+      } finally {
+        fs.unmount();
+      }
+    }));
 
-  test("invoked as containerd-nydus-grpc it is the snapshotter with the Go flags", async () => {
-    const dir = tempDir("dropin");
-    try {
-      const link = join(dir, "containerd-nydus-grpc");
+  test("invoked as containerd-nydus-grpc it is the snapshotter with the Go flags", () =>
+    withScratch("dropin", async (s) => {
+      const link = join(s.dir, "containerd-nydus-grpc");
       symlinkSync(requireBinary(), link);
       const v = await run([link, "--version"], { env: { PATH: SYSTEM_PATH } });
       expect(v.code).toBe(0);
       expect(v.stdout).toMatch(/^Version: \tv\d+\.\d+\.\d+\nRevision: /);
-      const cfg = await run([requireBinary(), "config", "--root", join(dir, "r"), "--fs-driver", "fscache"], {
-        env: { PATH: SYSTEM_PATH },
-      });
+      const cfg = await rafsnapCli(["config", "--root", join(s.dir, "r"), "--fs-driver", "fscache"]);
       expect(cfg.code).toBe(0);
       const parsed = Bun.TOML.parse(cfg.stdout) as { root: string; daemon_mode: string; daemon: { fs_driver: string } };
-      expect(parsed.root).toBe(join(dir, "r"));
+      expect(parsed.root).toBe(join(s.dir, "r"));
       expect(parsed.daemon.fs_driver).toBe("fscache");
       expect(parsed.daemon_mode).toBe("shared");
-      const version = await run([requireBinary(), "version"], { env: { PATH: SYSTEM_PATH } });
-      expect(version.stdout).toContain("rafsnap ");
-    } finally {
-      removeDir(dir);
-    }
-  });
+      expect((await rafsnapCli(["version"])).stdout).toContain("rafsnap ");
+    }));
 });

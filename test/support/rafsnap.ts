@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ChildProcess, spawnProcess, waitFor } from "../harness/process.ts";
+import { socketAccepts } from "../../src/grpc/server.ts";
+import { type ChildProcess, type RunResult, run, spawnProcess, waitFor } from "../harness/process.ts";
 import { requireBinary, SYSTEM_PATH } from "./binary.ts";
 import { type SnapshotsClient, snapshotsClient } from "./snapshots-client.ts";
 
@@ -39,7 +39,7 @@ export async function startRafsnap(dir: string, opts: { root?: string; args?: st
   });
   try {
     // A stale socket file may already be there: wait until the server accepts connections.
-    await waitFor(`${socket} accepting`, () => accepts(socket), 20_000, () => !proc.hasExited());
+    await waitFor(`${socket} accepting`, () => socketAccepts(socket), 20_000, () => !proc.hasExited());
   } catch (e) {
     await proc.stop();
     throw new Error(`rafsnap did not come up: ${(e as Error).message}\n${proc.logTail()}`);
@@ -47,19 +47,41 @@ export async function startRafsnap(dir: string, opts: { root?: string; args?: st
   return { root, socket, proc, client: snapshotsClient(socket), stop: () => proc.stop() };
 }
 
-/** True when a unix-socket connection to `path` succeeds. */
-export function accepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
 /** Removes a test directory (after its processes are stopped and mounts gone). */
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs the compiled binary with `args` (system PATH only, 20 s limit) to completion. */
+export function rafsnapCli(args: string[]): Promise<RunResult> {
+  return run([requireBinary(), ...args], { env: { PATH: SYSTEM_PATH }, timeoutMs: 20_000 });
+}
+
+/** A temp directory and the servers a test started in it. */
+export interface Scratch {
+  dir: string;
+  /** Starts `rafsnap serve` in `dir` (see {@link startRafsnap}); stopped by {@link withScratch}. */
+  start(opts?: { root?: string; args?: string[] }): Promise<RafsnapServer>;
+}
+
+/**
+ * Runs `fn` with a fresh temp directory, then — also when `fn` fails — stops every server it
+ * started there (SIGTERM, then SIGKILL) and removes the directory.
+ */
+export async function withScratch<T>(prefix: string, fn: (s: Scratch) => Promise<T>): Promise<T> {
+  const dir = tempDir(prefix);
+  const servers: RafsnapServer[] = [];
+  try {
+    return await fn({
+      dir,
+      start: async (opts) => {
+        const srv = await startRafsnap(dir, opts);
+        servers.push(srv);
+        return srv;
+      },
+    });
+  } finally {
+    for (const srv of servers) await srv.stop();
+    removeDir(dir);
+  }
 }
