@@ -12,9 +12,13 @@ export const main = defineCommand({
   },
 });
 
-/** Exit codes: 0 ok, 1 runtime failure, 2 bad input (InvalidArgument, e.g. config). */
+/**
+ * Exit codes: 0 ok, 1 runtime failure, 2 bad input (InvalidArgument such as a bad config, or
+ * a usage error citty reports: unknown command, missing argument).
+ */
 function exitCodeOf(err: unknown): number {
-  return kindOf(err) === "invalid-argument" ? 2 : 1;
+  if (kindOf(err) === "invalid-argument") return 2;
+  return (err as { name?: string }).name === "CLIError" ? 2 : 1;
 }
 
 /**

@@ -222,5 +222,8 @@ describe("rafsnap process behaviour", () => {
       expect(parsed.daemon.fs_driver).toBe("fscache");
       expect(parsed.daemon_mode).toBe("shared");
       expect((await rafsnapCli(["version"])).stdout).toContain("rafsnap ");
+      const bogus = await rafsnapCli(["bogus"]);
+      expect(bogus.code).toBe(2);
+      expect(bogus.stderr).toContain("bogus");
     }));
 });
