@@ -1,5 +1,5 @@
 // A throw-away OCI distribution registry (Debian's docker-registry 2.8) on 127.0.0.1.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, spawnProcess, waitFor } from "./process.ts";
 import type { ChildProcess } from "./process.ts";
@@ -8,7 +8,7 @@ import type { ChildProcess } from "./process.ts";
 export interface Registry {
   /** `127.0.0.1:PORT`, usable in image references (`HOST/NAME:TAG`). */
   host: string;
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://127.0.0.1:PORT` (https with `tls`). */
   url: string;
   /** The registry process (log in `DIR/registry.log`). */
   process: ChildProcess;
@@ -19,16 +19,38 @@ export interface Registry {
 /** Path of the registry binary; override with `RAFSNAP_REGISTRY_BIN`. */
 export const REGISTRY_BIN = process.env.RAFSNAP_REGISTRY_BIN ?? "/usr/bin/docker-registry";
 
+/** Optional registry features: TLS, htpasswd (basic) auth, or token (bearer) auth. */
+export interface RegistryOptions {
+  timeoutMs?: number;
+  /** Serve HTTPS with this certificate; `ca` is what clients (and the readiness probe) trust. */
+  tls?: { cert: string; key: string; ca: string };
+  /** Basic auth with one user (bcrypt htpasswd file written here). */
+  htpasswd?: { user: string; password: string };
+  /** Bearer token auth: tokens signed by the key of `rootCert` (see token-server.ts). */
+  token?: { realm: string; service: string; issuer: string; rootCert: string };
+}
+
 /**
- * Starts `docker-registry serve` with filesystem storage under `dir/storage`, plain HTTP on
- * 127.0.0.1 only, no auth, deletes enabled, and waits until `GET /v2/` answers 200.
+ * Starts `docker-registry serve` with filesystem storage under `dir/storage`, on 127.0.0.1
+ * only, deletes enabled — plain HTTP without auth unless `opts` asks for TLS, htpasswd or
+ * token auth — and waits until `GET /v2/` answers (200, or 401 when auth is on).
  * @param dir private directory for config, storage and `registry.log`.
  */
-export async function startRegistry(dir: string, opts: { timeoutMs?: number } = {}): Promise<Registry> {
+export async function startRegistry(dir: string, opts: RegistryOptions = {}): Promise<Registry> {
   mkdirSync(join(dir, "storage"), { recursive: true });
   const port = await freePort();
   const debugPort = await freePort();
   const config = join(dir, "config.yml");
+  let auth: Record<string, unknown> | undefined;
+  if (opts.htpasswd) {
+    const hash = await Bun.password.hash(opts.htpasswd.password, { algorithm: "bcrypt", cost: 4 });
+    writeFileSync(join(dir, "htpasswd"), `${opts.htpasswd.user}:${hash}\n`);
+    auth = { htpasswd: { realm: "rafsnap-test", path: join(dir, "htpasswd") } };
+  } else if (opts.token) {
+    auth = {
+      token: { realm: opts.token.realm, service: opts.token.service, issuer: opts.token.issuer, rootcertbundle: opts.token.rootCert },
+    };
+  }
   // JSON is YAML; the registry reads it as such. Debug server pinned to loopback too (it
   // defaults to off, but keep every listener explicit).
   writeFileSync(
@@ -43,21 +65,27 @@ export async function startRegistry(dir: string, opts: { timeoutMs?: number } = 
           cache: { blobdescriptor: "inmemory" },
           maintenance: { uploadpurging: { enabled: false } },
         },
-        http: { addr: `127.0.0.1:${port}`, debug: { addr: `127.0.0.1:${debugPort}` } },
+        http: {
+          addr: `127.0.0.1:${port}`,
+          debug: { addr: `127.0.0.1:${debugPort}` },
+          ...(opts.tls ? { tls: { certificate: opts.tls.cert, key: opts.tls.key } } : {}),
+        },
+        ...(auth ? { auth } : {}),
       },
       null,
       2,
     ),
   );
   const proc = spawnProcess({ cmd: [REGISTRY_BIN, "serve", config], logFile: join(dir, "registry.log") });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  const ca = opts.tls ? readFileSync(opts.tls.ca, "utf8") : undefined;
   try {
     await waitFor(
       `registry ${url}/v2/`,
       async () => {
         try {
-          const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-          return res.status === 200;
+          const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000), tls: ca ? { ca } : undefined } as RequestInit);
+          return res.status === 200 || (res.status === 401 && (opts.htpasswd !== undefined || opts.token !== undefined));
         } catch {
           return false;
         }

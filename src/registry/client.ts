@@ -1,0 +1,322 @@
+import ky, { HTTPError, type KyInstance } from "ky";
+import { ErrorKind, RafsnapError, invalidArgument, unavailable } from "../errdefs/index.ts";
+import type { Logger } from "../log/index.ts";
+import { basicAuth, type Challenge, type Credentials, parseChallenge } from "./auth.ts";
+import { registryError } from "./errors.ts";
+import { endpointHost, isLoopbackHost } from "./reference.ts";
+
+/** Media types accepted when fetching a manifest (OCI and Docker, images and indexes). */
+export const MANIFEST_MEDIA_TYPES = [
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+] as const;
+
+/** How to reach one registry. */
+export interface RegistryOptions {
+  /**
+   * true: http://; false: https:// even on loopback; unset: http:// for loopback hosts (as
+   * containerd and docker do) and https:// for any other.
+   */
+  plainHttp?: boolean;
+  /** PEM CA certificate(s) to trust for TLS, in addition to the system's. */
+  caCert?: string;
+  /** Do not verify the TLS certificate (`skip_verify`). */
+  skipVerify?: boolean;
+  credentials?: Credentials;
+  /** Attempts after the first for idempotent requests and interrupted blob reads; default 3. */
+  retries?: number;
+  /** Per-attempt time limit to get response headers, ms; default 60 s. */
+  timeoutMs?: number;
+  logger?: Logger;
+}
+
+/** A fetched manifest: its bytes exactly as served, its media type and digest. */
+export interface FetchedManifest {
+  mediaType: string;
+  digest: string;
+  bytes: Uint8Array;
+}
+
+interface Token {
+  header: string;
+  expiresAt: number;
+}
+
+/**
+ * Client of one registry's OCI distribution API (`/v2/`) on ky: manifests, ranged and
+ * resumable blob reads, blob uploads and manifest pushes, with the bearer-token flow
+ * (anonymous or with credentials), basic auth, retries with backoff on 5xx/429 and
+ * connection failures, custom CA or skip-verify. Errors are RafsnapErrors whose kind comes
+ * from the HTTP status (401 Unauthenticated, 403 PermissionDenied, 404 NotFound, 5xx
+ * Unavailable) and whose message names the repository and digest. Credentials and tokens
+ * are never logged or put in messages.
+ */
+export class RegistryClient {
+  readonly base: string;
+  private readonly http: KyInstance;
+  private readonly tokens = new Map<string, Token>();
+  private challenge: Challenge | undefined;
+  private readonly retries: number;
+
+  constructor(
+    readonly host: string,
+    private readonly opts: RegistryOptions = {},
+  ) {
+    const scheme = (opts.plainHttp ?? isLoopbackHost(host)) ? "http" : "https";
+    this.base = `${scheme}://${endpointHost(host)}`;
+    this.retries = opts.retries ?? 3;
+    const tls = opts.caCert || opts.skipVerify ? { ca: opts.caCert, rejectUnauthorized: !opts.skipVerify } : undefined;
+    const retryStatuses = new Set([408, 429, 500, 502, 503, 504]);
+    this.http = ky.create({
+      // ky retries a status only when it throws for it; `send` turns the final HTTPError
+      // back into its response, so callers see every status the same way.
+      throwHttpErrors: (status) => retryStatuses.has(status),
+      timeout: opts.timeoutMs ?? 60_000,
+      retry: {
+        limit: this.retries,
+        methods: ["get", "head", "put", "delete"],
+        statusCodes: [...retryStatuses],
+        backoffLimit: 2_000,
+      },
+      // Bun's fetch takes TLS settings as a `tls` init field.
+      fetch: tls ? (input, init) => fetch(input, { ...init, tls } as RequestInit) : undefined,
+    });
+  }
+
+  private scopeOf(repo: string, push: boolean): string {
+    return `repository:${repo}:${push ? "pull,push" : "pull"}`;
+  }
+
+  private authHeader(scope: string): string | undefined {
+    const t = this.tokens.get(scope);
+    if (t && t.expiresAt > Date.now()) return t.header;
+    const c = this.opts.credentials;
+    if (this.challenge?.scheme === "basic" && c && "username" in c) return basicAuth(c);
+    return undefined;
+  }
+
+  /** Answers a 401 challenge: fetches a bearer token for `scope` (or switches to basic). */
+  private async authenticate(ch: Challenge, scope: string, what: string): Promise<void> {
+    this.challenge = ch;
+    if (ch.scheme === "basic") {
+      if (!this.opts.credentials || !("username" in this.opts.credentials)) {
+        throw new RafsnapError(ErrorKind.Unauthenticated, `${what}: the registry asks for credentials and none are configured`);
+      }
+      return;
+    }
+    if (ch.scheme !== "bearer" || !ch.params.realm) {
+      throw new RafsnapError(ErrorKind.Unauthenticated, `${what}: unsupported authentication challenge ${ch.scheme}`);
+    }
+    const url = new URL(ch.params.realm);
+    if (ch.params.service) url.searchParams.set("service", ch.params.service);
+    url.searchParams.set("scope", scope);
+    const c = this.opts.credentials;
+    let res: Response;
+    if (c && "identityToken" in c) {
+      const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: c.identityToken, scope, client_id: "rafsnap" });
+      if (ch.params.service) form.set("service", ch.params.service);
+      res = await this.http.post(ch.params.realm, { body: form });
+    } else {
+      res = await this.http.get(url, { headers: c ? { authorization: basicAuth(c) } : {} });
+    }
+    if (!res.ok) throw await registryError(`${what}: token request to ${url.origin}${url.pathname}`, res);
+    const body = (await res.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const token = body.token ?? body.access_token;
+    if (!token) throw new RafsnapError(ErrorKind.Unauthenticated, `${what}: the token service answered without a token`);
+    const ttl = Math.max(30, body.expires_in ?? 60) * 1000;
+    this.tokens.set(scope, { header: `Bearer ${token}`, expiresAt: Date.now() + ttl - 10_000 });
+  }
+
+  /**
+   * Sends one request to `url` (absolute, or a path under the registry's base), answering
+   * one authentication challenge. Returns the response whatever its status.
+   */
+  private async send(
+    method: string,
+    url: string,
+    init: { repo: string; push?: boolean; what: string; headers?: Record<string, string>; body?: Uint8Array },
+  ): Promise<Response> {
+    const full = url.startsWith("http") ? url : `${this.base}${url}`;
+    const scope = this.scopeOf(init.repo, init.push === true);
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = { ...init.headers };
+      const auth = this.authHeader(scope);
+      if (auth) headers.authorization = auth;
+      let res: Response;
+      try {
+        res = await this.http(full, { method, headers, body: init.body });
+      } catch (e) {
+        if (!(e instanceof HTTPError)) throw unavailable(`${init.what}: ${(e as Error).message}`, e);
+        res = e.response;
+      }
+      this.opts.logger?.debug(`${method} ${new URL(full).pathname} → ${res.status}`);
+      if (res.status !== 401 || attempt > 0) return res;
+      const ch = parseChallenge(res.headers.get("www-authenticate"));
+      if (!ch) return res;
+      await res.body?.cancel();
+      await this.authenticate(ch, scope, init.what);
+    }
+  }
+
+  /**
+   * The manifest or index `ref` (tag or digest) of `repo`, as served. When `ref` is a digest
+   * the bytes are checked against it (InvalidArgument on mismatch).
+   */
+  async getManifest(repo: string, ref: string, accept: readonly string[] = MANIFEST_MEDIA_TYPES): Promise<FetchedManifest> {
+    const what = `manifest ${repo}:${ref} from ${this.host}`;
+    const res = await this.send("GET", `/v2/${repo}/manifests/${ref}`, { repo, what, headers: { accept: accept.join(", ") } });
+    if (!res.ok) throw await registryError(what, res);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const digest = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
+    if (ref.includes(":") && ref !== digest) throw invalidArgument(`${what}: content has digest ${digest}`);
+    const mediaType = res.headers.get("content-type")?.split(";")[0]?.trim() || mediaTypeOf(bytes);
+    return { mediaType, digest, bytes };
+  }
+
+  /** Size of blob `digest` in `repo`, or null when the registry does not have it. */
+  async blobSize(repo: string, digest: string): Promise<number | null> {
+    const what = `blob ${digest} in ${repo} on ${this.host}`;
+    const res = await this.send("HEAD", `/v2/${repo}/blobs/${digest}`, { repo, what });
+    if (res.status === 404) return null;
+    if (!res.ok) throw await registryError(what, res);
+    return Number(res.headers.get("content-length") ?? "0");
+  }
+
+  /**
+   * Streams blob `digest` of `repo` from byte `start` up to (not including) `end`. An
+   * interrupted body is resumed with a Range request from where it stopped, up to `retries`
+   * times; a registry that ignores Range is handled by skipping. Does not verify the
+   * digest (callers that read whole blobs do, see {@link readBlob}).
+   */
+  async *blobStream(repo: string, digest: string, start = 0, end?: number): AsyncGenerator<Uint8Array> {
+    const what = `blob ${digest} in ${repo} on ${this.host}`;
+    let pos = start;
+    for (let failures = 0; ; ) {
+      const headers: Record<string, string> = {};
+      if (pos > 0 || end !== undefined) headers.range = `bytes=${pos}-${end !== undefined ? end - 1 : ""}`;
+      const res = await this.send("GET", `/v2/${repo}/blobs/${digest}`, { repo, what, headers });
+      if (!res.ok) throw await registryError(what, res);
+      let skip = res.status === 200 ? pos : 0; // Range ignored: the body starts at 0
+      try {
+        for await (const chunk of res.body as ReadableStream<Uint8Array>) {
+          let c = chunk;
+          if (skip > 0) {
+            const n = Math.min(skip, c.length);
+            skip -= n;
+            c = c.subarray(n);
+          }
+          if (end !== undefined && pos + c.length > end) c = c.subarray(0, end - pos);
+          if (c.length === 0) continue;
+          pos += c.length;
+          yield c;
+          if (end !== undefined && pos >= end) return;
+        }
+        if (end !== undefined && pos < end) throw new Error(`body ended at byte ${pos}, expected ${end}`);
+        return;
+      } catch (e) {
+        if (e instanceof RafsnapError) throw e;
+        if (++failures > this.retries) throw unavailable(`${what}: reading failed at byte ${pos}: ${(e as Error).message}`, e);
+        this.opts.logger?.warn(`${what}: read interrupted at byte ${pos}, resuming (${failures}/${this.retries})`);
+        await Bun.sleep(Math.min(2_000, 100 * 2 ** failures));
+      }
+    }
+  }
+
+  /** A whole blob in memory, verified against its sha256 digest (for manifests and configs). */
+  async readBlob(repo: string, digest: string): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    const h = new Bun.CryptoHasher("sha256");
+    for await (const c of this.blobStream(repo, digest)) {
+      parts.push(c);
+      h.update(c);
+    }
+    const got = `sha256:${h.digest("hex")}`;
+    if (digest.startsWith("sha256:") && got !== digest) {
+      throw invalidArgument(`blob ${digest} in ${repo} on ${this.host} has content digest ${got}`);
+    }
+    return Buffer.concat(parts);
+  }
+
+  /**
+   * Uploads a blob unless the registry already has it: in memory (`Uint8Array`, one PUT) or
+   * from a stream of chunks (POST, one PATCH per chunk, PUT with the digest), so a blob of
+   * any size is never held whole. The registry checks `digest`; a mismatch fails the PUT.
+   * Returns true when it uploaded, false when the blob was there.
+   */
+  async pushBlob(repo: string, digest: string, data: Uint8Array | AsyncIterable<Uint8Array>): Promise<boolean> {
+    if ((await this.blobSize(repo, digest)) !== null) return false;
+    const what = `upload of blob ${digest} to ${repo} on ${this.host}`;
+    const start = await this.send("POST", `/v2/${repo}/blobs/uploads/`, { repo, push: true, what });
+    if (start.status !== 202) throw await registryError(what, start);
+    let location = this.locationOf(start, what);
+    if (data instanceof Uint8Array) {
+      const res = await this.send("PUT", withDigest(location, digest), {
+        repo,
+        push: true,
+        what,
+        headers: { "content-type": "application/octet-stream", "content-length": String(data.length) },
+        body: data,
+      });
+      if (res.status !== 201) throw await registryError(what, res);
+      return true;
+    }
+    let offset = 0;
+    for await (const chunk of data) {
+      if (chunk.length === 0) continue;
+      const res = await this.send("PATCH", location, {
+        repo,
+        push: true,
+        what,
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-range": `${offset}-${offset + chunk.length - 1}`,
+          "content-length": String(chunk.length),
+        },
+        body: chunk,
+      });
+      if (res.status !== 202) throw await registryError(`${what} (chunk at byte ${offset})`, res);
+      location = this.locationOf(res, what);
+      offset += chunk.length;
+    }
+    const done = await this.send("PUT", withDigest(location, digest), { repo, push: true, what, headers: { "content-length": "0" } });
+    if (done.status !== 201) throw await registryError(what, done);
+    return true;
+  }
+
+  /** Pushes a manifest or index under `ref` (tag or digest); returns its digest. */
+  async putManifest(repo: string, ref: string, mediaType: string, bytes: Uint8Array): Promise<string> {
+    const what = `push of manifest ${repo}:${ref} to ${this.host}`;
+    const res = await this.send("PUT", `/v2/${repo}/manifests/${ref}`, {
+      repo,
+      push: true,
+      what,
+      headers: { "content-type": mediaType },
+      body: bytes,
+    });
+    if (res.status !== 201) throw await registryError(what, res);
+    return res.headers.get("docker-content-digest") ?? `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
+  }
+
+  private locationOf(res: Response, what: string): string {
+    const loc = res.headers.get("location");
+    if (!loc) throw new RafsnapError(ErrorKind.Unknown, `${what}: the registry sent no upload location`);
+    return new URL(loc, this.base).toString();
+  }
+}
+
+function withDigest(location: string, digest: string): string {
+  const u = new URL(location);
+  u.searchParams.set("digest", digest);
+  return u.toString();
+}
+
+/** The `mediaType` field of a manifest body, for registries that send a generic content type. */
+function mediaTypeOf(bytes: Uint8Array): string {
+  try {
+    return (JSON.parse(new TextDecoder().decode(bytes)) as { mediaType?: string }).mediaType ?? "";
+  } catch {
+    return "";
+  }
+}

@@ -1,0 +1,64 @@
+// An HTTP proxy on 127.0.0.1 in front of a registry that misbehaves on request: answers 500
+// a number of times, or cuts a blob body in the middle — for the client's retry/resume paths.
+
+/** A running proxy; arm faults with its methods. */
+export interface FlakyProxy {
+  host: string;
+  /** The next `n` requests get HTTP 500. */
+  fail500(n: number): void;
+  /** The next `n` blob GETs send only the first half of their body, then drop the connection. */
+  cutBlobs(n: number): void;
+  /** Requests seen so far (method and path). */
+  seen(): string[];
+  stop(): void;
+}
+
+/** Starts the proxy forwarding to `upstream` (`http://127.0.0.1:PORT`). */
+export function startFlakyProxy(upstream: string): FlakyProxy {
+  let fail = 0;
+  let cut = 0;
+  const log: string[] = [];
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req) {
+      const url = new URL(req.url);
+      log.push(`${req.method} ${url.pathname}`);
+      if (fail > 0) {
+        fail--;
+        return new Response("injected failure", { status: 500 });
+      }
+      const headers = new Headers(req.headers);
+      headers.delete("host");
+      const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer();
+      const res = await fetch(`${upstream}${url.pathname}${url.search}`, { method: req.method, headers, body, redirect: "manual" });
+      const outHeaders = new Headers(res.headers);
+      const loc = outHeaders.get("location");
+      if (loc?.startsWith(upstream)) outHeaders.set("location", loc.replace(upstream, `http://127.0.0.1:${server.port}`));
+      if (req.method === "GET" && url.pathname.includes("/blobs/") && cut > 0 && res.ok) {
+        cut--;
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        const half = bytes.subarray(0, Math.max(1, Math.floor(bytes.length / 2)));
+        const stream = new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(half);
+            setTimeout(() => c.error(new Error("connection cut by test proxy")), 10);
+          },
+        });
+        return new Response(stream, { status: res.status, headers: outHeaders });
+      }
+      return new Response(res.body, { status: res.status, headers: outHeaders });
+    },
+  });
+  return {
+    host: `127.0.0.1:${server.port}`,
+    fail500: (n) => {
+      fail = n;
+    },
+    cutBlobs: (n) => {
+      cut = n;
+    },
+    seen: () => [...log],
+    stop: () => server.stop(true),
+  };
+}
