@@ -1,0 +1,1 @@
+export { normalizeTarPath, readTar, type TarEntry, type TarEntryType, type TarHeader } from "./tar.ts";

@@ -1,0 +1,236 @@
+import { invalidArgument } from "../errdefs/index.ts";
+
+/** Entry types of a tar stream that an OCI layer may hold. */
+export type TarEntryType = "file" | "link" | "symlink" | "char" | "block" | "dir" | "fifo";
+
+/** One tar entry's metadata, with PAX/GNU extensions applied. */
+export interface TarHeader {
+  /** Path as stored, normalised: no leading `./` or `/`, no trailing `/`, no `.`/empty segments. */
+  path: string;
+  type: TarEntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Modification time, seconds since the epoch (PAX may give fractions). */
+  mtime: number;
+  /** Target of a symlink, or (normalised like `path`) of a hard link. */
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+  /** Extended attributes from PAX `SCHILY.xattr.*` / `LIBARCHIVE.xattr.*` records. */
+  xattrs: Record<string, Uint8Array>;
+  /** Byte offset of the header block in the (uncompressed) stream, for error messages. */
+  offset: number;
+}
+
+/** An entry and its content; `body` must be read (or left: it is skipped) before the next. */
+export interface TarEntry {
+  header: TarHeader;
+  body: AsyncIterable<Uint8Array>;
+}
+
+const BLOCK = 512;
+const TYPES: Record<string, TarEntryType> = {
+  "0": "file",
+  "\0": "file",
+  "7": "file",
+  "1": "link",
+  "2": "symlink",
+  "3": "char",
+  "4": "block",
+  "5": "dir",
+  "6": "fifo",
+};
+
+/** Pulls exact byte counts out of a chunked stream. */
+class ByteReader {
+  private buf: Uint8Array = new Uint8Array(0);
+  private pos = 0;
+  offset = 0;
+  private readonly it: AsyncIterator<Uint8Array>;
+  constructor(src: AsyncIterable<Uint8Array>) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+  private async fill(): Promise<boolean> {
+    const n = await this.it.next();
+    if (n.done) return false;
+    this.buf = this.pos < this.buf.length ? concat(this.buf.subarray(this.pos), n.value) : n.value;
+    this.pos = 0;
+    return true;
+  }
+  /** Exactly `n` bytes, or null at a clean end of stream before the first byte. */
+  async exact(n: number): Promise<Uint8Array | null> {
+    while (this.buf.length - this.pos < n) {
+      if (!(await this.fill())) {
+        if (this.buf.length === this.pos) return null;
+        throw invalidArgument(`tar stream truncated at byte ${this.offset + (this.buf.length - this.pos)}`);
+      }
+    }
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    this.offset += n;
+    return out;
+  }
+  /** Up to `max` bytes (at least one), failing on end of stream. */
+  async some(max: number): Promise<Uint8Array> {
+    if (this.buf.length === this.pos && !(await this.fill())) {
+      throw invalidArgument(`tar stream truncated at byte ${this.offset}`);
+    }
+    const n = Math.min(max, this.buf.length - this.pos);
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    this.offset += n;
+    return out;
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+const dec = new TextDecoder();
+function str(b: Uint8Array, off: number, len: number): string {
+  const f = b.subarray(off, off + len);
+  const z = f.indexOf(0);
+  return dec.decode(z >= 0 ? f.subarray(0, z) : f);
+}
+
+/** A numeric header field: octal text, or GNU base-256 when the high bit is set. */
+function num(b: Uint8Array, off: number, len: number, field: string, at: number): number {
+  const f = b.subarray(off, off + len);
+  if ((f[0] as number) & 0x80) {
+    let v = (f[0] as number) & 0x7f;
+    for (let i = 1; i < f.length; i++) v = v * 256 + (f[i] as number);
+    if (!Number.isSafeInteger(v)) throw invalidArgument(`tar header at byte ${at}: ${field} is too large`);
+    return v;
+  }
+  const t = str(b, off, len).trim();
+  if (t === "") return 0;
+  if (!/^[0-7]+$/.test(t)) throw invalidArgument(`tar header at byte ${at}: ${field} ${JSON.stringify(t)} is not octal`);
+  return Number.parseInt(t, 8);
+}
+
+/**
+ * Normalises an entry path and refuses one that leaves the layer's root: `..` segments that
+ * climb above it (InvalidArgument naming the path and the header offset). Leading `/` and
+ * `./` are dropped (tar and containerd treat such paths as relative to the root).
+ */
+export function normalizeTarPath(p: string, at: number): string {
+  const out: string[] = [];
+  for (const seg of p.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") {
+      if (out.length === 0) throw invalidArgument(`tar entry ${JSON.stringify(p)} at byte ${at} escapes the layer root`);
+      out.pop();
+      continue;
+    }
+    out.push(seg);
+  }
+  return out.join("/");
+}
+
+/** Parses PAX records (`<len> <key>=<value>\n`). */
+function parsePax(b: Uint8Array, at: number): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  let i = 0;
+  while (i < b.length) {
+    if (b[i] === 0) break;
+    const sp = b.indexOf(0x20, i);
+    const len = sp > i ? Number.parseInt(dec.decode(b.subarray(i, sp)), 10) : Number.NaN;
+    if (!Number.isInteger(len) || len <= 0 || i + len > b.length) throw invalidArgument(`tar PAX header at byte ${at}: bad record length`);
+    const rec = b.subarray(sp + 1, i + len - 1); // without the trailing newline
+    const eq = rec.indexOf(0x3d);
+    if (eq < 0) throw invalidArgument(`tar PAX header at byte ${at}: record without '='`);
+    out.set(dec.decode(rec.subarray(0, eq)), rec.slice(eq + 1));
+    i += len;
+  }
+  return out;
+}
+
+/** Longest PAX or GNU long-name payload we accept (a forged size must not allocate GiBs). */
+const MAX_META = 1 << 20;
+
+/**
+ * Reads a tar stream (ustar, GNU long names/links, PAX extended and global headers,
+ * base-256 numbers) from uncompressed chunks and yields its entries in order. Each entry's
+ * body streams; unread body bytes are skipped when the next entry is requested. Stops at
+ * the end-of-archive blocks or at the end of the stream. Throws InvalidArgument naming the
+ * byte offset for a bad checksum, a malformed field, a truncated stream, or a path that
+ * escapes the root.
+ */
+export async function* readTar(src: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
+  const r = new ByteReader(src);
+  let pax = new Map<string, Uint8Array>();
+  const globalPax = new Map<string, Uint8Array>();
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  for (;;) {
+    const at = r.offset;
+    const h = await r.exact(BLOCK);
+    if (h === null) return;
+    if (h.every((x) => x === 0)) return; // end-of-archive (the second zero block may be absent)
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : (h[i] as number);
+    if (num(h, 148, 8, "checksum", at) !== sum) throw invalidArgument(`tar header at byte ${at}: checksum mismatch`);
+    const flag = String.fromCharCode(h[156] as number);
+    const size = num(h, 124, 12, "size", at);
+    const padded = Math.ceil(size / BLOCK) * BLOCK;
+    if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
+      if (size > MAX_META) throw invalidArgument(`tar header at byte ${at}: extension of ${size} bytes is too large`);
+      const data = (await r.exact(padded)) ?? new Uint8Array(0);
+      const body = data.subarray(0, size);
+      if (flag === "x") pax = parsePax(body, at);
+      else if (flag === "g") for (const [k, v] of parsePax(body, at)) globalPax.set(k, v);
+      else if (flag === "L") longName = str(body, 0, size);
+      else longLink = str(body, 0, size);
+      continue;
+    }
+    const type = TYPES[flag];
+    if (!type) throw invalidArgument(`tar header at byte ${at}: unsupported entry type ${JSON.stringify(flag)}`);
+    const attrs = new Map([...globalPax, ...pax]);
+    const text = (k: string) => (attrs.has(k) ? dec.decode(attrs.get(k)) : undefined);
+    const prefix = str(h, 345, 155);
+    const rawPath = text("path") ?? longName ?? (prefix ? `${prefix}/${str(h, 0, 100)}` : str(h, 0, 100));
+    const rawLink = text("linkpath") ?? longLink ?? str(h, 157, 100);
+    const realSize = text("size") !== undefined ? Number(text("size")) : size;
+    const xattrs: Record<string, Uint8Array> = {};
+    for (const [k, v] of attrs) {
+      if (k.startsWith("SCHILY.xattr.")) xattrs[k.slice(13)] = v;
+      else if (k.startsWith("LIBARCHIVE.xattr.")) xattrs[decodeURIComponent(k.slice(17))] = Buffer.from(dec.decode(v), "base64");
+    }
+    const header: TarHeader = {
+      path: normalizeTarPath(rawPath, at),
+      type,
+      mode: num(h, 100, 8, "mode", at) & 0o7777,
+      uid: text("uid") !== undefined ? Number(text("uid")) : num(h, 108, 8, "uid", at),
+      gid: text("gid") !== undefined ? Number(text("gid")) : num(h, 116, 8, "gid", at),
+      size: type === "file" ? realSize : 0,
+      mtime: text("mtime") !== undefined ? Number(text("mtime")) : num(h, 136, 12, "mtime", at),
+      linkname: type === "link" ? normalizeTarPath(rawLink, at) : rawLink,
+      devmajor: num(h, 329, 8, "devmajor", at),
+      devminor: num(h, 337, 8, "devminor", at),
+      xattrs,
+      offset: at,
+    };
+    pax = new Map();
+    longName = undefined;
+    longLink = undefined;
+    const dataLen = type === "file" ? realSize : size; // links/dirs carry no data, but skip any
+    const dataPadded = Math.ceil(dataLen / BLOCK) * BLOCK;
+    let left = dataLen;
+    const body = (async function* () {
+      while (left > 0) {
+        const c = await r.some(left);
+        left -= c.length;
+        yield c;
+      }
+    })();
+    yield { header, body };
+    while (left > 0) left -= (await r.some(left)).length; // unread body
+    if (dataPadded > dataLen) await r.exact(dataPadded - dataLen);
+  }
+}
