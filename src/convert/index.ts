@@ -1,2 +1,22 @@
 export { normalizeTarPath, readTar, type TarEntry, type TarEntryType, type TarHeader } from "./tar.ts";
 export { decompressLayer, detectCompression, type LayerCheck, type LayerCompression } from "./layer.ts";
+export {
+  type BootstrapLayer,
+  bootstrapLayer,
+  mergedIndex,
+  NydusAnnotation,
+  type NydusBlobLayer,
+  nydusImage,
+} from "./nydus-image.ts";
+export {
+  type Descriptor,
+  hostPlatform,
+  type ImageConfig,
+  type Index,
+  type Manifest,
+  MediaType,
+  parsePlatform,
+  type Platform,
+  type ResolvedImage,
+  resolveImage,
+} from "./oci.ts";
