@@ -1,0 +1,4 @@
+export { Errno, errnoOf } from "./errno.ts";
+export type { ReadonlyFs } from "./fs.ts";
+export { type Attr, type DirEntry, Op } from "./protocol.ts";
+export { FuseSession, type SessionOptions } from "./session.ts";

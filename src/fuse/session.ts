@@ -1,0 +1,185 @@
+import { writeSync } from "node:fs";
+import type { Logger } from "../log/index.ts";
+import { Errno, errnoOf } from "./errno.ts";
+import type { ReadonlyFs } from "./fs.ts";
+import {
+  decodeInHeader,
+  encodeAttrOut,
+  encodeDirents,
+  encodeEntry,
+  encodeInitOut,
+  encodeOpenOut,
+  encodeReply,
+  encodeStatfs,
+  FOPEN_KEEP_CACHE,
+  IN_HEADER,
+  InitFlag,
+  Op,
+} from "./protocol.ts";
+
+/** Options of {@link FuseSession.start}. */
+export interface SessionOptions {
+  /** Reader threads (each blocks in read(2) on /dev/fuse); default 2. */
+  workers?: number;
+  /** Largest read the kernel may send, in 4 KiB pages (MAX_PAGES); default 256 (1 MiB). */
+  maxPages?: number;
+  /** Seconds the kernel may cache entries and attributes (the content never changes). */
+  ttlSeconds?: number;
+  logger: Logger;
+  /** The reader worker module; the default resolves next to this file. */
+  workerUrl?: string | URL;
+}
+
+const DOT_ENTRIES = (self: bigint, parent: bigint) => [
+  { name: ".", ino: self, type: 4 },
+  { name: "..", ino: parent, type: 4 },
+];
+
+/**
+ * Serves a {@link ReadonlyFs} on an open `/dev/fuse` descriptor that is already mounted:
+ * worker threads read requests, the main thread answers them (asynchronous reads included)
+ * by writing replies to the same descriptor. Every write-type request gets EROFS.
+ * {@link FuseSession.done} resolves when the kernel ends the session (unmount).
+ */
+export class FuseSession {
+  readonly done: Promise<void>;
+  private readonly workers: Worker[] = [];
+  private readonly ttl: number;
+  private readonly maxPages: number;
+  private readonly log: Logger;
+  private readonly parents = new Map<bigint, bigint>();
+
+  private constructor(
+    private readonly fd: number,
+    private readonly fs: ReadonlyFs,
+    opts: SessionOptions,
+  ) {
+    this.ttl = opts.ttlSeconds ?? 3600;
+    this.maxPages = opts.maxPages ?? 256;
+    this.log = opts.logger.withTag("fuse");
+    const n = opts.workers ?? 2;
+    const url = opts.workerUrl ?? new URL("./reader-worker.ts", import.meta.url);
+    let ended = 0;
+    let resolve!: () => void;
+    this.done = new Promise<void>((r) => {
+      resolve = r;
+    });
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(url);
+      w.onmessage = (e: MessageEvent<Uint8Array | { end: string }>) => {
+        if (e.data instanceof Uint8Array) {
+          this.dispatch(e.data);
+          return;
+        }
+        this.log.debug(`reader ${i} ended: ${e.data.end}`);
+        w.terminate();
+        if (++ended === n) resolve();
+      };
+      w.postMessage({ fd, bufferSize: this.maxPages * 4096 + 4096 });
+      this.workers.push(w);
+    }
+  }
+
+  /** Starts serving `fs` on the mounted FUSE descriptor `fd`. */
+  static start(fd: number, fs: ReadonlyFs, opts: SessionOptions): FuseSession {
+    return new FuseSession(fd, fs, opts);
+  }
+
+  /** Stops the reader threads now (after an unmount they end by themselves). */
+  stop(): void {
+    for (const w of this.workers) w.terminate();
+  }
+
+  private reply(unique: bigint, errno: number, body?: Uint8Array): void {
+    try {
+      writeSync(this.fd, encodeReply(unique, errno, body));
+    } catch (e) {
+      // ENOENT: the request was interrupted and the kernel forgot it; nothing to do.
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") this.log.warn("reply failed", e);
+    }
+  }
+
+  private dispatch(req: Uint8Array): void {
+    const h = decodeInHeader(req);
+    const body = req.subarray(IN_HEADER, h.len);
+    const v = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    try {
+      switch (h.opcode) {
+        case Op.INIT: {
+          const minor = v.getUint32(4, true);
+          const readahead = v.getUint32(8, true);
+          const offered = v.getUint32(12, true);
+          const want = InitFlag.ASYNC_READ | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES | InitFlag.CACHE_SYMLINKS;
+          this.reply(h.unique, 0, encodeInitOut(Math.min(minor, 36), readahead, offered & want, this.maxPages));
+          return;
+        }
+        case Op.LOOKUP: {
+          const name = new TextDecoder().decode(body.subarray(0, body.indexOf(0) >= 0 ? body.indexOf(0) : body.length));
+          const a = this.fs.lookup(h.nodeid, name);
+          if (!a) return this.reply(h.unique, Errno.ENOENT);
+          if ((a.mode & 0o170000) === 0o040000) this.parents.set(a.ino, h.nodeid);
+          return this.reply(h.unique, 0, encodeEntry(a, this.ttl));
+        }
+        case Op.GETATTR: {
+          const a = this.fs.getattr(h.nodeid);
+          return a ? this.reply(h.unique, 0, encodeAttrOut(a, this.ttl)) : this.reply(h.unique, Errno.ENOENT);
+        }
+        case Op.READLINK: {
+          if (!this.fs.readlink) return this.reply(h.unique, Errno.EINVAL);
+          return this.reply(h.unique, 0, new TextEncoder().encode(this.fs.readlink(h.nodeid)));
+        }
+        case Op.OPEN: {
+          const flags = v.getUint32(0, true);
+          if ((flags & 3) !== 0) return this.reply(h.unique, Errno.EROFS); // O_WRONLY / O_RDWR
+          return this.reply(h.unique, 0, encodeOpenOut(0n, FOPEN_KEEP_CACHE));
+        }
+        case Op.OPENDIR:
+          return this.reply(h.unique, 0, encodeOpenOut(0n, 0));
+        case Op.READ: {
+          const offset = Number(v.getBigUint64(8, true));
+          const size = v.getUint32(16, true);
+          Promise.resolve(this.fs.read(h.nodeid, offset, size)).then(
+            (data) => this.reply(h.unique, 0, data),
+            (err) => {
+              this.log.warn(`read of inode ${h.nodeid} at ${offset}+${size} failed`, err);
+              this.reply(h.unique, errnoOf(err));
+            },
+          );
+          return;
+        }
+        case Op.READDIR: {
+          const offset = Number(v.getBigUint64(8, true));
+          const size = v.getUint32(16, true);
+          const all = [...DOT_ENTRIES(h.nodeid, this.parents.get(h.nodeid) ?? 1n), ...this.fs.readdir(h.nodeid)];
+          return this.reply(h.unique, 0, encodeDirents(all, offset, size));
+        }
+        case Op.STATFS: {
+          const t = this.fs.totals?.() ?? { blocks: 0, files: 0 };
+          return this.reply(h.unique, 0, encodeStatfs(t.blocks, t.files));
+        }
+        case Op.RELEASE:
+        case Op.RELEASEDIR:
+        case Op.FLUSH:
+        case Op.FSYNC:
+        case Op.FSYNCDIR:
+        case Op.ACCESS:
+        case Op.DESTROY:
+          return this.reply(h.unique, 0);
+        case Op.FORGET:
+        case Op.BATCH_FORGET:
+        case Op.INTERRUPT:
+          return; // no reply expected
+        case Op.SETATTR:
+        case Op.WRITE:
+        case Op.CREATE:
+        case Op.SETXATTR:
+          return this.reply(h.unique, Errno.EROFS);
+        default:
+          return this.reply(h.unique, Errno.ENOSYS);
+      }
+    } catch (err) {
+      this.log.warn(`request ${h.opcode} on inode ${h.nodeid} failed`, err);
+      this.reply(h.unique, errnoOf(err));
+    }
+  }
+}
