@@ -9,6 +9,8 @@ export const main = defineCommand({
     serve: () => import("./serve.ts").then((m) => m.default),
     config: () => import("./config.ts").then((m) => m.default),
     version: () => import("./version.ts").then((m) => m.default),
+    setup: () => import("./setup.ts").then((m) => m.default),
+    doctor: () => import("./doctor.ts").then((m) => m.default),
   },
 });
 

@@ -7,7 +7,9 @@ const SRC = join(import.meta.dir, "../../src");
 
 /** Folder → folders (and `gen`) it may import. `errdefs` and `log` are open to all but config. */
 const ALLOWED: Record<string, string[]> = {
-  cli: ["service", "nydusd", "convert", "config", "log", "errdefs", "snapshot", "store"],
+  cli: ["service", "nydusd", "convert", "setup", "config", "log", "errdefs", "snapshot", "store"],
+  // Node setup and checks; `snapshot` only for the d_type probe doctor shares with serve.
+  setup: ["config", "snapshot", "errdefs", "log"],
   service: ["config", "grpc", "snapshot", "store", "manager", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "log", "errdefs", "gen"],
   grpc: ["snapshot", "errdefs", "log", "gen"],
   snapshot: ["store", "errdefs", "log"],
