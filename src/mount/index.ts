@@ -1,0 +1,2 @@
+/** mount(2)/umount2(2) through bun:ffi. */
+export * from "./mount.ts";
