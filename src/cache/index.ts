@@ -1,0 +1,1 @@
+export { BlobCache, blobCacheUsage, cacheFiles, removeBlobCache } from "./blob-cache.ts";
