@@ -1,2 +1,4 @@
 export { type ApiServer, type DaemonApi, type DaemonInfo, type MountRequest, route, startApiServer, statusOf } from "./api.ts";
+export { type BlobBackend, localfsBackend, registryBackend } from "./backend.ts";
+export { Blobfs, type BlobfsBlob, type BlobfsOptions, type BlobfsStats, openBlob } from "./blobfs.ts";
 export { type DaemonEvent, type DaemonState, DaemonStateMachine } from "./state.ts";

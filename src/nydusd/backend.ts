@@ -1,0 +1,60 @@
+import { open } from "node:fs/promises";
+import { join } from "node:path";
+import { invalidArgument } from "../errdefs/index.ts";
+import type { RegistryClient } from "../registry/index.ts";
+
+/** Where blob bytes (compressed, as stored) come from. */
+export interface BlobBackend {
+  /** A short description for logs and errors (`registry host/repo`, `localfs dir`). */
+  readonly name: string;
+  /** Reads `[offset, offset + length)` of blob `blobId` as stored. */
+  read(blobId: string, offset: number, length: number): Promise<Uint8Array>;
+}
+
+const BLOB_ID = /^[0-9a-f]{64}$/;
+
+function checkId(blobId: string): void {
+  if (!BLOB_ID.test(blobId)) throw invalidArgument(`blob id ${JSON.stringify(blobId)} is not 64 hex digits`);
+}
+
+/**
+ * nydusd's `localfs` backend: blob `<id>` is the file `<dir>/<id>`. Short reads (past the end
+ * of the file) are InvalidArgument naming the blob and the range.
+ */
+export function localfsBackend(dir: string): BlobBackend {
+  return {
+    name: `localfs ${dir}`,
+    async read(blobId, offset, length) {
+      checkId(blobId);
+      const fh = await open(join(dir, blobId), "r");
+      try {
+        const out = new Uint8Array(length);
+        let done = 0;
+        while (done < length) {
+          const { bytesRead } = await fh.read(out, done, length - done, offset + done);
+          if (bytesRead === 0) throw invalidArgument(`blob ${blobId}: ${offset}+${length} reaches past the end of ${join(dir, blobId)}`);
+          done += bytesRead;
+        }
+        return out;
+      } finally {
+        await fh.close();
+      }
+    },
+  };
+}
+
+/**
+ * nydusd's `registry` backend: blob `<id>` is `sha256:<id>` in `repo`, read with HTTP Range
+ * requests (retried and resumed by the client).
+ */
+export function registryBackend(client: RegistryClient, repo: string): BlobBackend {
+  return {
+    name: `registry ${client.host}/${repo}`,
+    async read(blobId, offset, length) {
+      checkId(blobId);
+      const parts: Uint8Array[] = [];
+      for await (const c of client.blobStream(repo, `sha256:${blobId}`, offset, offset + length)) parts.push(c);
+      return parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+    },
+  };
+}

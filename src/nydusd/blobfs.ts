@@ -1,0 +1,191 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { BlobCache, cacheFiles } from "../cache/index.ts";
+import { invalidArgument, notFound } from "../errdefs/index.ts";
+import type { Attr, DirEntry, ReadonlyFs } from "../fuse/index.ts";
+import type { Logger } from "../log/index.ts";
+import {
+  type BlobEntry,
+  type BlobMeta,
+  type ByteSource,
+  bytesSource,
+  chunkBytes,
+  decodeChunk,
+  parseBlobMetaFile,
+  planRange,
+  readBlobMeta,
+} from "../rafs/index.ts";
+import type { BlobBackend } from "./backend.ts";
+
+/** CI header size at the end of a `.blob.meta` file and after the CI array in a blob. */
+const CI_HEADER = 4096;
+
+/** One blob served by {@link Blobfs}: its table entry, CI table, cache and chunk digests. */
+export interface BlobfsBlob {
+  entry: BlobEntry;
+  meta: BlobMeta;
+  cache: BlobCache;
+  /** Expected digest (hex) per CI index, from the bootstrap's chunk table. */
+  digests: Map<number, string>;
+}
+
+/**
+ * Opens blob `entry` for serving: its CI table from `<cacheDir>/<id>.blob.meta` when cached,
+ * else fetched from the backend (the CI array and its header, nothing else) and cached, and
+ * its data cache. Throws InvalidArgument when the blob's metadata is malformed.
+ */
+export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir: string, digests: Map<number, string>): Promise<BlobfsBlob> {
+  const files = cacheFiles(cacheDir, entry.blobId);
+  mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+  let meta: BlobMeta;
+  if (existsSync(files.meta)) {
+    meta = parseBlobMetaFile(bytesSource(new Uint8Array(readFileSync(files.meta))));
+  } else {
+    const start = entry.ciOffset;
+    const window = await backend.read(entry.blobId, start, entry.ciCompressedSize + CI_HEADER);
+    const src: ByteSource = {
+      size: entry.compressedSize,
+      readAt(offset, length) {
+        if (offset < start || offset + length > start + window.length) {
+          throw invalidArgument(`blob ${entry.blobId}: metadata read ${offset}+${length} outside the fetched CI window`);
+        }
+        return window.subarray(offset - start, offset - start + length);
+      },
+    };
+    meta = readBlobMeta(src, entry);
+    const padded = Math.ceil(meta.ciData.length / 4096) * 4096;
+    const file = new Uint8Array(padded + CI_HEADER);
+    file.set(meta.ciData, 0);
+    file.set(window.subarray(window.length - CI_HEADER), padded);
+    writeFileSync(`${files.meta}.tmp`, file, { mode: 0o600 });
+    renameSync(`${files.meta}.tmp`, files.meta);
+  }
+  const cache = BlobCache.open(cacheDir, entry.blobId, entry.uncompressedSize, meta.chunks.length);
+  return { entry, meta, cache, digests };
+}
+
+/** Options of {@link Blobfs}. */
+export interface BlobfsOptions {
+  /** Verify every fetched chunk against its digest (`digest_validate`). */
+  digestValidate: boolean;
+  /** Merge fetches of chunks closer than this many bytes (`amplify_io`); default 1 MiB. */
+  amplifyIo?: number;
+  logger: Logger;
+}
+
+/** Counters for the metrics endpoints. */
+export interface BlobfsStats {
+  reads: number;
+  readErrors: number;
+  fetches: number;
+  fetchedBytes: number;
+  chunksFetched: number;
+}
+
+/**
+ * The read-only "blobfs": one file per blob, named by blob id and sized to the blob's
+ * uncompressed size, whose reads are served from the cache and, for chunks not cached yet,
+ * fetched from the backend, decompressed, optionally verified, and cached first. Concurrent
+ * reads that need the same chunk share one fetch. A failed fetch or a digest mismatch fails
+ * the read (EIO): wrong bytes are never returned.
+ */
+export class Blobfs implements ReadonlyFs {
+  readonly stats: BlobfsStats = { reads: 0, readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0 };
+  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly log: Logger;
+
+  constructor(
+    private readonly blobs: BlobfsBlob[],
+    private readonly backend: BlobBackend,
+    private readonly opts: BlobfsOptions,
+  ) {
+    this.log = opts.logger.withTag("blobfs");
+  }
+
+  private blobOf(ino: bigint): BlobfsBlob {
+    const b = this.blobs[Number(ino) - 2];
+    if (!b) throw notFound(`blobfs inode ${ino}`);
+    return b;
+  }
+
+  private attrOf(i: number): Attr {
+    const b = this.blobs[i] as BlobfsBlob;
+    return { ino: BigInt(i + 2), mode: 0o100444, size: b.entry.uncompressedSize, nlink: 1, uid: 0, gid: 0, mtime: 0 };
+  }
+
+  lookup(parent: bigint, name: string): Attr | undefined {
+    if (parent !== 1n) return undefined;
+    const i = this.blobs.findIndex((b) => b.entry.blobId === name);
+    return i < 0 ? undefined : this.attrOf(i);
+  }
+
+  getattr(ino: bigint): Attr | undefined {
+    if (ino === 1n) return { ino, mode: 0o040555, size: 0, nlink: 2, uid: 0, gid: 0, mtime: 0 };
+    const i = Number(ino) - 2;
+    return this.blobs[i] ? this.attrOf(i) : undefined;
+  }
+
+  readdir(ino: bigint): DirEntry[] {
+    if (ino !== 1n) return [];
+    return this.blobs.map((b, i) => ({ name: b.entry.blobId, ino: BigInt(i + 2), type: 8 }));
+  }
+
+  totals() {
+    return { blocks: this.blobs.reduce((n, b) => n + Math.ceil(b.entry.uncompressedSize / 4096), 0), files: this.blobs.length + 1 };
+  }
+
+  async read(ino: bigint, offset: number, size: number): Promise<Uint8Array> {
+    const b = this.blobOf(ino);
+    const length = Math.max(0, Math.min(size, b.entry.uncompressedSize - offset));
+    if (length === 0) return new Uint8Array(0);
+    this.stats.reads++;
+    try {
+      await this.ensure(b, offset, length);
+    } catch (err) {
+      this.stats.readErrors++;
+      this.log.error(`blob ${b.entry.blobId} read ${offset}+${length} failed:`, err);
+      throw err;
+    }
+    return b.cache.read(offset, length);
+  }
+
+  /** Makes every chunk covering `[offset, offset+length)` present in the cache. */
+  private async ensure(b: BlobfsBlob, offset: number, length: number): Promise<void> {
+    const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.opts.amplifyIo ?? 1 << 20 });
+    const waits: Promise<void>[] = [];
+    for (const f of plan.fetches) {
+      const missing = f.chunks.filter((c) => !b.cache.has(c.ciIndex));
+      if (missing.length === 0) continue;
+      const pending = missing.map((c) => this.inflight.get(`${b.entry.blobId}/${c.ciIndex}`)).filter((p) => p !== undefined);
+      if (pending.length === missing.length) {
+        waits.push(...pending);
+        continue;
+      }
+      const job = (async () => {
+        this.stats.fetches++;
+        const data = await this.backend.read(b.entry.blobId, f.offset, f.length);
+        this.stats.fetchedBytes += data.length;
+        for (const c of f.chunks) {
+          if (b.cache.has(c.ciIndex)) continue;
+          const expectedDigest = this.opts.digestValidate ? b.digests.get(c.ciIndex) : undefined;
+          const bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest });
+          b.cache.put(c.ciIndex, c.uncompressedOffset, bytes);
+          this.stats.chunksFetched++;
+        }
+      })();
+      for (const c of missing) {
+        const key = `${b.entry.blobId}/${c.ciIndex}`;
+        if (!this.inflight.has(key)) this.inflight.set(key, job);
+      }
+      const done = job.finally(() => {
+        for (const c of missing) if (this.inflight.get(`${b.entry.blobId}/${c.ciIndex}`) === job) this.inflight.delete(`${b.entry.blobId}/${c.ciIndex}`);
+      });
+      waits.push(done);
+    }
+    await Promise.all(waits);
+  }
+
+  /** Flushes and closes every blob cache. */
+  close(): void {
+    for (const b of this.blobs) b.cache.close();
+  }
+}
