@@ -11,6 +11,8 @@ export const main = defineCommand({
     version: () => import("./version.ts").then((m) => m.default),
     setup: () => import("./setup.ts").then((m) => m.default),
     doctor: () => import("./doctor.ts").then((m) => m.default),
+    inspect: () => import("./inspect.ts").then((m) => m.default),
+    check: () => import("./check.ts").then((m) => m.default),
   },
 });
 

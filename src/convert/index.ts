@@ -20,3 +20,4 @@ export {
   type ResolvedImage,
   resolveImage,
 } from "./oci.ts";
+export { type CheckReport, checkImage, inspectImage, openBootstrap } from "./inspect.ts";
