@@ -32,6 +32,8 @@ export class BlobCache {
   private closed = false;
 
   private constructor(
+    /** Path of the data file (what nydusd reports as an underlying file). */
+    readonly dataPath: string,
     readonly blobId: string,
     readonly size: number,
     readonly chunkCount: number,
@@ -73,7 +75,7 @@ export class BlobCache {
         writeSync(mapFd, bitmap, 0, bytes, HEADER);
         ftruncateSync(mapFd, HEADER + bytes);
       }
-      return new BlobCache(blobId, size, chunkCount, dataFd, mapFd, bitmap, opts.flushEvery ?? 64);
+      return new BlobCache(f.data, blobId, size, chunkCount, dataFd, mapFd, bitmap, opts.flushEvery ?? 64);
     } catch (e) {
       if (dataFd >= 0) closeSync(dataFd);
       throw internal(`open cache of blob ${blobId} in ${dir}: ${(e as Error).message}`, e);

@@ -13,6 +13,7 @@ export const main = defineCommand({
     doctor: () => import("./doctor.ts").then((m) => m.default),
     inspect: () => import("./inspect.ts").then((m) => m.default),
     check: () => import("./check.ts").then((m) => m.default),
+    nydusd: () => import("./nydusd.ts").then((m) => m.default),
   },
 });
 
@@ -26,15 +27,16 @@ function exitCodeOf(err: unknown): number {
 }
 
 /**
- * Runs `rafsnap` with `argv` (arguments after the program name). When `asSnapshotter` is
- * set (invoked as containerd-nydus-grpc) the arguments go straight to `serve`. Errors are
+ * Runs `rafsnap` with `argv` (arguments after the program name). Invoked through a link
+ * named containerd-nydus-grpc the arguments go to `serve`; named nydusd, to `nydusd`. Errors are
  * printed as one line on stderr and turned into the exit code.
  */
-export async function run(argv: string[], asSnapshotter: boolean): Promise<void> {
-  const rawArgs = asSnapshotter ? ["serve", ...argv] : argv;
+export async function run(argv: string[], invokedAs: "rafsnap" | "containerd-nydus-grpc" | "nydusd"): Promise<void> {
+  const asSnapshotter = invokedAs === "containerd-nydus-grpc";
+  const rawArgs = asSnapshotter ? ["serve", ...argv] : invokedAs === "nydusd" ? ["nydusd", ...argv] : argv;
   try {
     const wantsHelp = rawArgs.includes("--help") || rawArgs.includes("-h");
-    if (rawArgs.length === 0 || wantsHelp || (rawArgs[0] === "--version" && !asSnapshotter)) {
+    if (rawArgs.length === 0 || wantsHelp || (rawArgs[0] === "--version" && invokedAs === "rafsnap")) {
       // citty's runMain prints usage (of the subcommand too) and the version.
       await runMain(main, { rawArgs });
       return;

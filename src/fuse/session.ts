@@ -58,7 +58,13 @@ export class FuseSession {
     this.maxPages = opts.maxPages ?? 256;
     this.log = opts.logger.withTag("fuse");
     const n = opts.workers ?? 2;
-    const url = opts.workerUrl ?? new URL("./reader-worker.ts", import.meta.url);
+    // In the compiled binary every module's import.meta.url is the executable's
+    // (file:///$bunfs/root/rafsnap) and worker entrypoints sit at their path under src/.
+    const url =
+      opts.workerUrl ??
+      (import.meta.url.startsWith("file:///$bunfs/")
+        ? new URL("./fuse/reader-worker.ts", import.meta.url)
+        : new URL("./reader-worker.ts", import.meta.url));
     let ended = 0;
     let resolve!: () => void;
     this.done = new Promise<void>((r) => {

@@ -1,5 +1,5 @@
 import { appendFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createConsola, LogLevels, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola";
 
 /** Log levels accepted by `[log] level` and `--log-level` (nydus-snapshotter's names). */
@@ -17,6 +17,8 @@ export interface LoggerOptions {
   toStdout: boolean;
   /** Directory of the log file (`nydus-snapshotter.log`, the Go snapshotter's name). */
   dir?: string;
+  /** Full path of the log file instead of `<dir>/nydus-snapshotter.log` (nydusd's --log-file). */
+  file?: string;
   /** Extra reporter, e.g. a capture reporter in tests. */
   reporter?: ConsolaReporter;
 }
@@ -64,11 +66,11 @@ function lineReporter(write: (line: string) => void): ConsolaReporter {
  */
 export function createLogger(opts: LoggerOptions): Logger {
   const reporters: ConsolaReporter[] = [];
-  if (opts.toStdout || !opts.dir) {
+  if (opts.toStdout || (!opts.dir && !opts.file)) {
     reporters.push(lineReporter((l) => process.stdout.write(l)));
   } else {
-    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
-    const file = join(opts.dir, LOG_FILE);
+    const file = opts.file ?? join(opts.dir as string, LOG_FILE);
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     reporters.push(lineReporter((l) => appendFileSync(file, l, { mode: 0o600 })));
   }
   if (opts.reporter) reporters.push(opts.reporter);

@@ -184,6 +184,11 @@ export class Blobfs implements ReadonlyFs {
     await Promise.all(waits);
   }
 
+  /** The cache data files behind the blobs (`underlying_files` of the blobcache metrics). */
+  underlyingFiles(): string[] {
+    return this.blobs.map((b) => b.cache.dataPath);
+  }
+
   /** Flushes and closes every blob cache. */
   close(): void {
     for (const b of this.blobs) b.cache.close();

@@ -2,3 +2,6 @@ export { type ApiServer, type DaemonApi, type DaemonInfo, type MountRequest, rou
 export { type BlobBackend, localfsBackend, registryBackend } from "./backend.ts";
 export { Blobfs, type BlobfsBlob, type BlobfsOptions, type BlobfsStats, openBlob } from "./blobfs.ts";
 export { type DaemonEvent, type DaemonState, DaemonStateMachine } from "./state.ts";
+export { type BackendConfig, type DaemonConfig, loadDaemonConfig, parseDaemonConfig } from "./config.ts";
+export { Daemon, type DaemonOptions, type VersionFacts } from "./daemon.ts";
+export { backendOf, type Instance, mountInstance } from "./instance.ts";

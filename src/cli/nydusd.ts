@@ -1,0 +1,84 @@
+import { mkdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { defineCommand } from "citty";
+import { invalidArgument, notImplemented } from "../errdefs/index.ts";
+import { createLogger, type LogLevelName } from "../log/index.ts";
+import { Daemon, loadDaemonConfig, startApiServer } from "../nydusd/index.ts";
+import { versionInfo } from "./_version.ts";
+
+const LEVELS = ["trace", "debug", "info", "warn", "error"];
+
+/**
+ * `rafsnap nydusd` (and the binary invoked as `nydusd`): the built-in data plane with
+ * nydusd's command line (nydus-facts §6). Global options may come before or after the
+ * subcommand (`fuse`, the default; `singleton` is refused: no fscache on-demand mode here).
+ */
+export default defineCommand({
+  meta: { name: "nydusd", description: "Serve RAFS v6 images lazily (nydusd-compatible daemon)" },
+  args: {
+    subcommand: { type: "positional", required: false, description: "fuse (default) | singleton | virtiofs" },
+    apisock: { type: "string", alias: ["A"], description: "HTTP API unix socket" },
+    config: { type: "string", alias: ["C"], description: "nydusd JSON config (fusedev)" },
+    id: { type: "string", description: "daemon id (with --supervisor)" },
+    supervisor: { type: "string", description: "supervisor socket for failover (with --id)" },
+    "log-level": { type: "string", alias: ["l"], default: "info", description: "trace|debug|info|warn|error" },
+    "log-file": { type: "string", alias: ["L"], description: "log file (.log is added without an extension)" },
+    "log-rotation-size": { type: "string", description: "MB (accepted; rotation is not implemented yet)" },
+    "rlimit-nofile": { type: "string", description: "accepted for compatibility" },
+    upgrade: { type: "boolean", description: "start for a hot upgrade (stays in INIT)" },
+    mountpoint: { type: "string", alias: ["M"], description: "FUSE mountpoint (fuse)" },
+    bootstrap: { type: "string", alias: ["B"], description: "RAFS metadata (dedicated mode)" },
+    "thread-num": { type: "string", alias: ["fuse-threads"], description: "FUSE reader threads (default 4)" },
+    "failover-policy": { type: "string", description: "none|resend|flush" },
+    "prefetch-files": { type: "string", description: "file listing paths to prefetch" },
+    "virtual-mountpoint": { type: "string", alias: ["m"], description: "accepted (default /)" },
+    fscache: { type: "string", alias: ["F"], description: "singleton: fscache dir (unsupported)" },
+    version: { type: "boolean", alias: ["V"], description: "print version lines like nydusd" },
+  },
+  async run({ args }) {
+    const v = versionInfo();
+    if (args.version) {
+      process.stdout.write(`Version: \t${v.version}\nGit Commit: \t${v.revision}\nBuild Time: \t${v.buildTime}\nProfile: \trelease\nRustc: \t${v.runtime}\n`);
+      return;
+    }
+    const sub = args.subcommand ?? "fuse";
+    if (sub === "singleton") throw notImplemented("fscache is not supported: the kernel has no cachefiles on-demand mode; use the fuse subcommand");
+    if (sub !== "fuse") throw invalidArgument(`subcommand ${JSON.stringify(sub)} is not supported (fuse)`);
+    if (!args.mountpoint) throw invalidArgument("--mountpoint is required for fuse");
+    if ((args.id === undefined) !== (args.supervisor === undefined)) throw invalidArgument("--id and --supervisor go together");
+    const level = args["log-level"];
+    if (!LEVELS.includes(level)) throw invalidArgument(`--log-level ${JSON.stringify(level)}: one of ${LEVELS.join(", ")}`);
+    let file = args["log-file"];
+    if (file && !/\.[^/]+$/.test(file)) file = `${file}.log`;
+    const logger = createLogger({ level: level as LogLevelName, toStdout: !file, file });
+    const config = args.config ? loadDaemonConfig(args.config) : undefined;
+    if (args.bootstrap && !config) throw invalidArgument("--bootstrap needs --config (backend and cache)");
+    const runDir = join(process.env.RAFSNAP_RUN_DIR ?? "/run/rafsnap", `nydusd-${process.pid}`);
+    mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    const daemon = new Daemon({
+      id: args.id ?? null,
+      supervisor: args.supervisor ?? null,
+      mountpoint: args.mountpoint,
+      runDir,
+      config,
+      version: v,
+      logger,
+    });
+    if (args.bootstrap && config) await daemon.startDedicated(args.bootstrap, config);
+    else daemon.startShared();
+    const api = args.apisock ? (mkdirSync(dirname(args.apisock), { recursive: true }), startApiServer(args.apisock, daemon, logger)) : undefined;
+    logger.info(`nydusd serving ${args.bootstrap ?? "shared instances"} at ${args.mountpoint}`);
+    await new Promise<void>((resolve) => {
+      const stop = async (sig: string) => {
+        logger.info(`received ${sig}, unmounting`);
+        api?.stop();
+        await daemon.shutdown();
+        rmSync(runDir, { recursive: true, force: true });
+        resolve();
+      };
+      process.once("SIGTERM", () => void stop("SIGTERM"));
+      process.once("SIGINT", () => void stop("SIGINT"));
+    });
+    process.exit(0); // reader workers would keep the process alive
+  },
+});

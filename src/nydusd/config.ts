@@ -1,0 +1,117 @@
+import { readFileSync } from "node:fs";
+import { invalidArgument } from "../errdefs/index.ts";
+
+/** Backend settings of a nydusd fusedev config (nydus-facts §4.5). */
+export type BackendConfig =
+  | { type: "localfs"; dir?: string; blobFile?: string }
+  | {
+      type: "registry";
+      host: string;
+      repo: string;
+      scheme: "http" | "https" | "";
+      /** base64 `user:password`, or "" */
+      auth: string;
+      registryToken: string;
+      skipVerify: boolean;
+      caCertFiles: string[];
+      retryLimit: number;
+      timeoutSeconds: number;
+    };
+
+/** The parts of a nydusd fusedev (v1 "RafsConfig") JSON that rafsnap's daemon uses. */
+export interface DaemonConfig {
+  backend: BackendConfig;
+  /** `device.cache.config.work_dir`: where blob caches live. */
+  workDir: string;
+  digestValidate: boolean;
+  /** Merge fetches of chunks closer than this (`amplify_io`, bytes). */
+  amplifyIo: number;
+  prefetch: { enable: boolean; prefetchAll: boolean; threadsCount: number };
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function field<T>(o: Obj, key: string, path: string, type: "string" | "boolean" | "number", dflt: T): T {
+  const v = o[key];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== type) throw invalidArgument(`nydusd config: ${path}.${key} must be a ${type}, got ${JSON.stringify(v)}`);
+  return v as T;
+}
+
+/**
+ * Parses a nydusd fusedev config (`{"device":{"backend":…,"cache":…},"digest_validate":…}`).
+ * Supported backends: `registry` and `localfs` (oss/s3 are InvalidArgument naming the type).
+ * `imagePullAuth` (the `IMAGE_PULL_AUTH` environment variable, base64 `user:password`)
+ * replaces the registry auth, as nydusd does. Wrong types are InvalidArgument naming the key.
+ */
+export function parseDaemonConfig(text: string, source: string, imagePullAuth?: string): DaemonConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw invalidArgument(`nydusd config ${source} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!isObj(raw) || !isObj(raw.device)) throw invalidArgument(`nydusd config ${source}: missing "device" object`);
+  const dev = raw.device;
+  if (!isObj(dev.backend)) throw invalidArgument(`nydusd config ${source}: missing device.backend`);
+  const btype: string = field(dev.backend, "type", "device.backend", "string", "");
+  const bc = isObj(dev.backend.config) ? dev.backend.config : {};
+  const p = "device.backend.config";
+  let backend: BackendConfig;
+  if (btype === "localfs") {
+    backend = { type: "localfs", dir: field(bc, "dir", p, "string", undefined), blobFile: field(bc, "blob_file", p, "string", undefined) };
+    if (!backend.dir && !backend.blobFile) throw invalidArgument(`nydusd config ${source}: localfs backend needs ${p}.dir or blob_file`);
+  } else if (btype === "registry") {
+    const host = field(bc, "host", p, "string", "");
+    const repo = field(bc, "repo", p, "string", "");
+    if (!host || !repo) throw invalidArgument(`nydusd config ${source}: registry backend needs ${p}.host and ${p}.repo`);
+    const scheme: string = field(bc, "scheme", p, "string", "");
+    if (scheme !== "" && scheme !== "http" && scheme !== "https") throw invalidArgument(`nydusd config ${source}: ${p}.scheme must be http or https`);
+    const ca = bc.ca_cert_files;
+    if (ca !== undefined && !(Array.isArray(ca) && ca.every((x) => typeof x === "string"))) {
+      throw invalidArgument(`nydusd config ${source}: ${p}.ca_cert_files must be a list of paths`);
+    }
+    backend = {
+      type: "registry",
+      host,
+      repo,
+      scheme,
+      auth: imagePullAuth || field(bc, "auth", p, "string", ""),
+      registryToken: field(bc, "registry_token", p, "string", ""),
+      skipVerify: field(bc, "skip_verify", p, "boolean", false),
+      caCertFiles: (ca as string[] | undefined) ?? [],
+      retryLimit: field(bc, "retry_limit", p, "number", 2),
+      timeoutSeconds: field(bc, "timeout", p, "number", 5),
+    };
+  } else {
+    throw invalidArgument(`nydusd config ${source}: backend type ${JSON.stringify(btype)} is not supported (registry, localfs)`);
+  }
+  const cache = isObj(dev.cache) ? dev.cache : {};
+  const cc = isObj(cache.config) ? cache.config : {};
+  const workDir = field(cc, "work_dir", "device.cache.config", "string", "");
+  if (!workDir) throw invalidArgument(`nydusd config ${source}: device.cache.config.work_dir is required`);
+  const fp = isObj(raw.fs_prefetch) ? raw.fs_prefetch : {};
+  return {
+    backend,
+    workDir,
+    digestValidate: field(raw, "digest_validate", "", "boolean", false),
+    amplifyIo: field(raw, "amplify_io", "", "number", 1 << 20),
+    prefetch: {
+      enable: field(fp, "enable", "fs_prefetch", "boolean", false),
+      prefetchAll: field(fp, "prefetch_all", "fs_prefetch", "boolean", false),
+      threadsCount: field(fp, "threads_count", "fs_prefetch", "number", 4),
+    },
+  };
+}
+
+/** Reads and parses the config file at `path` (see {@link parseDaemonConfig}). */
+export function loadDaemonConfig(path: string, imagePullAuth = process.env.IMAGE_PULL_AUTH): DaemonConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw invalidArgument(`nydusd config ${path}: ${(e as Error).message}`);
+  }
+  return parseDaemonConfig(text, path, imagePullAuth);
+}

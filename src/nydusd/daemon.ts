@@ -1,0 +1,173 @@
+import { join } from "node:path";
+import { failedPrecondition, notFound, notImplemented } from "../errdefs/index.ts";
+import type { Logger } from "../log/index.ts";
+import type { DaemonApi, DaemonInfo, MountRequest } from "./api.ts";
+import { type DaemonConfig, parseDaemonConfig } from "./config.ts";
+import { type Instance, mountInstance } from "./instance.ts";
+import { DaemonStateMachine } from "./state.ts";
+
+/** Version facts reported by `GET /api/v1/daemon` and `--version`. */
+export interface VersionFacts {
+  version: string;
+  revision: string;
+  buildTime: string;
+  runtime: string;
+}
+
+/** How the daemon was started. */
+export interface DaemonOptions {
+  id: string | null;
+  supervisor: string | null;
+  /** The FUSE mountpoint: the image itself (dedicated) or the parent of instances (shared). */
+  mountpoint: string;
+  /** Private directory for blobfs mounts. */
+  runDir: string;
+  /** Template config for instances mounted through the API without their own. */
+  config?: DaemonConfig;
+  version: VersionFacts;
+  logger: Logger;
+}
+
+/**
+ * The built-in nydusd: RAFS instances served through blobfs + kernel EROFS, driven by the
+ * nydusd HTTP API and state machine. Dedicated mode mounts its bootstrap at start (INIT →
+ * READY → RUNNING); shared mode mounts instances at `<mountpoint>/<id>` through the API.
+ * Failover (sendfd/takeover) is not built yet: those calls answer NotImplemented (501).
+ */
+export class Daemon implements DaemonApi {
+  private readonly sm = new DaemonStateMachine();
+  private readonly instances = new Map<string, Instance>();
+  private logLevel = "info";
+
+  constructor(private readonly opts: DaemonOptions) {}
+
+  /** Dedicated mode: mounts `bootstrap` at the mountpoint and starts. */
+  async startDedicated(bootstrap: string, config: DaemonConfig): Promise<void> {
+    const inst = await mountInstance({ id: "/", bootstrap, mountpoint: this.opts.mountpoint, config, runDir: join(this.opts.runDir, "root"), logger: this.opts.logger });
+    this.instances.set("/", inst);
+    this.sm.fire("Mount");
+    this.sm.fire("Start");
+  }
+
+  /** Shared mode with no instance yet: straight to RUNNING, as nydusd does. */
+  startShared(): void {
+    this.sm.fire("Mount");
+    this.sm.fire("Start");
+  }
+
+  info(): DaemonInfo {
+    const v = this.opts.version;
+    return {
+      version: { package_ver: v.version, git_commit: v.revision, build_time: v.buildTime, profile: "release", rustc: v.runtime },
+      id: this.opts.id,
+      supervisor: this.opts.supervisor,
+      state: this.sm.state,
+      backend_collection: Object.fromEntries([...this.instances.keys()].map((k) => [k, { type: "blobfs" }])),
+    };
+  }
+
+  setLogLevel(level: string): void {
+    this.logLevel = level;
+    this.opts.logger.info(`log level set to ${this.logLevel}`);
+  }
+
+  async start(): Promise<void> {
+    this.sm.fire("Start");
+  }
+
+  async exit(): Promise<void> {
+    this.sm.fire("Exit");
+    // Leaves the mounts for a successor; the process exits after answering.
+    setTimeout(() => process.kill(process.pid, "SIGKILL"), 50);
+  }
+
+  async sendFd(): Promise<void> {
+    throw notImplemented("sendfd: failover is not supported by this daemon yet");
+  }
+
+  async takeover(): Promise<void> {
+    throw notImplemented("takeover: failover is not supported by this daemon yet");
+  }
+
+  private instancePath(mountpoint: string): string {
+    const rel = mountpoint.replace(/^\/+/, "");
+    if (rel === "" || rel.split("/").includes("..")) throw failedPrecondition(`mountpoint ${JSON.stringify(mountpoint)} is not a valid instance id`);
+    return join(this.opts.mountpoint, rel);
+  }
+
+  async mount(mountpoint: string, req: MountRequest): Promise<void> {
+    if (req.fs_type !== "rafs") throw notImplemented(`fs_type ${JSON.stringify(req.fs_type)} is not supported (rafs)`);
+    if (this.instances.has(mountpoint)) throw failedPrecondition(`an instance is already mounted at ${mountpoint}`);
+    const config = req.config ? parseDaemonConfig(req.config, `mount request for ${mountpoint}`) : this.opts.config;
+    if (!config) throw failedPrecondition(`mount request for ${mountpoint} carries no config and the daemon has none`);
+    const inst = await mountInstance({
+      id: mountpoint,
+      bootstrap: req.source,
+      mountpoint: this.instancePath(mountpoint),
+      config,
+      runDir: join(this.opts.runDir, String(this.instances.size + 1)),
+      logger: this.opts.logger,
+    });
+    this.instances.set(mountpoint, inst);
+    if (this.sm.state === "INIT") this.sm.fire("Mount");
+  }
+
+  async remount(mountpoint: string, req: MountRequest): Promise<void> {
+    await this.umount(mountpoint);
+    await this.mount(mountpoint, req);
+  }
+
+  async umount(mountpoint: string): Promise<void> {
+    const inst = this.instances.get(mountpoint);
+    if (!inst) throw notFound(`no instance is mounted at ${mountpoint}`);
+    await inst.umount();
+    this.instances.delete(mountpoint);
+  }
+
+  private one(id: string | undefined): Instance {
+    if (id !== undefined) {
+      const i = this.instances.get(id);
+      if (!i) throw notFound(`NoCounter: no instance ${id}`);
+      return i;
+    }
+    if (this.instances.size !== 1) throw notFound("NoCounter: name the instance with id=");
+    return [...this.instances.values()][0] as Instance;
+  }
+
+  fsMetrics(id: string | undefined): object {
+    const i = this.one(id);
+    const s = i.blobfs.stats;
+    return { files_account_enabled: false, access_pattern_enabled: false, record_latest_read_files_enabled: false, measure_latency: false, id: i.id, nr_opens: 0, data_read: s.fetchedBytes, block_count_read: [], fop_hits: [], fop_errors: [s.readErrors], fop_cumulative_latency_total: [], read_latency_dist: [] };
+  }
+
+  blobcacheMetrics(id: string | undefined): object {
+    const i = this.one(id);
+    const s = i.blobfs.stats;
+    return { underlying_files: i.blobfs.underlyingFiles(), store_path: "", partial_hits: 0, whole_hits: 0, total: s.reads, entries_count: s.chunksFetched, prefetch_data_amount: 0, prefetch_requests_count: 0, prefetch_workers: 0, prefetch_unmerged_chunks: 0, prefetch_cumulative_time_millis: 0, prefetch_begin_time_secs: 0, prefetch_begin_time_millis: 0, prefetch_end_time_secs: 0, prefetch_end_time_millis: 0, buffered_backend_size: 0, data_all_ready: false };
+  }
+
+  backendMetrics(id: string | undefined): object {
+    const s = this.one(id).blobfs.stats;
+    return { read_count: s.fetches, read_errors: 0, read_amount_total: s.fetchedBytes };
+  }
+
+  inflight(): object[] {
+    return [];
+  }
+
+  getConfig(): object {
+    return {};
+  }
+
+  putConfig(): void {
+    throw notImplemented("runtime config updates are not supported yet");
+  }
+
+  /** Unmounts every instance (SIGTERM/SIGINT). */
+  async shutdown(): Promise<void> {
+    for (const [k, inst] of this.instances) {
+      await inst.umount().catch((e) => this.opts.logger.warn(`umount of ${k} failed`, e));
+      this.instances.delete(k);
+    }
+  }
+}
