@@ -68,6 +68,39 @@ describe.skipIf(!isRoot)("rafsnap nydusd", () => {
     }
   });
 
+  test("shared mode: three instances mounted and unmounted through the API, metrics per id", async () => {
+    const cfg = JSON.stringify({
+      device: { backend: { type: "localfs", config: { dir: FIX } }, cache: { type: "blobcache", config: { work_dir: join(dir, "cache2") } } },
+      digest_validate: true,
+    });
+    const mnt = join(dir, "shared");
+    const sock = join(dir, "shared.sock");
+    const proc = spawnProcess({
+      cmd: [requireBinary(), "nydusd", "--apisock", sock, "fuse", "--mountpoint", mnt, "--log-level", "debug"],
+      logFile: join(dir, "shared.log"),
+      env: { PATH: SYSTEM_PATH, RAFSNAP_RUN_DIR: join(dir, "run") },
+    });
+    const api = (method: string, path: string, body?: unknown) =>
+      fetch(`http://localhost${path}`, { method, unix: sock, body: body === undefined ? undefined : JSON.stringify(body) } as RequestInit);
+    try {
+      await waitFor("API", async () => (await api("GET", "/api/v1/daemon").catch(() => null))?.status === 200, 20_000, () => !proc.hasExited());
+      expect(((await (await api("GET", "/api/v1/daemon")).json()) as { state: string }).state).toBe("RUNNING");
+      for (const id of ["a", "b", "c"]) {
+        const r = await api("POST", `/api/v1/mount?mountpoint=/${id}`, { fs_type: "rafs", source: BOOT, config: cfg });
+        expect(r.status).toBe(204);
+      }
+      for (const id of ["a", "b", "c"]) expect((await run(["sha256sum", join(mnt, id, "lib.rs")])).stdout.split(" ")[0]).toBe(LIB_SHA);
+      const m = (await (await api("GET", "/api/v1/metrics?id=/b")).json()) as { id: string; data_read: number };
+      expect(m.id).toBe("/b");
+      expect((await api("GET", "/api/v1/metrics")).status).toBe(404); // several instances: name one
+      for (const id of ["a", "b", "c"]) expect((await api("DELETE", `/api/v1/mount?mountpoint=/${id}`)).status).toBe(204);
+      expect(mountsUnder(mnt)).toEqual([]);
+      expect((await api("DELETE", "/api/v1/mount?mountpoint=/a")).status).toBe(404);
+    } finally {
+      expect(await proc.stop()).toBe(0);
+    }
+  });
+
   test("the nydusd command line: --version lines, singleton refused, bad bootstrap refused", async () => {
     const link = join(dir, "nydusd");
     symlinkSync(requireBinary(), link);
