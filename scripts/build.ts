@@ -32,6 +32,7 @@ const cmd = [
   // Worker modules must be entrypoints of their own to be embedded (architecture.md §2).
   `${root}src/fuse/reader-worker.ts`,
   `${root}src/mount/mount-worker.ts`,
+  `${root}src/mount/fdpass-worker.ts`,
   "--outfile",
   outfile,
 ];
