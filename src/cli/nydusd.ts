@@ -64,9 +64,20 @@ export default defineCommand({
       version: v,
       logger,
     });
-    if (args.bootstrap && config) await daemon.startDedicated(args.bootstrap, config);
-    else daemon.startShared();
-    const api = args.apisock ? (mkdirSync(dirname(args.apisock), { recursive: true }), startApiServer(args.apisock, daemon, logger)) : undefined;
+    let api: ReturnType<typeof startApiServer> | undefined;
+    try {
+      if (args.bootstrap && config) await daemon.startDedicated(args.bootstrap, config);
+      else daemon.startShared();
+      if (args.apisock) {
+        mkdirSync(dirname(args.apisock), { recursive: true });
+        api = startApiServer(args.apisock, daemon, logger);
+      }
+    } catch (e) {
+      // Undo whatever was mounted (the blobfs too) before reporting.
+      await daemon.shutdown();
+      rmSync(runDir, { recursive: true, force: true });
+      throw e;
+    }
     logger.info(`nydusd serving ${args.bootstrap ?? "shared instances"} at ${args.mountpoint}`);
     await new Promise<void>((resolve) => {
       const stop = async (sig: string) => {

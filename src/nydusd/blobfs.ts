@@ -24,7 +24,10 @@ export interface BlobfsBlob {
   entry: BlobEntry;
   meta: BlobMeta;
   cache: BlobCache;
-  /** Expected digest (hex) per CI index, from the bootstrap's chunk table. */
+  /**
+   * Expected digest (hex) per CI index, from the bootstrap's chunk table; every fetched chunk
+   * with an entry here is verified (empty when `digest_validate` is off).
+   */
   digests: Map<number, string>;
 }
 
@@ -65,8 +68,6 @@ export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir:
 
 /** Options of {@link Blobfs}. */
 export interface BlobfsOptions {
-  /** Verify every fetched chunk against its digest (`digest_validate`). */
-  digestValidate: boolean;
   /** Merge fetches of chunks closer than this many bytes (`amplify_io`); default 1 MiB. */
   amplifyIo?: number;
   logger: Logger;
@@ -81,65 +82,101 @@ export interface BlobfsStats {
   chunksFetched: number;
 }
 
+interface Slot {
+  ino: bigint;
+  blob: BlobfsBlob;
+  backend: BlobBackend;
+  /** Instances using this blob. */
+  refs: number;
+}
+
 /**
- * The read-only "blobfs": one file per blob, named by blob id and sized to the blob's
- * uncompressed size, whose reads are served from the cache and, for chunks not cached yet,
- * fetched from the backend, decompressed, optionally verified, and cached first. Concurrent
- * reads that need the same chunk share one fetch. A failed fetch or a digest mismatch fails
- * the read (EIO): wrong bytes are never returned.
+ * The read-only "blobfs" of a daemon: one file per blob of every mounted instance, named by
+ * blob id and sized to the blob's uncompressed size, whose reads are served from the cache
+ * and, for chunks not cached yet, fetched from the blob's backend, decompressed, optionally
+ * verified, and cached first. Concurrent reads that need the same chunk share one fetch. A
+ * failed fetch or a digest mismatch fails the read (EIO): wrong bytes are never returned.
+ * Blobs are added and removed as instances come and go (shared by reference count), so one
+ * FUSE mount — one `/dev/fuse` descriptor for failover — serves the whole daemon.
  */
 export class Blobfs implements ReadonlyFs {
   readonly stats: BlobfsStats = { reads: 0, readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0 };
   private readonly inflight = new Map<string, Promise<void>>();
+  private readonly byIno = new Map<bigint, Slot>();
+  private readonly byId = new Map<string, Slot>();
+  private nextIno = 2n;
   private readonly log: Logger;
 
-  constructor(
-    private readonly blobs: BlobfsBlob[],
-    private readonly backend: BlobBackend,
-    private readonly opts: BlobfsOptions,
-  ) {
+  constructor(private readonly opts: BlobfsOptions) {
     this.log = opts.logger.withTag("blobfs");
   }
 
-  private blobOf(ino: bigint): BlobfsBlob {
-    const b = this.blobs[Number(ino) - 2];
-    if (!b) throw notFound(`blobfs inode ${ino}`);
-    return b;
+  /**
+   * Serves `blob` (read through `backend`), or counts one more user of a blob already
+   * served — then `blob`'s own cache is closed and the served one kept.
+   */
+  add(blob: BlobfsBlob, backend: BlobBackend): void {
+    const have = this.byId.get(blob.entry.blobId);
+    if (have) {
+      have.refs++;
+      if (have.blob !== blob) blob.cache.close();
+      return;
+    }
+    const slot: Slot = { ino: this.nextIno++, blob, backend, refs: 1 };
+    this.byIno.set(slot.ino, slot);
+    this.byId.set(blob.entry.blobId, slot);
   }
 
-  private attrOf(i: number): Attr {
-    const b = this.blobs[i] as BlobfsBlob;
-    return { ino: BigInt(i + 2), mode: 0o100444, size: b.entry.uncompressedSize, nlink: 1, uid: 0, gid: 0, mtime: 0 };
+  /** Drops one user of `blobId`; the last one closes its cache and removes the file. */
+  remove(blobId: string): void {
+    const slot = this.byId.get(blobId);
+    if (!slot || --slot.refs > 0) return;
+    slot.blob.cache.close();
+    this.byId.delete(blobId);
+    this.byIno.delete(slot.ino);
+  }
+
+  private slotOf(ino: bigint): Slot {
+    const s = this.byIno.get(ino);
+    if (!s) throw notFound(`blobfs inode ${ino}`);
+    return s;
+  }
+
+  private attrOf(s: Slot): Attr {
+    return { ino: s.ino, mode: 0o100444, size: s.blob.entry.uncompressedSize, nlink: 1, uid: 0, gid: 0, mtime: 0 };
   }
 
   lookup(parent: bigint, name: string): Attr | undefined {
     if (parent !== 1n) return undefined;
-    const i = this.blobs.findIndex((b) => b.entry.blobId === name);
-    return i < 0 ? undefined : this.attrOf(i);
+    const s = this.byId.get(name);
+    return s ? this.attrOf(s) : undefined;
   }
 
   getattr(ino: bigint): Attr | undefined {
     if (ino === 1n) return { ino, mode: 0o040555, size: 0, nlink: 2, uid: 0, gid: 0, mtime: 0 };
-    const i = Number(ino) - 2;
-    return this.blobs[i] ? this.attrOf(i) : undefined;
+    const s = this.byIno.get(ino);
+    return s ? this.attrOf(s) : undefined;
   }
 
   readdir(ino: bigint): DirEntry[] {
     if (ino !== 1n) return [];
-    return this.blobs.map((b, i) => ({ name: b.entry.blobId, ino: BigInt(i + 2), type: 8 }));
+    return [...this.byId.values()].map((s) => ({ name: s.blob.entry.blobId, ino: s.ino, type: 8 }));
   }
 
   totals() {
-    return { blocks: this.blobs.reduce((n, b) => n + Math.ceil(b.entry.uncompressedSize / 4096), 0), files: this.blobs.length + 1 };
+    let blocks = 0;
+    for (const s of this.byId.values()) blocks += Math.ceil(s.blob.entry.uncompressedSize / 4096);
+    return { blocks, files: this.byId.size + 1 };
   }
 
   async read(ino: bigint, offset: number, size: number): Promise<Uint8Array> {
-    const b = this.blobOf(ino);
+    const slot = this.slotOf(ino);
+    const b = slot.blob;
     const length = Math.max(0, Math.min(size, b.entry.uncompressedSize - offset));
     if (length === 0) return new Uint8Array(0);
     this.stats.reads++;
     try {
-      await this.ensure(b, offset, length);
+      await this.ensure(b, slot.backend, offset, length);
     } catch (err) {
       this.stats.readErrors++;
       this.log.error(`blob ${b.entry.blobId} read ${offset}+${length} failed:`, err);
@@ -149,7 +186,7 @@ export class Blobfs implements ReadonlyFs {
   }
 
   /** Makes every chunk covering `[offset, offset+length)` present in the cache. */
-  private async ensure(b: BlobfsBlob, offset: number, length: number): Promise<void> {
+  private async ensure(b: BlobfsBlob, backend: BlobBackend, offset: number, length: number): Promise<void> {
     const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.opts.amplifyIo ?? 1 << 20 });
     const waits: Promise<void>[] = [];
     for (const f of plan.fetches) {
@@ -162,11 +199,11 @@ export class Blobfs implements ReadonlyFs {
       }
       const job = (async () => {
         this.stats.fetches++;
-        const data = await this.backend.read(b.entry.blobId, f.offset, f.length);
+        const data = await backend.read(b.entry.blobId, f.offset, f.length);
         this.stats.fetchedBytes += data.length;
         for (const c of f.chunks) {
           if (b.cache.has(c.ciIndex)) continue;
-          const expectedDigest = this.opts.digestValidate ? b.digests.get(c.ciIndex) : undefined;
+          const expectedDigest = b.digests.get(c.ciIndex);
           const bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest });
           b.cache.put(c.ciIndex, c.uncompressedOffset, bytes);
           this.stats.chunksFetched++;
@@ -184,13 +221,16 @@ export class Blobfs implements ReadonlyFs {
     await Promise.all(waits);
   }
 
-  /** The cache data files behind the blobs (`underlying_files` of the blobcache metrics). */
-  underlyingFiles(): string[] {
-    return this.blobs.map((b) => b.cache.dataPath);
+  /** The cache data files behind `blobIds` (all blobs when omitted): `underlying_files`. */
+  underlyingFiles(blobIds?: readonly string[]): string[] {
+    const slots = blobIds ? blobIds.map((id) => this.byId.get(id)).filter((s) => s !== undefined) : [...this.byId.values()];
+    return slots.map((s) => s.blob.cache.dataPath);
   }
 
   /** Flushes and closes every blob cache. */
   close(): void {
-    for (const b of this.blobs) b.cache.close();
+    for (const s of this.byId.values()) s.blob.cache.close();
+    this.byId.clear();
+    this.byIno.clear();
   }
 }

@@ -3,7 +3,7 @@ import { failedPrecondition, notFound, notImplemented } from "../errdefs/index.t
 import type { Logger } from "../log/index.ts";
 import type { DaemonApi, DaemonInfo, MountRequest } from "./api.ts";
 import { type DaemonConfig, parseDaemonConfig } from "./config.ts";
-import { type Instance, mountInstance } from "./instance.ts";
+import { type BlobfsMount, type Instance, mountInstance, startBlobfs } from "./instance.ts";
 import { DaemonStateMachine } from "./state.ts";
 
 /** Version facts reported by `GET /api/v1/daemon` and `--version`. */
@@ -29,7 +29,7 @@ export interface DaemonOptions {
 }
 
 /**
- * The built-in nydusd: RAFS instances served through blobfs + kernel EROFS, driven by the
+ * The built-in nydusd: RAFS instances served through one blobfs + kernel EROFS, driven by the
  * nydusd HTTP API and state machine. Dedicated mode mounts its bootstrap at start (INIT →
  * READY → RUNNING); shared mode mounts instances at `<mountpoint>/<id>` through the API.
  * Failover (sendfd/takeover) is not built yet: those calls answer NotImplemented (501).
@@ -37,13 +37,20 @@ export interface DaemonOptions {
 export class Daemon implements DaemonApi {
   private readonly sm = new DaemonStateMachine();
   private readonly instances = new Map<string, Instance>();
+  private blobfs: BlobfsMount | undefined;
   private logLevel = "info";
 
   constructor(private readonly opts: DaemonOptions) {}
 
+  /** The daemon's one blobfs, mounted on first use. */
+  private blobfsMount(config: DaemonConfig): BlobfsMount {
+    this.blobfs ??= startBlobfs(this.opts.runDir, { amplifyIo: config.amplifyIo, logger: this.opts.logger });
+    return this.blobfs;
+  }
+
   /** Dedicated mode: mounts `bootstrap` at the mountpoint and starts. */
   async startDedicated(bootstrap: string, config: DaemonConfig): Promise<void> {
-    const inst = await mountInstance({ id: "/", bootstrap, mountpoint: this.opts.mountpoint, config, runDir: join(this.opts.runDir, "root"), logger: this.opts.logger });
+    const inst = await mountInstance({ id: "/", bootstrap, mountpoint: this.opts.mountpoint, config, blobfs: this.blobfsMount(config) });
     this.instances.set("/", inst);
     this.sm.fire("Mount");
     this.sm.fire("Start");
@@ -105,8 +112,7 @@ export class Daemon implements DaemonApi {
       bootstrap: req.source,
       mountpoint: this.instancePath(mountpoint),
       config,
-      runDir: join(this.opts.runDir, String(this.instances.size + 1)),
-      logger: this.opts.logger,
+      blobfs: this.blobfsMount(config),
     });
     this.instances.set(mountpoint, inst);
     if (this.sm.state === "INIT") this.sm.fire("Mount");
@@ -134,20 +140,25 @@ export class Daemon implements DaemonApi {
     return [...this.instances.values()][0] as Instance;
   }
 
+  private stats() {
+    return this.blobfs?.fs.stats ?? { reads: 0, readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0 };
+  }
+
   fsMetrics(id: string | undefined): object {
     const i = this.one(id);
-    const s = i.blobfs.stats;
+    const s = this.stats();
     return { files_account_enabled: false, access_pattern_enabled: false, record_latest_read_files_enabled: false, measure_latency: false, id: i.id, nr_opens: 0, data_read: s.fetchedBytes, block_count_read: [], fop_hits: [], fop_errors: [s.readErrors], fop_cumulative_latency_total: [], read_latency_dist: [] };
   }
 
   blobcacheMetrics(id: string | undefined): object {
     const i = this.one(id);
-    const s = i.blobfs.stats;
-    return { underlying_files: i.blobfs.underlyingFiles(), store_path: "", partial_hits: 0, whole_hits: 0, total: s.reads, entries_count: s.chunksFetched, prefetch_data_amount: 0, prefetch_requests_count: 0, prefetch_workers: 0, prefetch_unmerged_chunks: 0, prefetch_cumulative_time_millis: 0, prefetch_begin_time_secs: 0, prefetch_begin_time_millis: 0, prefetch_end_time_secs: 0, prefetch_end_time_millis: 0, buffered_backend_size: 0, data_all_ready: false };
+    const s = this.stats();
+    return { underlying_files: this.blobfs?.fs.underlyingFiles(i.blobIds) ?? [], store_path: "", partial_hits: 0, whole_hits: 0, total: s.reads, entries_count: s.chunksFetched, prefetch_data_amount: 0, prefetch_requests_count: 0, prefetch_workers: 0, prefetch_unmerged_chunks: 0, prefetch_cumulative_time_millis: 0, prefetch_begin_time_secs: 0, prefetch_begin_time_millis: 0, prefetch_end_time_secs: 0, prefetch_end_time_millis: 0, buffered_backend_size: 0, data_all_ready: false };
   }
 
   backendMetrics(id: string | undefined): object {
-    const s = this.one(id).blobfs.stats;
+    this.one(id);
+    const s = this.stats();
     return { read_count: s.fetches, read_errors: 0, read_amount_total: s.fetchedBytes };
   }
 
@@ -169,5 +180,7 @@ export class Daemon implements DaemonApi {
       await inst.umount().catch((e) => this.opts.logger.warn(`umount of ${k} failed`, e));
       this.instances.delete(k);
     }
+    this.blobfs?.stop();
+    this.blobfs = undefined;
   }
 }

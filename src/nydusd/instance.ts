@@ -10,14 +10,58 @@ import { type BlobBackend, localfsBackend, registryBackend } from "./backend.ts"
 import { Blobfs, openBlob } from "./blobfs.ts";
 import type { BackendConfig, DaemonConfig } from "./config.ts";
 
-/** A mounted RAFS instance: the EROFS mount and the blobfs serving its blobs. */
+/** A mounted RAFS instance: the EROFS mount over blobs of the daemon's blobfs. */
 export interface Instance {
   id: string;
   bootstrap: string;
   mountpoint: string;
-  blobfs: Blobfs;
-  /** Unmounts EROFS, then the blobfs, and closes the caches. */
+  blobIds: string[];
+  /** Unmounts EROFS and releases the instance's blobs. */
   umount(): Promise<void>;
+}
+
+/** The daemon's blobfs: the FUSE mount at `dir` serving `fs`. */
+export interface BlobfsMount {
+  fs: Blobfs;
+  dir: string;
+  /** The `/dev/fuse` descriptor (what failover hands to the supervisor). */
+  fd: number;
+  /** Unmounts (lazily), stops the reader threads, closes the descriptor and the caches. */
+  stop(): void;
+}
+
+/**
+ * Mounts the daemon's blobfs at `<runDir>/blobfs` (a FUSE mount of type fuse.rafsnap-blobfs,
+ * read-only, nosuid, nodev) and starts serving it. Throws (having undone everything) when
+ * `/dev/fuse` cannot be opened or the mount fails.
+ */
+export function startBlobfs(runDir: string, opts: { amplifyIo?: number; logger: Logger }): BlobfsMount {
+  const fs = new Blobfs(opts);
+  const dir = join(runDir, "blobfs");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const fd = openSync("/dev/fuse", "r+");
+  try {
+    mount("rafsnap-blobfs", dir, "fuse.rafsnap-blobfs", MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV, `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  const session = FuseSession.start(fd, fs, { logger: opts.logger });
+  return {
+    fs,
+    dir,
+    fd,
+    stop() {
+      try {
+        umount(dir, UmountFlags.MNT_DETACH);
+      } catch {
+        // not mounted
+      }
+      session.stop();
+      closeSync(fd);
+      fs.close();
+    },
+  };
 }
 
 /** The backend a daemon config names. */
@@ -47,18 +91,17 @@ export function backendOf(c: BackendConfig): BlobBackend {
 
 /**
  * Mounts the RAFS v6 image `bootstrap` at `mountpoint`: opens its blobs (fetching each CI
- * table once, then cached in `config.workDir`), serves them on a FUSE blobfs at
- * `<runDir>/blobfs`, and mounts the bootstrap with the kernel's EROFS driver, file-backed,
- * one `device=` per blob. Throws InvalidArgument for a malformed bootstrap, NotImplemented
- * for RAFS v5; whatever was mounted is undone on failure.
+ * table once, then cached in `config.workDir`), adds them to the daemon's blobfs, and mounts
+ * the bootstrap with the kernel's EROFS driver, file-backed, one `device=` per blob. Throws
+ * InvalidArgument for a malformed bootstrap, NotImplemented for RAFS v5; the blobs are
+ * released again on failure.
  */
 export async function mountInstance(opts: {
   id: string;
   bootstrap: string;
   mountpoint: string;
   config: DaemonConfig;
-  runDir: string;
-  logger: Logger;
+  blobfs: BlobfsMount;
 }): Promise<Instance> {
   const bytes = new Uint8Array(readFileSync(opts.bootstrap));
   if (bytes.length >= 4 && new TextDecoder().decode(bytes.subarray(0, 4)) === "RAFS") {
@@ -71,44 +114,33 @@ export async function mountInstance(opts: {
     throw invalidArgument(`${opts.bootstrap}: ${(e as Error).message}`, e);
   }
   const backend = backendOf(opts.config.backend);
-  const blobs = [];
-  for (const entry of image.blobs) {
-    const digests = new Map(image.chunkTable.filter((e) => e.blobIndex === entry.blobIndex).map((e) => [e.ciIndex, e.digest]));
-    blobs.push(await openBlob(entry, backend, opts.config.workDir, digests));
-  }
-  const fs = new Blobfs(blobs, backend, { digestValidate: opts.config.digestValidate, amplifyIo: opts.config.amplifyIo, logger: opts.logger });
-  const blobMnt = join(opts.runDir, "blobfs");
-  mkdirSync(blobMnt, { recursive: true, mode: 0o700 });
-  mkdirSync(opts.mountpoint, { recursive: true });
-  const fd = openSync("/dev/fuse", "r+");
-  let session: FuseSession | undefined;
-  const undo = async () => {
-    try {
-      umount(blobMnt, UmountFlags.MNT_DETACH);
-    } catch {
-      // not mounted
-    }
-    session?.stop();
-    closeSync(fd);
-    fs.close();
+  const added: string[] = [];
+  const release = () => {
+    for (const id of added) opts.blobfs.fs.remove(id);
   };
   try {
-    mount("rafsnap-blobfs", blobMnt, "fuse.rafsnap-blobfs", MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV, `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`);
-    session = FuseSession.start(fd, fs, { logger: opts.logger });
-    const devices = image.blobs.map((b) => `device=${join(blobMnt, b.blobId)}`).join(",");
+    for (const entry of image.blobs) {
+      const digests = opts.config.digestValidate
+        ? new Map(image.chunkTable.filter((e) => e.blobIndex === entry.blobIndex).map((e) => [e.ciIndex, e.digest]))
+        : new Map<number, string>();
+      opts.blobfs.fs.add(await openBlob(entry, backend, opts.config.workDir, digests), backend);
+      added.push(entry.blobId);
+    }
+    mkdirSync(opts.mountpoint, { recursive: true });
+    const devices = image.blobs.map((b) => `device=${join(opts.blobfs.dir, b.blobId)}`).join(",");
     await mountAsync(opts.bootstrap, opts.mountpoint, "erofs", MountFlags.MS_RDONLY, devices || null);
   } catch (e) {
-    await undo();
+    release();
     throw e;
   }
   return {
     id: opts.id,
     bootstrap: opts.bootstrap,
     mountpoint: opts.mountpoint,
-    blobfs: fs,
+    blobIds: added,
     async umount() {
       await umountAsync(opts.mountpoint).catch(() => umountAsync(opts.mountpoint, UmountFlags.MNT_DETACH));
-      await undo();
+      release();
     },
   };
 }

@@ -2,7 +2,7 @@
 // nydus fixture served from a localfs backend through blobfs + kernel EROFS, and a clean
 // unmount on SIGTERM.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mountsUnder, unmountUnder } from "../harness/cleanup.ts";
@@ -113,9 +113,15 @@ describe.skipIf(!isRoot)("rafsnap nydusd", () => {
     const bad = join(dir, "bad.boot");
     writeFileSync(bad, new Uint8Array(8192));
     const cfg = join(dir, "config.json");
-    const r = await rafsnapCli(["nydusd", "fuse", "--config", cfg, "--bootstrap", bad, "--mountpoint", join(dir, "m2")]);
+    const r = await run([requireBinary(), "nydusd", "fuse", "--config", cfg, "--bootstrap", bad, "--mountpoint", join(dir, "m2")], {
+      env: { PATH: SYSTEM_PATH, RAFSNAP_RUN_DIR: join(dir, "run") },
+      timeoutMs: 20_000,
+    });
+    expect(r.timedOut).toBe(false);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${bad}: rafs: superblock`);
     expect(mountsUnder(dir)).toEqual([]);
+    // no daemon's private run directory (blobfs mountpoint) is left: the failed one removed its own
+    expect(readdirSync(join(dir, "run")).filter((n) => n.startsWith("nydusd-"))).toEqual([]);
   });
 });

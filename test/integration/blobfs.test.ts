@@ -40,7 +40,8 @@ async function serve(dir: string, cacheDir: string, backend: BlobBackend) {
   if (!entry) throw new Error("fixture has no blob");
   const digests = new Map(image.chunkTable.filter((e) => e.blobIndex === 0).map((e) => [e.ciIndex, e.digest]));
   const blob = await openBlob(entry, backend, cacheDir, digests);
-  const fs = new Blobfs([blob], backend, { digestValidate: true, logger: silentLogger() });
+  const fs = new Blobfs({ logger: silentLogger() });
+  fs.add(blob, backend);
   const blobMnt = join(dir, "blobfs");
   const rootfs = join(dir, "rootfs");
   mkdirSync(blobMnt, { recursive: true });
