@@ -17,3 +17,4 @@ export * from "./blob-data.ts";
 export * from "./image.ts";
 export * from "./tree.ts";
 export * from "./file.ts";
+export * from "./builder/index.ts";
