@@ -2,10 +2,14 @@
 # Installs the Debian packages the tests and benchmarks use, if missing (idempotent).
 # Real components only: containerd + runc, docker-registry, FUSE/EROFS tools, busybox for
 # test images, skopeo/jq/pigz to build and push them, Go + containerd sources for the
-# conformance suite (../shared/conformance/run.sh installs those two itself as well).
+# conformance suite (../shared/conformance/run.sh installs those two itself as well), and for
+# the packages (scripts/package.sh, test/packaging): rpm (rpmbuild), lintian, xz-utils,
+# systemd + man-db (systemd-analyze verify), qemu-user-static + libc6-arm64-cross (the arm64
+# binary under qemu-aarch64-static, no binfmt needed).
 set -euo pipefail
 PKGS=(containerd runc docker-registry busybox-static skopeo jq pigz fuse3 erofs-utils attr
-      golang-go golang-github-containerd-containerd-dev git ca-certificates util-linux e2fsprogs)
+      golang-go golang-github-containerd-containerd-dev git ca-certificates util-linux e2fsprogs
+      rpm lintian xz-utils systemd man-db qemu-user-static libc6-arm64-cross)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
