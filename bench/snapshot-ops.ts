@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { Cleanup } from "../test/harness/cleanup.ts";
 import { startContainerd } from "../test/harness/containerd.ts";
 import { spawnProcess, waitFor } from "../test/harness/process.ts";
-import { socketAccepts } from "../src/grpc/index.ts";
+import { socketAccepts } from "../src/mount/index.ts";
 import { startRafsnap } from "../test/support/rafsnap.ts";
 import { type SnapshotsClient, snapshotsClient } from "../test/support/snapshots-client.ts";
 

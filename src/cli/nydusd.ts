@@ -3,10 +3,11 @@ import { dirname, join } from "node:path";
 import { defineCommand } from "citty";
 import { invalidArgument, notImplemented } from "../errdefs/index.ts";
 import { createLogger, type LogLevelName } from "../log/index.ts";
-import { Daemon, loadDaemonConfig, startApiServer } from "../nydusd/index.ts";
+import { Daemon, loadDaemonConfig, predecessorCrashed, startApiServer } from "../nydusd/index.ts";
 import { versionInfo } from "./_version.ts";
 
 const LEVELS = ["trace", "debug", "info", "warn", "error"];
+
 
 /**
  * `rafsnap nydusd` (and the binary invoked as `nydusd`): the built-in data plane with
@@ -65,8 +66,10 @@ export default defineCommand({
       logger,
     });
     let api: ReturnType<typeof startApiServer> | undefined;
+    const crashed = args.apisock !== undefined && (await predecessorCrashed(args.apisock, args.mountpoint));
     try {
-      if (args.bootstrap && config) await daemon.startDedicated(args.bootstrap, config);
+      if (args.upgrade || crashed) daemon.startForTakeover();
+      else if (args.bootstrap && config) await daemon.startDedicated(args.bootstrap, config);
       else daemon.startShared();
       if (args.apisock) {
         mkdirSync(dirname(args.apisock), { recursive: true });

@@ -91,6 +91,26 @@ export class FuseSession {
     return new FuseSession(fd, fs, opts);
   }
 
+  /**
+   * Asks the kernel to queue again the requests a previous daemon read but never answered
+   * (FUSE_NOTIFY_RESEND, Linux ≥ 6.9), after this session took over its descriptor. Returns
+   * false when the kernel does not support it.
+   */
+  notifyResend(): boolean {
+    const NOTIFY_RESEND = 7;
+    const msg = new Uint8Array(16);
+    const v = new DataView(msg.buffer);
+    v.setUint32(0, 16, true);
+    v.setInt32(4, NOTIFY_RESEND, true); // a notification: error = code, unique = 0
+    try {
+      writeSync(this.fd, msg);
+      return true;
+    } catch (e) {
+      this.log.warn("FUSE_NOTIFY_RESEND failed", e);
+      return false;
+    }
+  }
+
   /** Stops the reader threads now (after an unmount they end by themselves). */
   stop(): void {
     for (const w of this.workers) w.terminate();

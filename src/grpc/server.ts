@@ -1,10 +1,10 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
-import { connect } from "node:net";
 import { dirname } from "node:path";
 import { type DescMessage, type DescMethod, type DescService, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { failedPrecondition, invalidArgument, kindOf, ErrorKind } from "../errdefs/index.ts";
 import { LogLevels, type Logger } from "../log/index.ts";
+import { socketAccepts } from "../mount/index.ts";
 import { toServiceError } from "./errors.ts";
 
 /** Per-call context handed to implementations. */
@@ -108,18 +108,6 @@ function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementa
     }
   }
   return out;
-}
-
-/** True when something accepts connections on the unix socket `path` (a live server). */
-export function socketAccepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(path);
-    sock.once("connect", () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once("error", () => resolve(false));
-  });
 }
 
 /** Where and how to listen. */

@@ -9,10 +9,13 @@ type Job =
   | { op: "send"; path: string; fd: number; state: Uint8Array }
   | { op: "fetch"; path: string; timeoutMs: number };
 
-self.onmessage = (e: MessageEvent<Job>) => {
+self.onmessage = async (e: MessageEvent<Job>) => {
   const j = e.data;
   const sys = fdpassSys();
   const close: number[] = [];
+  // The result is posted only after our sockets are closed: the main thread terminates this
+  // worker as soon as it hears back, and a socket left open would never show its peer EOF.
+  let result: object;
   try {
     const readAll = (conn: number, ms: number) => {
       const parts: Uint8Array[] = [];
@@ -36,13 +39,21 @@ self.onmessage = (e: MessageEvent<Job>) => {
     if (j.op === "receive" || j.op === "serve") {
       const l = sys.listen(j.path);
       close.push(l);
-      const conn = sys.accept(l, j.timeoutMs);
+      self.postMessage({ listening: true });
+      // Accept in short slices, yielding between them, so the "listening" message above is
+      // delivered while we wait (a worker blocked in one long poll would hold it back).
+      const deadline = Date.now() + j.timeoutMs;
+      let conn = -1;
+      while (conn < 0 && Date.now() < deadline) {
+        conn = sys.accept(l, 20);
+        if (conn < 0) await Bun.sleep(1);
+      }
       if (conn < 0) throw new Error(`nobody connected to ${j.path} within ${j.timeoutMs} ms`);
       close.push(conn);
-      if (j.op === "receive") self.postMessage({ ok: true, ...readAll(conn, j.timeoutMs) });
+      if (j.op === "receive") result = { ok: true, ...readAll(conn, j.timeoutMs) };
       else {
         writeAll(conn, j.state, j.fd);
-        self.postMessage({ ok: true });
+        result = { ok: true };
       }
       sys.unlinkPath(j.path);
     } else {
@@ -50,13 +61,14 @@ self.onmessage = (e: MessageEvent<Job>) => {
       close.push(conn);
       if (j.op === "send") {
         writeAll(conn, j.state, j.fd);
-        self.postMessage({ ok: true });
-      } else self.postMessage({ ok: true, ...readAll(conn, j.timeoutMs) });
+        result = { ok: true };
+      } else result = { ok: true, ...readAll(conn, j.timeoutMs) };
     }
   } catch (err) {
-    self.postMessage({ ok: false, message: (err as Error).message });
+    result = { ok: false, message: (err as Error).message };
   } finally {
     for (const fd of close) sys.close(fd);
     sys.release();
   }
+  self.postMessage(result);
 };

@@ -13,10 +13,14 @@ const WORKER = import.meta.url.startsWith("file:///$bunfs/")
   ? new URL("./mount/fdpass-worker.ts", import.meta.url)
   : new URL("./fdpass-worker.ts", import.meta.url);
 
-function exchange<T>(job: object, what: string): Promise<T> {
+function exchange<T>(job: object, what: string, onListening?: () => void): Promise<T> {
   const w = new Worker(WORKER);
   return new Promise<T>((resolve, reject) => {
-    w.onmessage = (e: MessageEvent<{ ok: boolean; message?: string } & T>) => {
+    w.onmessage = (e: MessageEvent<{ ok: boolean; message?: string; listening?: boolean } & T>) => {
+      if (e.data.listening) {
+        onListening?.();
+        return;
+      }
       w.terminate();
       if (e.data.ok) resolve(e.data);
       else reject(unavailable(`${what}: ${e.data.message}`));
@@ -35,13 +39,13 @@ function exchange<T>(job: object, what: string): Promise<T> {
  * nydus-snapshotter's supervisor does (nydus-facts §4.6). Unavailable on timeout or when no
  * descriptor arrives.
  */
-export function receiveState(path: string, timeoutMs = 10_000): Promise<FdState> {
-  return exchange({ op: "receive", path, timeoutMs }, `receive state on ${path}`);
+export function receiveState(path: string, timeoutMs = 10_000, onListening?: () => void): Promise<FdState> {
+  return exchange({ op: "receive", path, timeoutMs }, `receive state on ${path}`, onListening);
 }
 
 /** Supervisor side, restore: listens on `path` and sends `state` with `fd` to one caller. */
-export async function serveState(path: string, s: FdState, timeoutMs = 10_000): Promise<void> {
-  await exchange({ op: "serve", path, fd: s.fd, state: s.state, timeoutMs }, `serve state on ${path}`);
+export async function serveState(path: string, s: FdState, timeoutMs = 10_000, onListening?: () => void): Promise<void> {
+  await exchange({ op: "serve", path, fd: s.fd, state: s.state, timeoutMs }, `serve state on ${path}`, onListening);
 }
 
 /** Daemon side (`sendfd`): connects to the supervisor at `path` and sends `state` with `fd`. */
@@ -56,7 +60,7 @@ export function fetchState(path: string, timeoutMs = 10_000): Promise<FdState> {
 
 /**
  * The supervisor of one daemon: keeps the last saved descriptor and state in memory.
- * `save(trigger)` listens, runs `trigger` (e.g. `PUT /api/v1/daemon/fuse/sendfd`) and stores
+ * `save(trigger)` listens, then runs `trigger` (e.g. `PUT /api/v1/daemon/fuse/sendfd`) and stores
  * what the daemon sends, replacing (and closing) the previous copy; `restore(trigger)`
  * serves the stored copy to the successor that `trigger` asks to take over.
  */
@@ -71,7 +75,9 @@ export class Supervisor {
   }
 
   async save(trigger: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
-    const pending = receiveState(this.path, timeoutMs);
+    const { promise: listening, resolve } = Promise.withResolvers<void>();
+    const pending = receiveState(this.path, timeoutMs, resolve);
+    await Promise.race([listening, pending]); // the socket must exist before the daemon connects
     await trigger();
     const got = await pending;
     if (this.saved) closeSync(this.saved.fd);
@@ -80,7 +86,9 @@ export class Supervisor {
 
   async restore(trigger: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
     if (!this.saved) throw unavailable(`supervisor ${this.path} has no saved state`);
-    const pending = serveState(this.path, this.saved, timeoutMs);
+    const { promise: listening, resolve } = Promise.withResolvers<void>();
+    const pending = serveState(this.path, this.saved, timeoutMs, resolve);
+    await Promise.race([listening, pending]);
     await trigger();
     await pending;
   }

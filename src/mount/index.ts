@@ -2,3 +2,5 @@
 export * from "./mount.ts";
 export { mountAsync, umountAsync } from "./async.ts";
 export { type FdState, fetchState, receiveState, sendState, serveState, Supervisor } from "./fdpass.ts";
+export { isMountpoint, mountPoints } from "./mountinfo.ts";
+export { socketAccepts } from "./socket.ts";

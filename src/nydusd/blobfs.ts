@@ -112,19 +112,28 @@ export class Blobfs implements ReadonlyFs {
   }
 
   /**
-   * Serves `blob` (read through `backend`), or counts one more user of a blob already
-   * served — then `blob`'s own cache is closed and the served one kept.
+   * Serves `blob` (read through `backend`) as inode `ino` (default: the next free), or counts
+   * one more user of a blob already served — then `blob`'s own cache is closed and the
+   * served one kept.
    */
-  add(blob: BlobfsBlob, backend: BlobBackend): void {
+  add(blob: BlobfsBlob, backend: BlobBackend, ino?: bigint): void {
     const have = this.byId.get(blob.entry.blobId);
     if (have) {
       have.refs++;
       if (have.blob !== blob) blob.cache.close();
       return;
     }
-    const slot: Slot = { ino: this.nextIno++, blob, backend, refs: 1 };
+    // A successor taking over a live FUSE connection must keep the inode numbers the kernel
+    // already knows (`ino`); otherwise the next free one.
+    const slot: Slot = { ino: ino ?? this.nextIno, blob, backend, refs: 1 };
+    if (slot.ino >= this.nextIno) this.nextIno = slot.ino + 1n;
     this.byIno.set(slot.ino, slot);
     this.byId.set(blob.entry.blobId, slot);
+  }
+
+  /** The inode number of `blobId`, if served. */
+  inoOf(blobId: string): bigint | undefined {
+    return this.byId.get(blobId)?.ino;
   }
 
   /** Drops one user of `blobId`; the last one closes its cache and removes the file. */

@@ -1,9 +1,11 @@
 import { join } from "node:path";
-import { failedPrecondition, notFound, notImplemented } from "../errdefs/index.ts";
+import { failedPrecondition, invalidArgument, notFound, notImplemented } from "../errdefs/index.ts";
+import { fetchState, sendState } from "../mount/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { DaemonApi, DaemonInfo, MountRequest } from "./api.ts";
 import { type DaemonConfig, parseDaemonConfig } from "./config.ts";
-import { type BlobfsMount, type Instance, mountInstance, startBlobfs } from "./instance.ts";
+import { Blobfs } from "./blobfs.ts";
+import { adoptBlobfs, type BlobfsMount, type Instance, mountInstance, startBlobfs } from "./instance.ts";
 import { DaemonStateMachine } from "./state.ts";
 
 /** Version facts reported by `GET /api/v1/daemon` and `--version`. */
@@ -12,6 +14,13 @@ export interface VersionFacts {
   revision: string;
   buildTime: string;
   runtime: string;
+}
+
+/** What `sendfd` gives the supervisor besides the descriptor (opaque to the snapshotter). */
+interface TakeoverState {
+  v: 1;
+  blobfsDir: string;
+  instances: { id: string; bootstrap: string; mountpoint: string; config: DaemonConfig; blobs: [string, string][] }[];
 }
 
 /** How the daemon was started. */
@@ -32,7 +41,8 @@ export interface DaemonOptions {
  * The built-in nydusd: RAFS instances served through one blobfs + kernel EROFS, driven by the
  * nydusd HTTP API and state machine. Dedicated mode mounts its bootstrap at start (INIT →
  * READY → RUNNING); shared mode mounts instances at `<mountpoint>/<id>` through the API.
- * Failover (sendfd/takeover) is not built yet: those calls answer NotImplemented (501).
+ * Failover: `sendfd` hands the blobfs descriptor and the instance list to the supervisor; a
+ * successor started for takeover (INIT) gets them back with `takeover`.
  */
 export class Daemon implements DaemonApi {
   private readonly sm = new DaemonStateMachine();
@@ -46,6 +56,14 @@ export class Daemon implements DaemonApi {
   private blobfsMount(config: DaemonConfig): BlobfsMount {
     this.blobfs ??= startBlobfs(this.opts.runDir, { amplifyIo: config.amplifyIo, logger: this.opts.logger });
     return this.blobfs;
+  }
+
+  /**
+   * Failover/upgrade start: mounts nothing and stays in INIT, waiting for `takeover` (the
+   * predecessor's mounts are still there and its FUSE descriptor is with the supervisor).
+   */
+  startForTakeover(): void {
+    this.opts.logger.info("waiting in INIT for takeover");
   }
 
   /** Dedicated mode: mounts `bootstrap` at the mountpoint and starts. */
@@ -88,12 +106,59 @@ export class Daemon implements DaemonApi {
     setTimeout(() => process.kill(process.pid, "SIGKILL"), 50);
   }
 
-  async sendFd(): Promise<void> {
-    throw notImplemented("sendfd: failover is not supported by this daemon yet");
+  private supervisorPath(): string {
+    if (!this.opts.supervisor) throw failedPrecondition("no supervisor: start the daemon with --id and --supervisor");
+    return this.opts.supervisor;
   }
 
+  /**
+   * `sendfd`: hands the blobfs `/dev/fuse` descriptor and the daemon state (its instances, as
+   * JSON) to the supervisor, so that a successor can take over.
+   */
+  async sendFd(): Promise<void> {
+    const path = this.supervisorPath();
+    if (!this.blobfs) throw failedPrecondition("sendfd: nothing is mounted yet");
+    const b = this.blobfs;
+    const state: TakeoverState = {
+      v: 1,
+      blobfsDir: b.dir,
+      instances: [...this.instances.values()].map((i) => ({
+        id: i.id,
+        bootstrap: i.bootstrap,
+        mountpoint: i.mountpoint,
+        config: i.config,
+        blobs: i.blobIds.map((id) => [id, String(b.fs.inoOf(id) ?? 0)] as [string, string]),
+      })),
+    };
+    await sendState(path, { fd: b.fd, state: new TextEncoder().encode(JSON.stringify(state)) });
+  }
+
+  /**
+   * `takeover`: receives the predecessor's FUSE descriptor and state from the supervisor,
+   * serves the same blobs under the same inode numbers on that descriptor, asks the kernel to
+   * resend what was left unanswered, and goes to READY (then `start` → RUNNING).
+   */
   async takeover(): Promise<void> {
-    throw notImplemented("takeover: failover is not supported by this daemon yet");
+    if (this.sm.state !== "INIT") throw failedPrecondition(`UnexpectedEvent: Takeover in state ${this.sm.state}`);
+    const got = await fetchState(this.supervisorPath());
+    let state: TakeoverState;
+    try {
+      state = JSON.parse(new TextDecoder().decode(got.state)) as TakeoverState;
+      if (state.v !== 1) throw new Error(`state version ${state.v}`);
+    } catch (e) {
+      throw invalidArgument(`takeover: the supervisor's state is not ours: ${(e as Error).message}`);
+    }
+    const fs = new Blobfs({ amplifyIo: state.instances[0]?.config.amplifyIo, logger: this.opts.logger });
+    const attachAll = new Map(state.instances.flatMap((i) => i.blobs.map(([id, ino]) => [id, BigInt(ino)] as [string, bigint])));
+    // Blobs first (in any order: their inode numbers are fixed), then resend.
+    const pending: BlobfsMount = adoptBlobfs(state.blobfsDir, got.fd, fs, this.opts.logger);
+    this.blobfs = pending;
+    for (const i of state.instances) {
+      const inst = await mountInstance({ id: i.id, bootstrap: i.bootstrap, mountpoint: i.mountpoint, config: i.config, blobfs: pending, attach: attachAll });
+      this.instances.set(i.id, inst);
+    }
+    pending.session.notifyResend();
+    this.sm.fire("Takeover");
   }
 
   private instancePath(mountpoint: string): string {

@@ -5,3 +5,4 @@ export { type DaemonEvent, type DaemonState, DaemonStateMachine } from "./state.
 export { type BackendConfig, type DaemonConfig, loadDaemonConfig, parseDaemonConfig } from "./config.ts";
 export { Daemon, type DaemonOptions, type VersionFacts } from "./daemon.ts";
 export { backendOf, type Instance, mountInstance } from "./instance.ts";
+export { predecessorCrashed } from "./crash.ts";

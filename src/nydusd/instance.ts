@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { invalidArgument, notImplemented } from "../errdefs/index.ts";
 import { FuseSession } from "../fuse/index.ts";
@@ -15,6 +15,7 @@ export interface Instance {
   id: string;
   bootstrap: string;
   mountpoint: string;
+  config: DaemonConfig;
   blobIds: string[];
   /** Unmounts EROFS and releases the instance's blobs. */
   umount(): Promise<void>;
@@ -26,8 +27,43 @@ export interface BlobfsMount {
   dir: string;
   /** The `/dev/fuse` descriptor (what failover hands to the supervisor). */
   fd: number;
-  /** Unmounts (lazily), stops the reader threads, closes the descriptor and the caches. */
+  session: FuseSession;
+  /**
+   * Unmounts (lazily), stops the reader threads, closes the descriptor and the caches, and
+   * removes the mount directory.
+   */
   stop(): void;
+}
+
+function blobfsMountOf(fs: Blobfs, dir: string, fd: number, session: FuseSession): BlobfsMount {
+  return {
+    fs,
+    dir,
+    fd,
+    session,
+    stop() {
+      try {
+        umount(dir, UmountFlags.MNT_DETACH);
+      } catch {
+        // not mounted
+      }
+      session.stop();
+      closeSync(fd);
+      fs.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Takes over a predecessor's blobfs: serves `fs` on the FUSE descriptor `fd` received from
+ * the supervisor (the mount at `dir` is still there) and asks the kernel to resend the
+ * requests the predecessor never answered.
+ */
+export function adoptBlobfs(dir: string, fd: number, fs: Blobfs, logger: Logger): BlobfsMount {
+  const session = FuseSession.start(fd, fs, { logger });
+  session.notifyResend();
+  return blobfsMountOf(fs, dir, fd, session);
 }
 
 /**
@@ -46,22 +82,7 @@ export function startBlobfs(runDir: string, opts: { amplifyIo?: number; logger: 
     closeSync(fd);
     throw e;
   }
-  const session = FuseSession.start(fd, fs, { logger: opts.logger });
-  return {
-    fs,
-    dir,
-    fd,
-    stop() {
-      try {
-        umount(dir, UmountFlags.MNT_DETACH);
-      } catch {
-        // not mounted
-      }
-      session.stop();
-      closeSync(fd);
-      fs.close();
-    },
-  };
+  return blobfsMountOf(fs, dir, fd, FuseSession.start(fd, fs, { logger: opts.logger }));
 }
 
 /** The backend a daemon config names. */
@@ -102,6 +123,11 @@ export async function mountInstance(opts: {
   mountpoint: string;
   config: DaemonConfig;
   blobfs: BlobfsMount;
+  /**
+   * Takeover: the EROFS mount already exists (made by the predecessor); only serve its blobs,
+   * with the inode numbers given here.
+   */
+  attach?: Map<string, bigint>;
 }): Promise<Instance> {
   const bytes = new Uint8Array(readFileSync(opts.bootstrap));
   if (bytes.length >= 4 && new TextDecoder().decode(bytes.subarray(0, 4)) === "RAFS") {
@@ -123,12 +149,14 @@ export async function mountInstance(opts: {
       const digests = opts.config.digestValidate
         ? new Map(image.chunkTable.filter((e) => e.blobIndex === entry.blobIndex).map((e) => [e.ciIndex, e.digest]))
         : new Map<number, string>();
-      opts.blobfs.fs.add(await openBlob(entry, backend, opts.config.workDir, digests), backend);
+      opts.blobfs.fs.add(await openBlob(entry, backend, opts.config.workDir, digests), backend, opts.attach?.get(entry.blobId));
       added.push(entry.blobId);
     }
-    mkdirSync(opts.mountpoint, { recursive: true });
-    const devices = image.blobs.map((b) => `device=${join(opts.blobfs.dir, b.blobId)}`).join(",");
-    await mountAsync(opts.bootstrap, opts.mountpoint, "erofs", MountFlags.MS_RDONLY, devices || null);
+    if (!opts.attach) {
+      mkdirSync(opts.mountpoint, { recursive: true });
+      const devices = image.blobs.map((b) => `device=${join(opts.blobfs.dir, b.blobId)}`).join(",");
+      await mountAsync(opts.bootstrap, opts.mountpoint, "erofs", MountFlags.MS_RDONLY, devices || null);
+    }
   } catch (e) {
     release();
     throw e;
@@ -137,6 +165,7 @@ export async function mountInstance(opts: {
     id: opts.id,
     bootstrap: opts.bootstrap,
     mountpoint: opts.mountpoint,
+    config: opts.config,
     blobIds: added,
     async umount() {
       await umountAsync(opts.mountpoint).catch(() => umountAsync(opts.mountpoint, UmountFlags.MNT_DETACH));

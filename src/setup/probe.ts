@@ -3,7 +3,6 @@
  * whether a unix socket accepts connections, the kernel's filesystems and release.
  */
 import { readFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { release } from "node:os";
 
 /**
@@ -22,29 +21,6 @@ export function containerdMajorVersion(bin = "containerd"): number | undefined {
   }
 }
 
-/**
- * True when something accepts connections on the unix socket `path` within `timeoutMs`
- * (the connection is closed at once). False for a missing path, a stale socket file, a
- * refused connection or a timeout. Never throws.
- */
-export function socketAccepts(path: string, timeoutMs = 2000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(path);
-    const timer = setTimeout(() => {
-      sock.destroy();
-      resolve(false);
-    }, timeoutMs);
-    sock.once("connect", () => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once("error", () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
-}
 
 /** Filesystem types the running kernel knows (`/proc/filesystems`); empty when unreadable. */
 export async function kernelFilesystems(path = "/proc/filesystems"): Promise<Set<string>> {
@@ -62,3 +38,5 @@ export function kernelVersion(rel = release()): [number, number] | undefined {
   const m = /^(\d+)\.(\d+)/.exec(rel);
   return m ? [Number(m[1]), Number(m[2])] : undefined;
 }
+
+export { socketAccepts } from "../mount/index.ts";

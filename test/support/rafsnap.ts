@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { socketAccepts } from "../../src/grpc/server.ts";
+import { socketAccepts } from "../../src/mount/index.ts";
 import { type ChildProcess, type RunResult, run, spawnProcess, waitFor } from "../harness/process.ts";
 import { requireBinary, SYSTEM_PATH } from "./binary.ts";
 import { type SnapshotsClient, snapshotsClient } from "./snapshots-client.ts";

@@ -9,9 +9,10 @@ const SRC = join(import.meta.dir, "../../src");
 const ALLOWED: Record<string, string[]> = {
   cli: ["service", "nydusd", "convert", "setup", "config", "log", "errdefs", "snapshot", "store"],
   // Node setup and checks; `snapshot` only for the d_type probe doctor shares with serve.
-  setup: ["config", "snapshot", "errdefs", "log"],
+  setup: ["config", "snapshot", "mount", "errdefs", "log"],
   service: ["config", "grpc", "snapshot", "store", "manager", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "log", "errdefs", "gen"],
-  grpc: ["snapshot", "errdefs", "log", "gen"],
+  // mount: the socket probe (stale vs live socket) shared with the daemon.
+  grpc: ["snapshot", "mount", "errdefs", "log", "gen"],
   snapshot: ["store", "errdefs", "log"],
   store: ["errdefs"],
   manager: ["nydusd", "store", "mount", "errdefs", "log"],

@@ -11,7 +11,7 @@ import { RafsImage } from "../image.ts";
 import { computeBlobId, readInlineBootstrap, readToc, walkReverseTar } from "../toc.ts";
 import { listTree } from "../tree.ts";
 import { blobTarHeader, buildImageBootstrap, buildLayer, writeBootstrap, type BlobInfo, type FileInode, type LayerEntry, type TreeNode } from "./index.ts";
-import { blobAccess, buildFromTar, rafsView } from "./testing.ts";
+import { blobAccess, buildFromTar, rafsView } from "../../../test/support/rafs-testing.ts";
 
 const FIX = join(import.meta.dir, "../../../../shared/fixtures/rafs");
 const ALL = join(FIX, "all-entry-type.tar");

@@ -9,7 +9,7 @@ import { MountFlags, mount, umount } from "../../mount/index.ts";
 import { uncompressedBlob } from "../file.ts";
 import { RafsImage } from "../image.ts";
 import { buildImageBootstrap, type LayerResult } from "./index.ts";
-import { blobAccess, buildFromTar, diskView, rafsView, tarDir, type PathView } from "./testing.ts";
+import { blobAccess, buildFromTar, diskView, rafsView, tarDir, type PathView } from "../../../test/support/rafs-testing.ts";
 
 const isRoot = process.getuid?.() === 0;
 const sh = (...args: string[]) => {

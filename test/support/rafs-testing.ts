@@ -5,16 +5,16 @@
  */
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { readTar } from "../../convert/tar.ts";
-import { bytesSource, type ByteSource } from "../bytes.ts";
-import { readBlobMeta } from "../blob-meta.ts";
-import { readChunkDigests } from "../blob-data.ts";
-import { sha256Hex } from "../compress.ts";
-import { readFile, type BlobAccess } from "../file.ts";
-import type { RafsImage } from "../image.ts";
-import { FileMode, S_IFMT } from "../inode.ts";
-import { listTree } from "../tree.ts";
-import { buildLayer, concat, type LayerBuildOptions, type LayerResult } from "./index.ts";
+import { readTar } from "../../src/convert/tar.ts";
+import { bytesSource, type ByteSource } from "../../src/rafs/bytes.ts";
+import { readBlobMeta } from "../../src/rafs/blob-meta.ts";
+import { readChunkDigests } from "../../src/rafs/blob-data.ts";
+import { sha256Hex } from "../../src/rafs/compress.ts";
+import { readFile, type BlobAccess } from "../../src/rafs/file.ts";
+import type { RafsImage } from "../../src/rafs/image.ts";
+import { FileMode, S_IFMT } from "../../src/rafs/inode.ts";
+import { listTree } from "../../src/rafs/tree.ts";
+import { buildLayer, concat, type LayerBuildOptions, type LayerResult } from "../../src/rafs/builder/index.ts";
 
 /** One path, comparable across source dir, kernel mount and reader. */
 export interface PathView {
