@@ -14,6 +14,7 @@ export const main = defineCommand({
     inspect: () => import("./inspect.ts").then((m) => m.default),
     check: () => import("./check.ts").then((m) => m.default),
     nydusd: () => import("./nydusd.ts").then((m) => m.default),
+    convert: () => import("./convert.ts").then((m) => m.default),
   },
 });
 

@@ -21,3 +21,4 @@ export {
   resolveImage,
 } from "./oci.ts";
 export { type CheckReport, checkImage, inspectImage, openBootstrap } from "./inspect.ts";
+export { type ConvertOptions, type ConvertResult, convertImage } from "./convert.ts";

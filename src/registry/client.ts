@@ -285,6 +285,54 @@ export class RegistryClient {
     return true;
   }
 
+  /**
+   * Uploads a blob whose digest is not known in advance, from a stream (chunked upload: POST,
+   * one PATCH per `partSize` bytes gathered, PUT with the sha256 computed on the way). Memory
+   * stays within one part. Returns the digest and size.
+   */
+  async pushBlobStream(repo: string, data: AsyncIterable<Uint8Array>, partSize = 16 << 20): Promise<{ digest: string; size: number }> {
+    const what = `upload of a blob to ${repo} on ${this.host}`;
+    const start = await this.send("POST", `/v2/${repo}/blobs/uploads/`, { repo, push: true, what });
+    if (start.status !== 202) throw await registryError(what, start);
+    let location = this.locationOf(start, what);
+    const hash = new Bun.CryptoHasher("sha256");
+    let offset = 0;
+    let parts: Uint8Array[] = [];
+    let pending = 0;
+    const flush = async () => {
+      if (pending === 0) return;
+      const body = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+      const res = await this.send("PATCH", location, {
+        repo,
+        push: true,
+        what,
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-range": `${offset}-${offset + body.length - 1}`,
+          "content-length": String(body.length),
+        },
+        body,
+      });
+      if (res.status !== 202) throw await registryError(`${what} (part at byte ${offset})`, res);
+      location = this.locationOf(res, what);
+      offset += body.length;
+      parts = [];
+      pending = 0;
+    };
+    for await (const chunk of data) {
+      if (chunk.length === 0) continue;
+      hash.update(chunk);
+      parts.push(chunk.slice());
+      pending += chunk.length;
+      if (pending >= partSize) await flush();
+    }
+    await flush();
+    const digest = `sha256:${hash.digest("hex")}`;
+    const done = await this.send("PUT", withDigest(location, digest), { repo, push: true, what, headers: { "content-length": "0" } });
+    if (done.status !== 201) throw await registryError(what, done);
+    return { digest, size: offset };
+  }
+
   /** Pushes a manifest or index under `ref` (tag or digest); returns its digest. */
   async putManifest(repo: string, ref: string, mediaType: string, bytes: Uint8Array): Promise<string> {
     const what = `push of manifest ${repo}:${ref} to ${this.host}`;
