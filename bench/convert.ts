@@ -1,0 +1,136 @@
+// Benchmark (not a test): `rafsnap convert` throughput and peak memory on a multi-layer image
+// of about 500 MiB (uncompressed), next to the floor of the same work — `gzip -dc layer |
+// tar -x` of the same layers — in the same run.
+//
+//   bun bench/convert.ts [--mib 500] [--layers 5]
+//
+// The image is generated here (half incompressible random data in big files, half
+// compressible text in many small files, per layer), pushed to a private docker-registry on
+// 127.0.0.1, and converted by the compiled binary (dist/rafsnap). Peak RSS is the process's
+// VmHWM. Goal (issue 4): within 3× of the floor, RSS under 300 MiB. Root not needed.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { RegistryClient } from "../src/registry/index.ts";
+import { Cleanup } from "../test/harness/cleanup.ts";
+import { run, spawnProcess } from "../test/harness/process.ts";
+import { startRegistry } from "../test/harness/registry.ts";
+import { requireBinary } from "../test/support/binary.ts";
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+
+const sha = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
+
+/** `n` bytes of incompressible noise (xorshift32; fast and reproducible). */
+function noise(n: number, seed: number): Uint8Array {
+  const words = new Uint32Array(Math.ceil(n / 4));
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x >>> 0;
+  }
+  return new Uint8Array(words.buffer, 0, n);
+}
+
+/** Fills `dir` with about `bytes` of files: half random big files, half text in small files. */
+function makeLayerTree(dir: string, bytes: number, seed: number): void {
+  mkdirSync(dir, { recursive: true });
+  const half = Math.floor(bytes / 2);
+  const big = 16 << 20;
+  for (let i = 0; i * big < half; i++) {
+    writeFileSync(join(dir, `big-${i}.bin`), noise(Math.min(big, half - i * big), seed * 1000 + i + 1));
+  }
+  const line = `layer ${seed}: the quick brown fox jumps over the lazy dog 0123456789\n`;
+  const small = 8 << 10;
+  const text = line.repeat(Math.ceil(small / line.length)).slice(0, small);
+  for (let i = 0; i * small < half; i++) {
+    const sub = join(dir, `d${i % 64}`);
+    if (i < 64) mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, `f-${i}.txt`), `${i}\n${text}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const mib = arg("mib", 500);
+  const layersN = arg("layers", 5);
+  const cleanup = new Cleanup();
+  try {
+    const dir = cleanup.tempDir("rafsnap-bench-convert-");
+    const reg = cleanup.add("registry", await startRegistry(join(dir, "registry")));
+    const client = new RegistryClient(reg.host);
+    // 1. the image: one gzip layer per tree
+    const layers: { path: string; digest: string; diffId: string; size: number; raw: number }[] = [];
+    for (let i = 0; i < layersN; i++) {
+      const tree = join(dir, `tree-${i}`);
+      makeLayerTree(tree, Math.floor((mib << 20) / layersN), i);
+      const tarPath = join(dir, `layer-${i}.tar`);
+      const t = await run(["tar", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", tree, "-cf", tarPath, "."], { timeoutMs: 300_000 });
+      if (t.code !== 0) throw new Error(t.stderr);
+      const gz = await run(["pigz", "-n", "-f", tarPath], { timeoutMs: 300_000 });
+      if (gz.code !== 0) throw new Error(gz.stderr);
+      const tarBytes = Bun.file(tarPath).size;
+      const blob = new Uint8Array(readFileSync(`${tarPath}.gz`));
+      const diff = await run(["sh", "-c", `gzip -dc ${tarPath}.gz | sha256sum`]);
+      layers.push({ path: `${tarPath}.gz`, digest: sha(blob), diffId: `sha256:${diff.stdout.split(" ")[0]}`, size: blob.length, raw: tarBytes });
+      await client.pushBlob("bench", sha(blob), blob);
+    }
+    const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) } }));
+    await client.pushBlob("bench", sha(config), config);
+    const manifest = new TextEncoder().encode(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(config), size: config.length },
+        layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: l.digest, size: l.size })),
+      }),
+    );
+    await client.putManifest("bench", "oci", "application/vnd.oci.image.manifest.v1+json", manifest);
+    const rawTotal = layers.reduce((n, l) => n + l.raw, 0);
+
+    // 2. the floor: decompress and unpack every layer
+    const f0 = performance.now();
+    for (const [i, l] of layers.entries()) {
+      const out = join(dir, `floor-${i}`);
+      mkdirSync(out);
+      const r = await run(["sh", "-c", `gzip -dc ${l.path} | tar -x -C ${out}`], { timeoutMs: 600_000 });
+      if (r.code !== 0) throw new Error(r.stderr);
+    }
+    const floorS = (performance.now() - f0) / 1000;
+
+    // 3. rafsnap convert, sampling its peak RSS
+    const c0 = performance.now();
+    const proc = spawnProcess({
+      cmd: [requireBinary(), "convert", "--source", `${reg.host}/bench:oci`, "--target", `${reg.host}/bench:nydus`],
+      logFile: join(dir, "convert.log"),
+    });
+    let hwm = 0;
+    const poll = setInterval(() => {
+      try {
+        const m = readFileSync(`/proc/${proc.pid}/status`, "utf8").match(/VmHWM:\s+(\d+) kB/);
+        if (m) hwm = Math.max(hwm, Number(m[1]) * 1024);
+      } catch {
+        // exited
+      }
+    }, 50);
+    const code = await proc.exited;
+    clearInterval(poll);
+    const convS = (performance.now() - c0) / 1000;
+    if (code !== 0) throw new Error(`convert failed:\n${proc.logTail()}`);
+
+    const m = (n: number) => (n / 2 ** 20).toFixed(1);
+    console.log(`conversion of ${layersN} layers, ${m(rawTotal)} MiB uncompressed (${m(layers.reduce((n, l) => n + l.size, 0))} MiB gzip)\n`);
+    console.log("| work | seconds | MiB/s (uncompressed) | peak RSS MiB |");
+    console.log("| --- | ---: | ---: | ---: |");
+    console.log(`| gzip -dc \\| tar -x (floor) | ${floorS.toFixed(2)} | ${(rawTotal / 2 ** 20 / floorS).toFixed(1)} | – |`);
+    console.log(`| rafsnap convert (zstd, 1 MiB chunks) | ${convS.toFixed(2)} | ${(rawTotal / 2 ** 20 / convS).toFixed(1)} | ${m(hwm)} |`);
+    console.log(`\nrafsnap convert takes ${(convS / floorS).toFixed(2)}× the floor (goal ≤ 3×); peak RSS ${m(hwm)} MiB (goal < 300).`);
+  } finally {
+    await cleanup.run();
+  }
+}
+
+await main();
