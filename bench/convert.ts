@@ -70,9 +70,9 @@ async function main(): Promise<void> {
       const tarPath = join(dir, `layer-${i}.tar`);
       const t = await run(["tar", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", tree, "-cf", tarPath, "."], { timeoutMs: 300_000 });
       if (t.code !== 0) throw new Error(t.stderr);
+      const tarBytes = Bun.file(tarPath).size;
       const gz = await run(["pigz", "-n", "-f", tarPath], { timeoutMs: 300_000 });
       if (gz.code !== 0) throw new Error(gz.stderr);
-      const tarBytes = Bun.file(tarPath).size;
       const blob = new Uint8Array(readFileSync(`${tarPath}.gz`));
       const diff = await run(["sh", "-c", `gzip -dc ${tarPath}.gz | sha256sum`]);
       layers.push({ path: `${tarPath}.gz`, digest: sha(blob), diffId: `sha256:${diff.stdout.split(" ")[0]}`, size: blob.length, raw: tarBytes });
