@@ -1,28 +1,17 @@
 import { invalidArgument } from "../errdefs/index.ts";
+import type { LayerEntryHeader } from "../rafs/index.ts";
 
-/** Entry types of a tar stream that an OCI layer may hold. */
-export type TarEntryType = "file" | "link" | "symlink" | "char" | "block" | "dir" | "fifo";
+/** Entry types of a tar stream that an OCI layer may hold (the builder's vocabulary). */
+export type TarEntryType = LayerEntryHeader["type"];
 
-/** One tar entry's metadata, with PAX/GNU extensions applied. */
-export interface TarHeader {
-  /** Path as stored, normalised: no leading `./` or `/`, no trailing `/`, no `.`/empty segments. */
-  path: string;
-  type: TarEntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  /** Modification time, seconds since the epoch (PAX may give fractions). */
-  mtime: number;
-  /** Target of a symlink, or (normalised like `path`) of a hard link. */
-  linkname: string;
-  devmajor: number;
-  devminor: number;
-  /** Extended attributes from PAX `SCHILY.xattr.*` / `LIBARCHIVE.xattr.*` records. */
-  xattrs: Record<string, Uint8Array>;
-  /** Byte offset of the header block in the (uncompressed) stream, for error messages. */
-  offset: number;
-}
+/**
+ * One tar entry's metadata, with PAX/GNU extensions applied: exactly what the RAFS builder
+ * takes per entry (path normalised: no leading `./` or `/`, no trailing `/`, no `.`/empty
+ * segments; `linkname` of a hard link normalised like `path`; `mtime` in seconds, PAX may
+ * give fractions; xattrs from `SCHILY.xattr.*` / `LIBARCHIVE.xattr.*`), plus the byte offset
+ * of the header block in the uncompressed stream, for error messages.
+ */
+export type TarHeader = LayerEntryHeader & { offset: number };
 
 /** An entry and its content; `body` must be read (or left: it is skipped) before the next. */
 export interface TarEntry {

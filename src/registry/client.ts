@@ -241,47 +241,29 @@ export class RegistryClient {
 
   /**
    * Uploads a blob unless the registry already has it: in memory (`Uint8Array`, one PUT) or
-   * from a stream of chunks (POST, one PATCH per chunk, PUT with the digest), so a blob of
-   * any size is never held whole. The registry checks `digest`; a mismatch fails the PUT.
-   * Returns true when it uploaded, false when the blob was there.
+   * from a stream ({@link pushBlobStream}), so a blob of any size is never held whole. The
+   * registry checks `digest` of an in-memory blob (a mismatch fails the PUT); a streamed one
+   * whose content has another digest is InvalidArgument. Returns true when it uploaded, false
+   * when the blob was there.
    */
   async pushBlob(repo: string, digest: string, data: Uint8Array | AsyncIterable<Uint8Array>): Promise<boolean> {
     if ((await this.blobSize(repo, digest)) !== null) return false;
     const what = `upload of blob ${digest} to ${repo} on ${this.host}`;
-    const start = await this.send("POST", `/v2/${repo}/blobs/uploads/`, { repo, push: true, what });
-    if (start.status !== 202) throw await registryError(what, start);
-    let location = this.locationOf(start, what);
-    if (data instanceof Uint8Array) {
-      const res = await this.send("PUT", withDigest(location, digest), {
-        repo,
-        push: true,
-        what,
-        headers: { "content-type": "application/octet-stream", "content-length": String(data.length) },
-        body: data,
-      });
-      if (res.status !== 201) throw await registryError(what, res);
+    if (!(data instanceof Uint8Array)) {
+      const pushed = await this.pushBlobStream(repo, data);
+      if (pushed.digest !== digest) throw invalidArgument(`${what}: the streamed content has digest ${pushed.digest}`);
       return true;
     }
-    let offset = 0;
-    for await (const chunk of data) {
-      if (chunk.length === 0) continue;
-      const res = await this.send("PATCH", location, {
-        repo,
-        push: true,
-        what,
-        headers: {
-          "content-type": "application/octet-stream",
-          "content-range": `${offset}-${offset + chunk.length - 1}`,
-          "content-length": String(chunk.length),
-        },
-        body: chunk,
-      });
-      if (res.status !== 202) throw await registryError(`${what} (chunk at byte ${offset})`, res);
-      location = this.locationOf(res, what);
-      offset += chunk.length;
-    }
-    const done = await this.send("PUT", withDigest(location, digest), { repo, push: true, what, headers: { "content-length": "0" } });
-    if (done.status !== 201) throw await registryError(what, done);
+    const start = await this.send("POST", `/v2/${repo}/blobs/uploads/`, { repo, push: true, what });
+    if (start.status !== 202) throw await registryError(what, start);
+    const res = await this.send("PUT", withDigest(this.locationOf(start, what), digest), {
+      repo,
+      push: true,
+      what,
+      headers: { "content-type": "application/octet-stream", "content-length": String(data.length) },
+      body: data,
+    });
+    if (res.status !== 201) throw await registryError(what, res);
     return true;
   }
 
