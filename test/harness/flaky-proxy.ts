@@ -10,6 +10,9 @@ export interface FlakyProxy {
   cutBlobs(n: number): void;
   /** Requests seen so far (method and path). */
   seen(): string[];
+  /** Body bytes sent for blob GETs since the last reset. */
+  blobBytes(): number;
+  resetCounters(): void;
   stop(): void;
 }
 
@@ -17,6 +20,7 @@ export interface FlakyProxy {
 export function startFlakyProxy(upstream: string): FlakyProxy {
   let fail = 0;
   let cut = 0;
+  let blobBytes = 0;
   const log: string[] = [];
   const server = Bun.serve({
     hostname: "127.0.0.1",
@@ -47,6 +51,11 @@ export function startFlakyProxy(upstream: string): FlakyProxy {
         });
         return new Response(stream, { status: res.status, headers: outHeaders });
       }
+      if (req.method === "GET" && url.pathname.includes("/blobs/") && res.ok) {
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        blobBytes += bytes.length;
+        return new Response(bytes, { status: res.status, headers: outHeaders });
+      }
       return new Response(res.body, { status: res.status, headers: outHeaders });
     },
   });
@@ -59,6 +68,11 @@ export function startFlakyProxy(upstream: string): FlakyProxy {
       cut = n;
     },
     seen: () => [...log],
+    blobBytes: () => blobBytes,
+    resetCounters: () => {
+      blobBytes = 0;
+      log.length = 0;
+    },
     stop: () => server.stop(true),
   };
 }

@@ -1,0 +1,133 @@
+// Lazy loading, measured at the registry (compiled binary, root): an image with a 48 MiB file
+// and a small file is converted, then served by `rafsnap nydusd` from the registry through a
+// counting proxy. Reading the small file must fetch a small fraction of the image; reading the
+// big one fetches the rest; a second daemon on the same cache fetches nothing.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { RegistryClient } from "../../src/registry/index.ts";
+import { Cleanup, mountsUnder } from "../harness/cleanup.ts";
+import { type FlakyProxy, startFlakyProxy } from "../harness/flaky-proxy.ts";
+import { run, spawnProcess, waitFor } from "../harness/process.ts";
+import { type Registry, startRegistry } from "../harness/registry.ts";
+import { requireBinary, SYSTEM_PATH } from "../support/binary.ts";
+import { rafsnapCli } from "../support/rafsnap.ts";
+
+const isRoot = process.getuid?.() === 0;
+const BIG = 48 << 20;
+const sha = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
+
+function noise(n: number): Uint8Array {
+  const w = new Uint32Array(n / 4);
+  let x = 2463534242;
+  for (let i = 0; i < w.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    w[i] = x >>> 0;
+  }
+  return new Uint8Array(w.buffer);
+}
+
+describe.skipIf(!isRoot)("lazy loading from the registry", () => {
+  const cleanup = new Cleanup();
+  let dir = "";
+  let reg: Registry;
+  let proxy: FlakyProxy;
+  let boot = "";
+  let bigSha = "";
+
+  beforeAll(async () => {
+    dir = cleanup.tempDir("rafsnap-lazy-");
+    reg = cleanup.add("registry", await startRegistry(join(dir, "registry")));
+    proxy = startFlakyProxy(reg.url);
+    cleanup.defer("proxy", () => proxy.stop());
+    const tree = join(dir, "tree");
+    mkdirSync(tree);
+    const big = noise(BIG);
+    bigSha = new Bun.CryptoHasher("sha256").update(big).digest("hex");
+    writeFileSync(join(tree, "big"), big);
+    writeFileSync(join(tree, "small.txt"), "a small file\n");
+    const tar = join(dir, "layer.tar");
+    expect((await run(["tar", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", tree, "-cf", tar, "."])).code).toBe(0);
+    const diffId = sha(new Uint8Array(readFileSync(tar)));
+    expect((await run(["pigz", "-n", "-f", tar])).code).toBe(0);
+    const layer = new Uint8Array(readFileSync(`${tar}.gz`));
+    const c = new RegistryClient(reg.host);
+    await c.pushBlob("lazy", sha(layer), layer);
+    const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [diffId] } }));
+    await c.pushBlob("lazy", sha(config), config);
+    const manifest = new TextEncoder().encode(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(config), size: config.length },
+        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha(layer), size: layer.length }],
+      }),
+    );
+    await c.putManifest("lazy", "oci", "application/vnd.oci.image.manifest.v1+json", manifest);
+    const conv = await rafsnapCli(["convert", "--source", `${reg.host}/lazy:oci`, "--target", `${reg.host}/lazy:nydus`]);
+    expect(conv.code).toBe(0);
+    const m = (await c.getManifest("lazy", "nydus")).bytes;
+    const layers = (JSON.parse(new TextDecoder().decode(m)) as { layers: { digest: string }[] }).layers;
+    writeFileSync(join(dir, "boot.tgz"), await c.readBlob("lazy", layers.at(-1)?.digest as string));
+    expect((await run(["tar", "-xzf", join(dir, "boot.tgz"), "-C", dir])).code).toBe(0);
+    boot = join(dir, "image/image.boot");
+  }, 120_000);
+  afterAll(() => cleanup.run());
+
+  async function daemon(name: string) {
+    const cfg = join(dir, `${name}.json`);
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        device: {
+          backend: { type: "registry", config: { host: proxy.host, repo: "lazy", scheme: "http" } },
+          cache: { type: "blobcache", config: { work_dir: join(dir, "cache") } },
+        },
+        digest_validate: true,
+      }),
+    );
+    const mnt = join(dir, `${name}-mnt`);
+    const sock = join(dir, `${name}.sock`);
+    const d = spawnProcess({
+      cmd: [requireBinary(), "nydusd", "fuse", "--config", cfg, "--bootstrap", boot, "--mountpoint", mnt, "--apisock", sock],
+      logFile: join(dir, `${name}.log`),
+      env: { PATH: SYSTEM_PATH, RAFSNAP_RUN_DIR: join(dir, "run") },
+    });
+    cleanup.add(name, d);
+    await waitFor(
+      "RUNNING",
+      async () => {
+        try {
+          return ((await (await fetch("http://localhost/api/v1/daemon", { unix: sock } as RequestInit)).json()) as { state: string }).state === "RUNNING";
+        } catch {
+          return false;
+        }
+      },
+      20_000,
+      () => !d.hasExited(),
+    );
+    return { d, mnt };
+  }
+
+  test("a small read fetches a small fraction; the big file the rest; a restart nothing", async () => {
+    const first = await daemon("first");
+    proxy.resetCounters();
+    expect((await run(["cat", join(first.mnt, "small.txt")])).stdout).toBe("a small file\n");
+    const small = proxy.blobBytes();
+    console.log(`lazy: reading small.txt fetched ${small} bytes of the ${BIG}-byte file`);
+    expect(small).toBeGreaterThan(0);
+    expect(small).toBeLessThan(4 << 20); // at most a few chunks of the 48 MiB blob
+    expect((await run(["sha256sum", join(first.mnt, "big")])).stdout.split(" ")[0]).toBe(bigSha);
+    expect(proxy.blobBytes()).toBeGreaterThan(BIG);
+    expect(await first.d.stop()).toBe(0);
+
+    proxy.resetCounters();
+    const second = await daemon("second");
+    expect((await run(["sha256sum", join(second.mnt, "big")])).stdout.split(" ")[0]).toBe(bigSha);
+    expect(proxy.blobBytes()).toBe(0);
+    expect(await second.d.stop()).toBe(0);
+    expect(mountsUnder(dir)).toEqual([]);
+  }, 120_000);
+});
