@@ -1,6 +1,6 @@
 import { invalidArgument } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
-import { buildImageBootstrap, buildLayer, type Compressor, type LayerResult } from "../rafs/index.ts";
+import { buildImageBootstrap, buildLayer, type Compressor, fastChunkHasher, type LayerResult } from "../rafs/index.ts";
 import { credentialsFromDockerConfig, manifestRefOf, parseImageRef, RegistryClient } from "../registry/index.ts";
 import { decompressLayer } from "./layer.ts";
 import { bootstrapLayer, mergedIndex, type NydusBlobLayer, nydusImage } from "./nydus-image.ts";
@@ -68,6 +68,7 @@ export async function convertImage(opts: ConvertOptions): Promise<ConvertResult>
   const blobs: NydusBlobLayer[] = new Array(layers.length);
   let next = 0;
   const worker = async () => {
+    const hasher = await fastChunkHasher();
     for (;;) {
       const i = next++;
       if (i >= layers.length) return;
@@ -77,7 +78,7 @@ export async function convertImage(opts: ConvertOptions): Promise<ConvertResult>
       const t0 = performance.now();
       const c = { bytes: 0 };
       const tar = counted(decompressLayer(from.blobStream(src.repository, layer.digest), { what, digest: layer.digest, diffId: image.config.rootfs.diff_ids[i] }), c);
-      const build = buildLayer(readTar(tar), { compressor: opts.compressor ?? "zstd", chunkSize: opts.chunkSize });
+      const build = buildLayer(readTar(tar), { compressor: opts.compressor ?? "zstd", chunkSize: opts.chunkSize, hasher });
       const pushed = await to.pushBlobStream(dst.repository, build.blob);
       const res = build.finish();
       if (pushed.digest !== res.blob.digest) {

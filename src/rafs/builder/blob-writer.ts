@@ -12,7 +12,7 @@ import { notImplemented } from "../../errdefs/index.ts";
 import { alignUp } from "../bytes.ts";
 import { BlobFeatures, type Compressor, type Digester } from "../blob-table.ts";
 import { CI_HEADER_SIZE, CI_MAGIC } from "../blob-meta.ts";
-import { digest, sha256Hex } from "../compress.ts";
+import { type ChunkHasher, digest, sha256Hex } from "../compress.ts";
 import type { ChunkRef } from "./tree.ts";
 
 /** Everything the bootstrap needs to know about a blob (one blob table entry + device slot). */
@@ -50,6 +50,8 @@ export interface BlobWriterOptions {
   digester: Digester;
   /** FS chunk size; a power of two in 4 KiB…16 MiB. */
   chunkSize: number;
+  /** Chunk digests (default {@link digest}; see `fastChunkHasher`). */
+  hasher?: ChunkHasher;
 }
 
 /** Features of every blob this writer makes (ALIGNED, INLINED_CHUNK_DIGEST, tar headers, ToC). */
@@ -57,16 +59,47 @@ const BASE_FEATURES = BlobFeatures.ALIGNED | BlobFeatures.INLINED_CHUNK_DIGEST |
 const ALGO: Readonly<Record<Compressor, number>> = { none: 0, lz4_block: 1, gzip: 2, zstd: 3 };
 const TOC_FLAG: Partial<Record<Compressor, number>> = { none: 0x1, zstd: 0x2, lz4_block: 0x4 };
 
-const CRC32C_TABLE: readonly number[] = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
+/** CRC-32C lookup tables for slicing-by-8: table k gives the CRC of a byte followed by k zero bytes. */
+const CRC32C_TABLES: readonly Uint32Array[] = (() => {
+  const t0 = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    t0[n] = c >>> 0;
+  }
+  const tables = [t0];
+  for (let k = 1; k < 8; k++) {
+    const prev = tables[k - 1] as Uint32Array;
+    const t = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) t[n] = ((prev[n] as number) >>> 8) ^ (t0[(prev[n] as number) & 0xff] as number);
+    tables.push(t);
+  }
+  return tables;
+})();
 
-/** CRC-32C (Castagnoli, iSCSI) of `data`, as nydus stores in the chunk table. */
+/**
+ * CRC-32C (Castagnoli, iSCSI) of `data`, as nydus stores in the chunk table. Slicing-by-8:
+ * eight bytes per step (a byte-at-a-time loop cost a fifth of a conversion's CPU).
+ */
 export function crc32c(data: Uint8Array): number {
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = CRC32C_TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
   let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = (CRC32C_TABLE[(c ^ (data[i] as number)) & 0xff] as number) ^ (c >>> 8);
+  let i = 0;
+  const n8 = data.length - (data.length % 8);
+  for (; i < n8; i += 8) {
+    const lo = (c ^ ((data[i] as number) | ((data[i + 1] as number) << 8) | ((data[i + 2] as number) << 16) | ((data[i + 3] as number) << 24))) >>> 0;
+    const hi = ((data[i + 4] as number) | ((data[i + 5] as number) << 8) | ((data[i + 6] as number) << 16) | ((data[i + 7] as number) << 24)) >>> 0;
+    c =
+      (t7[lo & 0xff] as number) ^
+      (t6[(lo >>> 8) & 0xff] as number) ^
+      (t5[(lo >>> 16) & 0xff] as number) ^
+      (t4[lo >>> 24] as number) ^
+      (t3[hi & 0xff] as number) ^
+      (t2[(hi >>> 8) & 0xff] as number) ^
+      (t1[(hi >>> 16) & 0xff] as number) ^
+      (t0[hi >>> 24] as number);
+  }
+  for (; i < data.length; i++) c = (t0[(c ^ (data[i] as number)) & 0xff] as number) ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
@@ -176,7 +209,7 @@ export class BlobWriter {
    * bytes to append. The caller passes 1…chunkSize bytes (not checked here).
    */
   addChunk(raw: Uint8Array): AddedChunk {
-    const d = digest(this.opts.digester, raw);
+    const d = (this.opts.hasher ?? digest)(this.opts.digester, raw);
     const key = `${Buffer.from(d).toString("hex")}:${raw.length}`;
     const seen = this.dedup.get(key);
     if (seen) return { ref: seen };

@@ -5,6 +5,7 @@
  */
 import { failedPrecondition, invalidArgument } from "../../errdefs/index.ts";
 import type { Compressor, Digester } from "../blob-table.ts";
+import type { ChunkHasher } from "../compress.ts";
 import { BlobWriter, type BlobInfo } from "./blob-writer.ts";
 import { writeBootstrap } from "./bootstrap-writer.ts";
 import { mergeTrees } from "./merge.ts";
@@ -29,6 +30,8 @@ export interface LayerBuildOptions {
    * without it, sha256 of all bytes but the chunk digest array (§15.7).
    */
   inlineBootstrap?: boolean;
+  /** Chunk digest function (default the pure-JS one; `fastChunkHasher()` for speed). */
+  hasher?: ChunkHasher;
 }
 
 /** What a finished layer build yields. */
@@ -98,7 +101,7 @@ export function buildLayer(entries: AsyncIterable<LayerEntry>, opts: LayerBuildO
   const compressor = opts.compressor ?? "zstd";
   const digester = opts.digester ?? "blake3";
   const inline = opts.inlineBootstrap ?? true;
-  const writer = new BlobWriter({ compressor, digester, chunkSize });
+  const writer = new BlobWriter({ compressor, digester, chunkSize, hasher: opts.hasher });
   const tree = new LayerTreeBuilder();
   let result: LayerResult | undefined;
   const boot = () => writeBootstrap(tree.root, { chunkSize, compressor, digester, merged: false });
