@@ -270,43 +270,46 @@ export class RegistryClient {
   /**
    * Uploads a blob whose digest is not known in advance, from a stream (chunked upload: POST,
    * one PATCH per `partSize` bytes gathered, PUT with the sha256 computed on the way). Memory
-   * stays within one part. Returns the digest and size.
+   * stays within one part buffer. Returns the digest and size.
    */
-  async pushBlobStream(repo: string, data: AsyncIterable<Uint8Array>, partSize = 16 << 20): Promise<{ digest: string; size: number }> {
+  async pushBlobStream(repo: string, data: AsyncIterable<Uint8Array>, partSize = 8 << 20): Promise<{ digest: string; size: number }> {
     const what = `upload of a blob to ${repo} on ${this.host}`;
     const start = await this.send("POST", `/v2/${repo}/blobs/uploads/`, { repo, push: true, what });
     if (start.status !== 202) throw await registryError(what, start);
     let location = this.locationOf(start, what);
     const hash = new Bun.CryptoHasher("sha256");
+    // One reusable part buffer: each part is sent (and awaited) before it is refilled.
+    const part = new Uint8Array(partSize);
+    let fill = 0;
     let offset = 0;
-    let parts: Uint8Array[] = [];
-    let pending = 0;
     const flush = async () => {
-      if (pending === 0) return;
-      const body = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+      if (fill === 0) return;
+      const body = part.subarray(0, fill);
       const res = await this.send("PATCH", location, {
         repo,
         push: true,
         what,
         headers: {
           "content-type": "application/octet-stream",
-          "content-range": `${offset}-${offset + body.length - 1}`,
-          "content-length": String(body.length),
+          "content-range": `${offset}-${offset + fill - 1}`,
+          "content-length": String(fill),
         },
         body,
       });
       if (res.status !== 202) throw await registryError(`${what} (part at byte ${offset})`, res);
       location = this.locationOf(res, what);
-      offset += body.length;
-      parts = [];
-      pending = 0;
+      offset += fill;
+      fill = 0;
     };
     for await (const chunk of data) {
-      if (chunk.length === 0) continue;
       hash.update(chunk);
-      parts.push(chunk.slice());
-      pending += chunk.length;
-      if (pending >= partSize) await flush();
+      for (let o = 0; o < chunk.length; ) {
+        const n = Math.min(chunk.length - o, partSize - fill);
+        part.set(chunk.subarray(o, o + n), fill);
+        fill += n;
+        o += n;
+        if (fill === partSize) await flush();
+      }
     }
     await flush();
     const digest = `sha256:${hash.digest("hex")}`;
