@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { convertImage, parsePlatform } from "../convert/index.ts";
 import { invalidArgument } from "../errdefs/index.ts";
@@ -7,7 +8,8 @@ const COMPRESSORS = ["zstd", "none"] as const;
 
 /**
  * `rafsnap convert --source REF --target REF`: OCI image → nydus (RAFS v6) image, registry to
- * registry. Progress goes to stderr (one line per layer; updated in place on a terminal); the
+ * registry. Credentials come from the docker config (`$DOCKER_CONFIG/config.json` or
+ * `~/.docker/config.json`). Progress goes to stderr (one line per layer; updated in place on a terminal); the
  * pushed digest to stdout.
  */
 export default defineCommand({
@@ -15,7 +17,10 @@ export default defineCommand({
   args: {
     source: { type: "string", required: true, description: "OCI image reference to convert", valueHint: "ref" },
     target: { type: "string", required: true, description: "reference to push the nydus image to", valueHint: "ref" },
-    "plain-http": { type: "boolean", description: "use http:// (loopback registries always do)" },
+    "plain-http": { type: "boolean", description: "use http:// (loopback registries do unless --tls)" },
+    tls: { type: "boolean", description: "use https:// also for loopback registries" },
+    "ca-cert": { type: "string", description: "PEM file of a CA to trust (implies --tls)", valueHint: "file" },
+    "skip-verify": { type: "boolean", description: "do not verify the registry's certificate (implies --tls)" },
     compressor: { type: "string", default: "zstd", description: "chunk compression: zstd | none" },
     "chunk-size": { type: "string", default: "0x100000", description: "chunk size, a power of two from 0x1000 to 0x1000000" },
     "merge-platform": { type: "boolean", description: "push an index with the OCI and the nydus manifest" },
@@ -38,6 +43,10 @@ export default defineCommand({
       source: args.source,
       target: args.target,
       plainHttp: args["plain-http"],
+      tls:
+        args.tls || args["ca-cert"] || args["skip-verify"]
+          ? { caCert: args["ca-cert"] ? readFileSync(args["ca-cert"], "utf8") : undefined, skipVerify: args["skip-verify"] }
+          : undefined,
       compressor: compressor as (typeof COMPRESSORS)[number],
       chunkSize,
       mergePlatform: args["merge-platform"],

@@ -13,8 +13,10 @@ export interface ConvertOptions {
   source: string;
   /** Reference to push the nydus image to (its tag is written last). */
   target: string;
-  /** http:// for both registries (loopback hosts use it anyway). */
+  /** http:// for both registries (loopback hosts use it anyway unless `tls` is set). */
   plainHttp?: boolean;
+  /** Use https:// even for loopback hosts, trusting `caCert` (PEM) or, with `skipVerify`, anything. */
+  tls?: { caCert?: string; skipVerify?: boolean };
   compressor?: Compressor;
   chunkSize?: number;
   /** Push an index holding the source manifest and the nydus manifest (artifactType). */
@@ -58,7 +60,13 @@ export async function convertImage(opts: ConvertOptions): Promise<ConvertResult>
   const dst = parseImageRef(opts.target);
   if (!dst.tag) throw invalidArgument(`target ${JSON.stringify(opts.target)} needs a tag`);
   const clientFor = (host: string) =>
-    new RegistryClient(host, { plainHttp: opts.plainHttp ? true : undefined, credentials: credentialsFromDockerConfig(host), logger: opts.logger });
+    new RegistryClient(host, {
+      plainHttp: opts.plainHttp ? true : opts.tls ? false : undefined,
+      caCert: opts.tls?.caCert,
+      skipVerify: opts.tls?.skipVerify,
+      credentials: credentialsFromDockerConfig(host),
+      logger: opts.logger,
+    });
   const from = clientFor(src.host);
   const to = dst.host === src.host ? from : clientFor(dst.host);
   const platform = opts.platform ?? hostPlatform();

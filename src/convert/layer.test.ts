@@ -51,6 +51,16 @@ describe("decompressLayer", () => {
     const cut = await failure(collect(decompressLayer(chunks(gz.subarray(0, gz.length - 40)), { what: "layer L3" })));
     expect(kindOf(cut)).toBe(ErrorKind.InvalidArgument);
     expect(String(cut)).toContain("layer L3: gzip stream is corrupt or truncated");
+    // A tar reader stops at the end-of-archive blocks; it must still run the stream to its
+    // end, or a lying diff_id would go unnoticed.
+    const early = await failure(
+      (async () => {
+        for await (const e of readTar(decompressLayer(chunks(gz), { what: "layer L5", diffId: wrong }))) for await (const _ of e.body) {
+          /* drain */
+        }
+      })(),
+    );
+    expect(String(early)).toContain("layer L5");
     const empty = await failure(collect(decompressLayer(chunks(new Uint8Array(0)), { what: "layer L4" })));
     expect(String(empty)).toContain("layer L4: empty blob");
   });

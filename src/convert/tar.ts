@@ -61,6 +61,17 @@ class ByteReader {
     this.offset += n;
     return out;
   }
+  /**
+   * Reads and discards whatever follows, so that the source runs to its end (where a
+   * decompressor checks its digests).
+   */
+  async drain(): Promise<void> {
+    for (;;) {
+      const n = await this.it.next();
+      if (n.done) return;
+    }
+  }
+
   /** Up to `max` bytes (at least one), failing on end of stream. */
   async some(max: number): Promise<Uint8Array> {
     if (this.buf.length === this.pos && !(await this.fill())) {
@@ -147,7 +158,7 @@ const MAX_META = 1 << 20;
  * Reads a tar stream (ustar, GNU long names/links, PAX extended and global headers,
  * base-256 numbers) from uncompressed chunks and yields its entries in order. Each entry's
  * body streams; unread body bytes are skipped when the next entry is requested. Stops at
- * the end-of-archive blocks or at the end of the stream. Throws InvalidArgument naming the
+ * the end-of-archive blocks (reading the source to its end) or at the end of the stream. Throws InvalidArgument naming the
  * byte offset for a bad checksum, a malformed field, a truncated stream, or a path that
  * escapes the root.
  */
@@ -161,7 +172,12 @@ export async function* readTar(src: AsyncIterable<Uint8Array>): AsyncGenerator<T
     const at = r.offset;
     const h = await r.exact(BLOCK);
     if (h === null) return;
-    if (h.every((x) => x === 0)) return; // end-of-archive (the second zero block may be absent)
+    if (h.every((x) => x === 0)) {
+      // End of archive (the second zero block may be absent). Run the source to its end:
+      // the layer's digest and diff_id are checked there, and record padding follows.
+      await r.drain();
+      return;
+    }
     let sum = 0;
     for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : (h[i] as number);
     if (num(h, 148, 8, "checksum", at) !== sum) throw invalidArgument(`tar header at byte ${at}: checksum mismatch`);
