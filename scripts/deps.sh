@@ -7,7 +7,7 @@
 # systemd + man-db (systemd-analyze verify), qemu-user-static + libc6-arm64-cross (the arm64
 # binary under qemu-aarch64-static, no binfmt needed).
 set -euo pipefail
-PKGS=(containerd runc docker-registry busybox-static skopeo jq pigz fuse3 erofs-utils attr
+PKGS=(containerd runc docker-registry busybox-static skopeo jq pigz fuse3 erofs-utils attr lz4
       golang-go golang-github-containerd-containerd-dev git ca-certificates util-linux e2fsprogs
       rpm lintian xz-utils systemd man-db qemu-user-static libc6-arm64-cross)
 missing=()

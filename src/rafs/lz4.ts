@@ -62,3 +62,63 @@ export function lz4BlockDecode(input: Uint8Array, size: number, what = "lz4 bloc
   if (op !== size) throw invalidArgument(`rafs: ${what}: lz4 block produced ${op} bytes, expected ${size}`);
   return out;
 }
+
+/** Shortest match the LZ4 block format encodes. */
+const MIN_MATCH = 4;
+/** The format's end rules: the last 5 bytes are literals; no match starts in the last 12. */
+const LAST_LITERALS = 5;
+const MF_LIMIT = 12;
+
+/**
+ * Compresses `src` into one LZ4 block (the `lz4_block` chunk compressor of nydus): a greedy
+ * single-pass matcher over a 64 Ki-entry hash table of 4-byte sequences, offsets up to 65535,
+ * honouring the block format's end rules. Never fails; the output may be larger than the
+ * input for incompressible data (callers then store the chunk raw).
+ */
+export function lz4BlockEncode(src: Uint8Array): Uint8Array {
+  const n = src.length;
+  const out = new Uint8Array(n + Math.ceil(n / 255) + 16);
+  const table = new Int32Array(1 << 16).fill(-1);
+  const v = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  let op = 0;
+  let anchor = 0;
+  const putLength = (len: number) => {
+    let l = len;
+    while (l >= 255) {
+      out[op++] = 255;
+      l -= 255;
+    }
+    out[op++] = l;
+  };
+  const emit = (litEnd: number, offset: number, matchLen: number) => {
+    const lit = litEnd - anchor;
+    const m = matchLen - MIN_MATCH;
+    out[op++] = (Math.min(lit, 15) << 4) | (matchLen ? Math.min(m, 15) : 0);
+    if (lit >= 15) putLength(lit - 15);
+    out.set(src.subarray(anchor, litEnd), op);
+    op += lit;
+    if (!matchLen) return;
+    out[op++] = offset & 0xff;
+    out[op++] = offset >>> 8;
+    if (m >= 15) putLength(m - 15);
+  };
+  const limit = n - MF_LIMIT;
+  let ip = 0;
+  while (ip < limit) {
+    const seq = v.getUint32(ip, true);
+    const h = Math.imul(seq, 2654435761) >>> 16;
+    const ref = table[h] as number;
+    table[h] = ip;
+    if (ref >= 0 && ip - ref <= 0xffff && v.getUint32(ref, true) === seq) {
+      let len = MIN_MATCH;
+      while (ip + len < n - LAST_LITERALS && src[ref + len] === src[ip + len]) len++;
+      emit(ip, ip - ref, len);
+      ip += len;
+      anchor = ip;
+    } else {
+      ip++;
+    }
+  }
+  emit(n, 0, 0);
+  return out.slice(0, op);
+}

@@ -12,6 +12,7 @@ import { notImplemented } from "../../errdefs/index.ts";
 import { alignUp } from "../bytes.ts";
 import { BlobFeatures, type Compressor, type Digester } from "../blob-table.ts";
 import { CI_HEADER_SIZE, CI_MAGIC } from "../blob-meta.ts";
+import { lz4BlockEncode } from "../lz4.ts";
 import { type ChunkHasher, digest, sha256Hex } from "../compress.ts";
 import type { ChunkRef } from "./tree.ts";
 
@@ -45,7 +46,7 @@ export interface BlobInfo {
 
 /** Options of a {@link BlobWriter}. */
 export interface BlobWriterOptions {
-  /** `zstd` or `none`; `lz4_block` and `gzip` are NotImplemented (no compressor here yet). */
+  /** `zstd`, `lz4_block` or `none`; `gzip` is NotImplemented. */
   compressor: Compressor;
   digester: Digester;
   /** FS chunk size; a power of two in 4 KiB…16 MiB. */
@@ -106,11 +107,15 @@ export function crc32c(data: Uint8Array): number {
 /**
  * Compresses `raw` with `algo` (zstd: one standard frame, level 3, content size in the header).
  * Returns undefined when the result is not strictly smaller (the caller stores raw bytes).
- * Throws NotImplemented for lz4_block and gzip.
+ * lz4_block: one LZ4 block ({@link lz4BlockEncode}). Throws NotImplemented for gzip.
  */
 export function compress(algo: Compressor, raw: Uint8Array): Uint8Array | undefined {
   if (algo === "none") return undefined;
-  if (algo !== "zstd") throw notImplemented(`rafs builder: compressor ${algo} is not supported (use zstd or none)`);
+  if (algo === "lz4_block") {
+    const out = lz4BlockEncode(raw);
+    return out.length < raw.length ? out : undefined;
+  }
+  if (algo !== "zstd") throw notImplemented(`rafs builder: compressor ${algo} is not supported (use zstd, lz4_block or none)`);
   const out = zstdCompressSync(raw, { params: { [constants.ZSTD_c_compressionLevel]: 3, [constants.ZSTD_c_checksumFlag]: 0 } });
   return out.length < raw.length ? new Uint8Array(out.buffer, out.byteOffset, out.length) : undefined;
 }
@@ -174,9 +179,9 @@ export class BlobWriter {
   private readonly dataHash = new Bun.CryptoHasher("sha256");
   private finished = false;
 
-  /** Throws InvalidArgument for a bad chunk size, NotImplemented for lz4_block/gzip. */
+  /** Throws InvalidArgument for a bad chunk size, NotImplemented for gzip. */
   constructor(private readonly opts: BlobWriterOptions) {
-    if (opts.compressor !== "none" && opts.compressor !== "zstd") throw notImplemented(`rafs builder: compressor ${opts.compressor} is not supported (use zstd or none)`);
+    if (opts.compressor === "gzip") throw notImplemented("rafs builder: compressor gzip is not supported (use zstd, lz4_block or none)");
     this.info = {
       blobId: "",
       chunkSize: opts.chunkSize,

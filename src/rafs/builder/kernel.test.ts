@@ -89,7 +89,7 @@ describe.skipIf(!isRoot)("kernel EROFS mounts what the builder makes (root)", ()
   });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-  for (const compressor of ["zstd", "none"] as const) {
+  for (const compressor of ["zstd", "none", "lz4_block"] as const) {
     test(`single layer (${compressor}): mounted tree = source = reader`, async () => {
       const dir = join(tmp, `single-${compressor}`);
       const src = join(dir, "src");
