@@ -2,41 +2,23 @@
 // TLS with a CA made here, htpasswd auth with credentials from a docker config.json, a proxy
 // that answers 500 three times and cuts blob bodies, and a config whose diff_id lies.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup } from "../harness/cleanup.ts";
 import { type FlakyProxy, startFlakyProxy } from "../harness/flaky-proxy.ts";
+import { pushDirImage } from "../harness/oci-image.ts";
 import { makePki, type TestPki } from "../harness/pki.ts";
 import { run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
 import { requireBinary, SYSTEM_PATH } from "../support/binary.ts";
 
-const sha = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
-const enc = new TextEncoder();
-
-/** A one-layer image (a gzip tar with one file) pushed as `repo:tag`; `lie` corrupts the diff_id. */
+/** A one-layer image with one file, pushed as `repo:tag`; `lie` corrupts the diff_id. */
 async function pushImage(c: RegistryClient, repo: string, tag: string, dir: string, lie = false) {
-  const tree = join(dir, `tree-${repo.replace("/", "-")}`);
-  await run(["mkdir", "-p", tree]);
+  const tree = join(dir, `tree-${repo.replace("/", "-")}-${tag}`);
+  mkdirSync(tree, { recursive: true });
   writeFileSync(join(tree, "hello.txt"), `hello from ${repo}\n`);
-  const tar = join(dir, `${repo.replace("/", "-")}.tar`);
-  await run(["tar", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", tree, "-cf", tar, "."]);
-  const raw = new Uint8Array(await Bun.file(tar).arrayBuffer());
-  const layer = Bun.gzipSync(raw);
-  await c.pushBlob(repo, sha(layer), layer);
-  const diffId = lie ? `sha256:${"0".repeat(64)}` : sha(raw);
-  const config = enc.encode(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [diffId] } }));
-  await c.pushBlob(repo, sha(config), config);
-  const manifest = enc.encode(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(config), size: config.length },
-      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha(layer), size: layer.length }],
-    }),
-  );
-  await c.putManifest(repo, tag, "application/vnd.oci.image.manifest.v1+json", manifest);
+  await pushDirImage(c, repo, tag, tree, tree, lie);
 }
 
 describe("rafsnap convert against TLS, auth and faulty registries", () => {

@@ -3,10 +3,11 @@
 // counting proxy. Reading the small file must fetch a small fraction of the image; reading the
 // big one fetches the rest; a second daemon on the same cache fetches nothing.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup, mountsUnder } from "../harness/cleanup.ts";
+import { noise, pushDirImage } from "../harness/oci-image.ts";
 import { type FlakyProxy, startFlakyProxy } from "../harness/flaky-proxy.ts";
 import { run, spawnProcess, waitFor } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
@@ -15,19 +16,6 @@ import { rafsnapCli } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
 const BIG = 48 << 20;
-const sha = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
-
-function noise(n: number): Uint8Array {
-  const w = new Uint32Array(n / 4);
-  let x = 2463534242;
-  for (let i = 0; i < w.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    w[i] = x >>> 0;
-  }
-  return new Uint8Array(w.buffer);
-}
 
 describe.skipIf(!isRoot)("lazy loading from the registry", () => {
   const cleanup = new Cleanup();
@@ -48,24 +36,8 @@ describe.skipIf(!isRoot)("lazy loading from the registry", () => {
     bigSha = new Bun.CryptoHasher("sha256").update(big).digest("hex");
     writeFileSync(join(tree, "big"), big);
     writeFileSync(join(tree, "small.txt"), "a small file\n");
-    const tar = join(dir, "layer.tar");
-    expect((await run(["tar", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", tree, "-cf", tar, "."])).code).toBe(0);
-    const diffId = sha(new Uint8Array(readFileSync(tar)));
-    expect((await run(["pigz", "-n", "-f", tar])).code).toBe(0);
-    const layer = new Uint8Array(readFileSync(`${tar}.gz`));
     const c = new RegistryClient(reg.host);
-    await c.pushBlob("lazy", sha(layer), layer);
-    const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [diffId] } }));
-    await c.pushBlob("lazy", sha(config), config);
-    const manifest = new TextEncoder().encode(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(config), size: config.length },
-        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha(layer), size: layer.length }],
-      }),
-    );
-    await c.putManifest("lazy", "oci", "application/vnd.oci.image.manifest.v1+json", manifest);
+    await pushDirImage(c, "lazy", "oci", tree, join(dir, "layer"));
     const conv = await rafsnapCli(["convert", "--source", `${reg.host}/lazy:oci`, "--target", `${reg.host}/lazy:nydus`]);
     expect(conv.code).toBe(0);
     const m = (await c.getManifest("lazy", "nydus")).bytes;
