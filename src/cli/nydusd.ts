@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { defineCommand } from "citty";
 import { invalidArgument, notImplemented } from "../errdefs/index.ts";
@@ -69,7 +69,10 @@ export default defineCommand({
     const crashed = args.apisock !== undefined && (await predecessorCrashed(args.apisock, args.mountpoint));
     try {
       if (args.upgrade || crashed) daemon.startForTakeover();
-      else if (args.bootstrap && config) await daemon.startDedicated(args.bootstrap, config);
+      else if (args.bootstrap && config) {
+        const files = args["prefetch-files"] ? readFileSync(args["prefetch-files"], "utf8").split("\n").map((l) => l.trim()).filter(Boolean) : [];
+        await daemon.startDedicated(args.bootstrap, config, files);
+      }
       else daemon.startShared();
       if (args.apisock) {
         mkdirSync(dirname(args.apisock), { recursive: true });

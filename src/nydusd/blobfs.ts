@@ -80,6 +80,9 @@ export interface BlobfsStats {
   fetches: number;
   fetchedBytes: number;
   chunksFetched: number;
+  /** Prefetch: ranges asked for and bytes fetched for them. */
+  prefetchRequests: number;
+  prefetchBytes: number;
 }
 
 interface Slot {
@@ -100,7 +103,7 @@ interface Slot {
  * FUSE mount — one `/dev/fuse` descriptor for failover — serves the whole daemon.
  */
 export class Blobfs implements ReadonlyFs {
-  readonly stats: BlobfsStats = { reads: 0, readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0 };
+  readonly stats: BlobfsStats = { reads: 0, readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0, prefetchRequests: 0, prefetchBytes: 0 };
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly byIno = new Map<bigint, Slot>();
   private readonly byId = new Map<string, Slot>();
@@ -228,6 +231,46 @@ export class Blobfs implements ReadonlyFs {
       waits.push(done);
     }
     await Promise.all(waits);
+  }
+
+  /**
+   * Prefetch: makes `[offset, offset+length)` of blob `blobId` cached (all of it when no range
+   * is given), `concurrency` fetch groups at a time, stopping early when `signal` aborts.
+   * Failures are logged and counted, never thrown: prefetch is best effort, reads retry.
+   */
+  async prefetch(blobId: string, opts: { offset?: number; length?: number; concurrency?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const slot = this.byId.get(blobId);
+    if (!slot) return;
+    const b = slot.blob;
+    const offset = opts.offset ?? 0;
+    const length = Math.min(opts.length ?? b.entry.uncompressedSize, b.entry.uncompressedSize - offset);
+    if (length <= 0) return;
+    const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.opts.amplifyIo ?? 1 << 20 });
+    const todo = plan.fetches.filter((f) => f.chunks.some((c) => !b.cache.has(c.ciIndex)));
+    let next = 0;
+    const worker = async () => {
+      while (next < todo.length && !opts.signal?.aborted && this.byId.get(blobId) === slot) {
+        const f = todo[next++];
+        if (!f) return;
+        this.stats.prefetchRequests++;
+        const before = this.stats.fetchedBytes;
+        try {
+          const first = f.chunks[0] as (typeof f.chunks)[number];
+          const last = f.chunks[f.chunks.length - 1] as (typeof f.chunks)[number];
+          await this.ensure(b, slot.backend, first.uncompressedOffset, last.uncompressedOffset + last.uncompressedSize - first.uncompressedOffset);
+        } catch (err) {
+          this.log.warn(`prefetch of blob ${blobId} at ${f.offset}+${f.length} failed:`, err);
+        }
+        this.stats.prefetchBytes += this.stats.fetchedBytes - before;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 4) }, worker));
+  }
+
+  /** True when every chunk of every blob is cached. */
+  allReady(): boolean {
+    for (const s of this.byId.values()) if (s.blob.cache.readyCount() < s.blob.meta.chunks.length) return false;
+    return true;
   }
 
   /** The cache data files behind `blobIds` (all blobs when omitted): `underlying_files`. */

@@ -67,8 +67,8 @@ export class Daemon implements DaemonApi {
   }
 
   /** Dedicated mode: mounts `bootstrap` at the mountpoint and starts. */
-  async startDedicated(bootstrap: string, config: DaemonConfig): Promise<void> {
-    const inst = await mountInstance({ id: "/", bootstrap, mountpoint: this.opts.mountpoint, config, blobfs: this.blobfsMount(config) });
+  async startDedicated(bootstrap: string, config: DaemonConfig, prefetchFiles: string[] = []): Promise<void> {
+    const inst = await mountInstance({ id: "/", bootstrap, mountpoint: this.opts.mountpoint, config, blobfs: this.blobfsMount(config), prefetchFiles });
     this.instances.set("/", inst);
     this.sm.fire("Mount");
     this.sm.fire("Start");
@@ -178,6 +178,7 @@ export class Daemon implements DaemonApi {
       mountpoint: this.instancePath(mountpoint),
       config,
       blobfs: this.blobfsMount(config),
+      prefetchFiles: req.prefetch_files,
     });
     this.instances.set(mountpoint, inst);
     if (this.sm.state === "INIT") this.sm.fire("Mount");
@@ -206,7 +207,7 @@ export class Daemon implements DaemonApi {
   }
 
   private stats() {
-    return this.blobfs?.fs.stats ?? { reads: 0, readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0 };
+    return this.blobfs?.fs.stats ?? { reads: 0, readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0, prefetchRequests: 0, prefetchBytes: 0 };
   }
 
   fsMetrics(id: string | undefined): object {
@@ -218,7 +219,7 @@ export class Daemon implements DaemonApi {
   blobcacheMetrics(id: string | undefined): object {
     const i = this.one(id);
     const s = this.stats();
-    return { underlying_files: this.blobfs?.fs.underlyingFiles(i.blobIds) ?? [], store_path: "", partial_hits: 0, whole_hits: 0, total: s.reads, entries_count: s.chunksFetched, prefetch_data_amount: 0, prefetch_requests_count: 0, prefetch_workers: 0, prefetch_unmerged_chunks: 0, prefetch_cumulative_time_millis: 0, prefetch_begin_time_secs: 0, prefetch_begin_time_millis: 0, prefetch_end_time_secs: 0, prefetch_end_time_millis: 0, buffered_backend_size: 0, data_all_ready: false };
+    return { underlying_files: this.blobfs?.fs.underlyingFiles(i.blobIds) ?? [], store_path: i.config.workDir, partial_hits: 0, whole_hits: 0, total: s.reads, entries_count: s.chunksFetched, prefetch_data_amount: s.prefetchBytes, prefetch_requests_count: s.prefetchRequests, prefetch_workers: i.config.prefetch.enable ? i.config.prefetch.threadsCount : 0, prefetch_unmerged_chunks: 0, prefetch_cumulative_time_millis: 0, prefetch_begin_time_secs: 0, prefetch_begin_time_millis: 0, prefetch_end_time_secs: 0, prefetch_end_time_millis: 0, buffered_backend_size: 0, data_all_ready: this.blobfs?.fs.allReady() ?? false };
   }
 
   backendMetrics(id: string | undefined): object {

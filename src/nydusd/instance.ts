@@ -128,6 +128,8 @@ export async function mountInstance(opts: {
    * with the inode numbers given here.
    */
   attach?: Map<string, bigint>;
+  /** Paths to fetch first (`--prefetch-files`, or a mount request's `prefetch_files`). */
+  prefetchFiles?: string[];
 }): Promise<Instance> {
   const bytes = new Uint8Array(readFileSync(opts.bootstrap));
   if (bytes.length >= 4 && new TextDecoder().decode(bytes.subarray(0, 4)) === "RAFS") {
@@ -161,6 +163,8 @@ export async function mountInstance(opts: {
     release();
     throw e;
   }
+  const prefetch = new AbortController();
+  if (opts.config.prefetch.enable) void prefetchInstance(image, opts.blobfs.fs, opts.config, opts.prefetchFiles ?? [], prefetch.signal);
   return {
     id: opts.id,
     bootstrap: opts.bootstrap,
@@ -168,8 +172,41 @@ export async function mountInstance(opts: {
     config: opts.config,
     blobIds: added,
     async umount() {
+      prefetch.abort();
       await umountAsync(opts.mountpoint).catch(() => umountAsync(opts.mountpoint, UmountFlags.MNT_DETACH));
       release();
     },
   };
+}
+
+/**
+ * Background prefetch of one instance (`fs_prefetch`): first the chunks of `files` and of the
+ * bootstrap's prefetch table, then — with `prefetch_all` — every blob whole, `threads_count`
+ * fetches at a time. Best effort: a path that does not resolve is skipped.
+ */
+async function prefetchInstance(image: RafsImage, fs: Blobfs, config: DaemonConfig, files: string[], signal: AbortSignal): Promise<void> {
+  const concurrency = Math.max(1, config.prefetch.threadsCount);
+  const inodes = [
+    ...files.flatMap((p) => {
+      try {
+        return [image.lookup(p)];
+      } catch {
+        return [];
+      }
+    }),
+    ...image.prefetch.map((nid) => image.inode(nid)),
+  ];
+  for (const inode of inodes) {
+    if ((inode.mode & 0o170000) !== 0o100000) continue;
+    for (const c of image.chunks(inode)) {
+      if (signal.aborted) return;
+      const blob = image.blobs[c.blobIndex];
+      if (blob) await fs.prefetch(blob.blobId, { offset: c.uncompressedOffset, length: c.length, concurrency, signal });
+    }
+  }
+  if (!config.prefetch.prefetchAll) return;
+  for (const b of image.blobs) {
+    if (signal.aborted) return;
+    await fs.prefetch(b.blobId, { concurrency, signal });
+  }
 }

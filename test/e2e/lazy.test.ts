@@ -48,22 +48,23 @@ describe.skipIf(!isRoot)("lazy loading from the registry", () => {
   }, 120_000);
   afterAll(() => cleanup.run());
 
-  async function daemon(name: string) {
+  async function daemon(name: string, opts: { cache?: string; prefetch?: object; args?: string[] } = {}) {
     const cfg = join(dir, `${name}.json`);
     writeFileSync(
       cfg,
       JSON.stringify({
         device: {
           backend: { type: "registry", config: { host: proxy.host, repo: "lazy", scheme: "http" } },
-          cache: { type: "blobcache", config: { work_dir: join(dir, "cache") } },
+          cache: { type: "blobcache", config: { work_dir: join(dir, opts.cache ?? "cache") } },
         },
         digest_validate: true,
+        ...(opts.prefetch ? { fs_prefetch: opts.prefetch } : {}),
       }),
     );
     const mnt = join(dir, `${name}-mnt`);
     const sock = join(dir, `${name}.sock`);
     const d = spawnProcess({
-      cmd: [requireBinary(), "nydusd", "fuse", "--config", cfg, "--bootstrap", boot, "--mountpoint", mnt, "--apisock", sock],
+      cmd: [requireBinary(), "nydusd", "fuse", "--config", cfg, "--bootstrap", boot, "--mountpoint", mnt, "--apisock", sock, ...(opts.args ?? [])],
       logFile: join(dir, `${name}.log`),
       env: { PATH: SYSTEM_PATH, RAFSNAP_RUN_DIR: join(dir, "run") },
     });
@@ -80,7 +81,12 @@ describe.skipIf(!isRoot)("lazy loading from the registry", () => {
       20_000,
       () => !d.hasExited(),
     );
-    return { d, mnt };
+    const blobcache = async () =>
+      (await (await fetch("http://localhost/api/v1/metrics/blobcache", { unix: sock } as RequestInit)).json()) as {
+        data_all_ready: boolean;
+        prefetch_data_amount: number;
+      };
+    return { d, mnt, blobcache };
   }
 
   test("a small read fetches a small fraction; the big file the rest; a restart nothing", async () => {
@@ -101,5 +107,19 @@ describe.skipIf(!isRoot)("lazy loading from the registry", () => {
     expect(proxy.blobBytes()).toBe(0);
     expect(await second.d.stop()).toBe(0);
     expect(mountsUnder(dir)).toEqual([]);
+  }, 120_000);
+
+  test("fs_prefetch.prefetch_all fetches the whole image in the background; --prefetch-files first", async () => {
+    const list = join(dir, "prefetch.list");
+    writeFileSync(list, "/small.txt\n");
+    proxy.resetCounters();
+    const p = await daemon("prefetch", { cache: "cache-prefetch", prefetch: { enable: true, prefetch_all: true, threads_count: 2 }, args: ["--prefetch-files", list] });
+    await waitFor("all data prefetched", async () => (await p.blobcache()).data_all_ready, 60_000, () => !p.d.hasExited());
+    expect(proxy.blobBytes()).toBeGreaterThan(BIG); // without a single read
+    expect((await p.blobcache()).prefetch_data_amount).toBeGreaterThan(BIG);
+    proxy.resetCounters();
+    expect((await run(["sha256sum", join(p.mnt, "big")])).stdout.split(" ")[0]).toBe(bigSha);
+    expect(proxy.blobBytes()).toBe(0);
+    expect(await p.d.stop()).toBe(0);
   }, 120_000);
 });
