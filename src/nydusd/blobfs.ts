@@ -8,8 +8,10 @@ import {
   type BlobMeta,
   type ByteSource,
   bytesSource,
+  type ChunkHasher,
   chunkBytes,
   decodeChunk,
+  fastChunkHasher,
   parseBlobMetaFile,
   planRange,
   readBlobMeta,
@@ -70,6 +72,8 @@ export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir:
 export interface BlobfsOptions {
   /** Merge fetches of chunks closer than this many bytes (`amplify_io`); default 1 MiB. */
   amplifyIo?: number;
+  /** Bytes fetched ahead after a read that needed a fetch; default 4 MiB, 0 for none. */
+  readAhead?: number;
   logger: Logger;
 }
 
@@ -109,6 +113,8 @@ export class Blobfs implements ReadonlyFs {
   private readonly byId = new Map<string, Slot>();
   private nextIno = 2n;
   private readonly log: Logger;
+  /** blake3 in WebAssembly for digest checks (created once per blobfs, on first use). */
+  private hasher: Promise<ChunkHasher> | undefined;
 
   constructor(private readonly opts: BlobfsOptions) {
     this.log = opts.logger.withTag("blobfs");
@@ -189,6 +195,12 @@ export class Blobfs implements ReadonlyFs {
     this.stats.reads++;
     try {
       await this.ensure(b, slot.backend, offset, length);
+      // Read-ahead: a read that needed a fetch likely continues; start fetching what follows
+      // (shared with the reads that will ask for it).
+      const ahead = this.opts.readAhead ?? 4 << 20;
+      if (ahead > 0 && offset + length < b.entry.uncompressedSize && !this.cachedAt(b, offset + length)) {
+        void this.prefetch(b.entry.blobId, { offset: offset + length, length: ahead, concurrency: 2 });
+      }
     } catch (err) {
       this.stats.readErrors++;
       this.log.error(`blob ${b.entry.blobId} read ${offset}+${length} failed:`, err);
@@ -210,13 +222,15 @@ export class Blobfs implements ReadonlyFs {
         continue;
       }
       const job = (async () => {
+        this.hasher ??= fastChunkHasher();
+        const hasher = await this.hasher;
         this.stats.fetches++;
         const data = await backend.read(b.entry.blobId, f.offset, f.length);
         this.stats.fetchedBytes += data.length;
         for (const c of f.chunks) {
           if (b.cache.has(c.ciIndex)) continue;
           const expectedDigest = b.digests.get(c.ciIndex);
-          const bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest });
+          const bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest, hasher });
           b.cache.put(c.ciIndex, c.uncompressedOffset, bytes);
           this.stats.chunksFetched++;
         }
@@ -265,6 +279,12 @@ export class Blobfs implements ReadonlyFs {
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 4) }, worker));
+  }
+
+  /** True when the chunk covering uncompressed `offset` of `b` is cached (or a gap). */
+  private cachedAt(b: BlobfsBlob, offset: number): boolean {
+    const plan = planRange(b.entry, b.meta.chunks, offset, 1);
+    return plan.chunks.every((c) => b.cache.has(c.ciIndex));
   }
 
   /** True when every chunk of every blob is cached. */

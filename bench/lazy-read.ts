@@ -1,0 +1,138 @@
+// Benchmark (not a test): reading through `rafsnap nydusd` (blobfs + kernel EROFS) from a
+// registry on 127.0.0.1, next to the obvious references, in the same run. Root only.
+//
+//   bun bench/lazy-read.ts [--mib 256] [--instances 20]
+//
+// - cold: sequential read of a MiB-sized noise file with an empty cache vs a plain HTTP
+//   client copying the same blob from the registry;
+// - warm: the same read again (blob cache on disk, page cache dropped) vs the same file on
+//   local disk (page cache dropped);
+// - first byte: one cold 4 KiB read in the middle of the file, fresh cache;
+// - RSS of one shared daemon serving the image `--instances` times.
+// Goals (issue 5): cold ≥ 0.5× the plain copy, warm ≥ 0.9× local disk, RSS ≤ 80 MiB.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { RegistryClient } from "../src/registry/index.ts";
+import { Cleanup } from "../test/harness/cleanup.ts";
+import { noise, pushDirImage } from "../test/harness/oci-image.ts";
+import { run, spawnProcess, waitFor } from "../test/harness/process.ts";
+import { startRegistry } from "../test/harness/registry.ts";
+import { requireBinary } from "../test/support/binary.ts";
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+
+/** Writes dirty pages back, then drops clean caches (dirty pages cannot be dropped). */
+const dropCaches = () => {
+  Bun.spawnSync(["sync"]);
+  writeFileSync("/proc/sys/vm/drop_caches", "3");
+};
+
+async function timed(cmd: string[]): Promise<number> {
+  const t0 = performance.now();
+  const r = await run(cmd, { timeoutMs: 600_000 });
+  if (r.code !== 0) throw new Error(`${cmd.join(" ")}: ${r.stderr}`);
+  return (performance.now() - t0) / 1000;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("run as root (FUSE and EROFS mounts)");
+  const mib = arg("mib", 256);
+  const instances = arg("instances", 20);
+  const cleanup = new Cleanup();
+  try {
+    const dir = cleanup.tempDir("rafsnap-bench-lazy-");
+    const reg = cleanup.add("registry", await startRegistry(join(dir, "registry")));
+    const tree = join(dir, "tree");
+    mkdirSync(tree);
+    writeFileSync(join(tree, "big"), noise(mib << 20));
+    writeFileSync(join(dir, "local-copy"), readFileSync(join(tree, "big")));
+    const c = new RegistryClient(reg.host);
+    await pushDirImage(c, "lazy", "oci", tree, join(dir, "layer"));
+    const conv = await run([requireBinary(), "convert", "--source", `${reg.host}/lazy:oci`, "--target", `${reg.host}/lazy:nydus`], { timeoutMs: 600_000 });
+    if (conv.code !== 0) throw new Error(conv.stderr);
+    const layers = (JSON.parse(new TextDecoder().decode((await c.getManifest("lazy", "nydus")).bytes)) as { layers: { digest: string }[] }).layers;
+    writeFileSync(join(dir, "boot.tgz"), await c.readBlob("lazy", layers.at(-1)?.digest as string));
+    await run(["tar", "-xzf", join(dir, "boot.tgz"), "-C", dir]);
+    const boot = join(dir, "image/image.boot");
+
+    // plain HTTP copy of the data blob
+    const p0 = performance.now();
+    let copied = 0;
+    for await (const chunk of c.blobStream("lazy", layers[0]?.digest as string)) copied += chunk.length;
+    const plainS = (performance.now() - p0) / 1000;
+
+    let n = 0;
+    const daemon = async (cache: string, shared = false) => {
+      const name = `d${n++}`;
+      const cfg = join(dir, `${name}.json`);
+      writeFileSync(
+        cfg,
+        JSON.stringify({
+          device: {
+            backend: { type: "registry", config: { host: reg.host, repo: "lazy", scheme: "http" } },
+            cache: { type: "blobcache", config: { work_dir: join(dir, cache) } },
+          },
+          digest_validate: true,
+        }),
+      );
+      const mnt = join(dir, `${name}-mnt`);
+      const sock = join(dir, `${name}.sock`);
+      const d = spawnProcess({
+        cmd: [requireBinary(), "nydusd", "--apisock", sock, "fuse", "--mountpoint", mnt, "--config", cfg, ...(shared ? [] : ["--bootstrap", boot])],
+        logFile: join(dir, `${name}.log`),
+        env: { RAFSNAP_RUN_DIR: join(dir, "run") },
+      });
+      cleanup.add(name, d);
+      await waitFor("API", async () => (await fetch("http://localhost/api/v1/daemon", { unix: sock } as RequestInit).catch(() => null))?.ok === true, 30_000, () => !d.hasExited());
+      return { d, mnt, sock, cfg };
+    };
+
+    // cold and warm sequential reads
+    const a = await daemon("cache-a");
+    dropCaches();
+    const coldS = await timed(["dd", `if=${join(a.mnt, "big")}`, "of=/dev/null", "bs=1M", "status=none"]);
+    dropCaches();
+    const warmS = await timed(["dd", `if=${join(a.mnt, "big")}`, "of=/dev/null", "bs=1M", "status=none"]);
+    dropCaches();
+    const localS = await timed(["dd", `if=${join(dir, "local-copy")}`, "of=/dev/null", "bs=1M", "status=none"]);
+    await a.d.stop();
+
+    // first byte: one cold 4 KiB read
+    const b = await daemon("cache-b");
+    dropCaches();
+    const firstS = await timed(["dd", `if=${join(b.mnt, "big")}`, "of=/dev/null", "bs=4k", "count=1", `skip=${(mib << 8) / 2}`, "status=none"]);
+    await b.d.stop();
+
+    // RSS: one shared daemon with the image mounted `instances` times
+    const s = await daemon("cache-c", true);
+    const cfg = readFileSync(s.cfg, "utf8");
+    for (let i = 0; i < instances; i++) {
+      const r = await fetch(`http://localhost/api/v1/mount?mountpoint=/i${i}`, {
+        method: "POST",
+        unix: s.sock,
+        body: JSON.stringify({ fs_type: "rafs", source: boot, config: cfg }),
+      } as RequestInit);
+      if (r.status !== 204) throw new Error(`mount ${i}: ${r.status} ${await r.text()}`);
+    }
+    await run(["sh", "-c", `for i in $(seq 0 ${instances - 1}); do head -c 65536 ${s.mnt}/i$i/big >/dev/null; done`]);
+    const rss = Number(readFileSync(`/proc/${s.d.pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/)?.[1] ?? 0) * 1024;
+    await s.d.stop();
+
+    const mbps = (bytes: number, secs: number) => (bytes / 2 ** 20 / secs).toFixed(1);
+    const size = mib << 20;
+    console.log(`lazy reads of a ${mib} MiB file (incompressible) through rafsnap nydusd, registry on 127.0.0.1\n`);
+    console.log("| measure | rafsnap | reference | ratio | goal |");
+    console.log("| --- | ---: | ---: | ---: | --- |");
+    console.log(`| cold sequential read, MiB/s | ${mbps(size, coldS)} | ${mbps(copied, plainS)} (plain HTTP copy of the blob) | ${(plainS / coldS).toFixed(2)}× | ≥ 0.5× |`);
+    console.log(`| warm sequential read, MiB/s | ${mbps(size, warmS)} | ${mbps(size, localS)} (same file on local disk) | ${(localS / warmS).toFixed(2)}× | ≥ 0.9× |`);
+    console.log(`| cold 4 KiB read, first byte | ${(firstS * 1000).toFixed(1)} ms | – | – | – |`);
+    console.log(`| daemon RSS, ${instances} instances | ${(rss / 2 ** 20).toFixed(1)} MiB | – | – | ≤ 80 MiB |`);
+  } finally {
+    await cleanup.run();
+  }
+}
+
+await main();
