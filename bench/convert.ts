@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RegistryClient } from "../src/registry/index.ts";
 import { Cleanup } from "../test/harness/cleanup.ts";
+import { noise } from "../test/harness/oci-image.ts";
 import { run, spawnProcess } from "../test/harness/process.ts";
 import { startRegistry } from "../test/harness/registry.ts";
 import { requireBinary } from "../test/support/binary.ts";
@@ -22,19 +23,6 @@ function arg(name: string, def: number): number {
 }
 
 const sha = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
-
-/** `n` bytes of incompressible noise (xorshift32; fast and reproducible). */
-function noise(n: number, seed: number): Uint8Array {
-  const words = new Uint32Array(Math.ceil(n / 4));
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x >>> 0;
-  }
-  return new Uint8Array(words.buffer, 0, n);
-}
 
 /** Fills `dir` with about `bytes` of files: half random big files, half text in small files. */
 function makeLayerTree(dir: string, bytes: number, seed: number): void {

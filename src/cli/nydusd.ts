@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { defineCommand } from "citty";
 import { invalidArgument, notImplemented } from "../errdefs/index.ts";
 import { createLogger, type LogLevelName } from "../log/index.ts";
@@ -65,7 +65,7 @@ export default defineCommand({
       version: v,
       logger,
     });
-    let api: ReturnType<typeof startApiServer> | undefined;
+    let api: Awaited<ReturnType<typeof startApiServer>> | undefined;
     const crashed = args.apisock !== undefined && (await predecessorCrashed(args.apisock, args.mountpoint));
     try {
       if (args.upgrade || crashed) daemon.startForTakeover();
@@ -75,8 +75,7 @@ export default defineCommand({
       }
       else daemon.startShared();
       if (args.apisock) {
-        mkdirSync(dirname(args.apisock), { recursive: true });
-        api = startApiServer(args.apisock, daemon, logger);
+        api = await startApiServer(args.apisock, daemon, logger);
       }
     } catch (e) {
       // Undo whatever was mounted (the blobfs too) before reporting.

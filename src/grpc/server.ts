@@ -1,10 +1,10 @@
-import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import { chmodSync, chownSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { type DescMessage, type DescMethod, type DescService, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { failedPrecondition, invalidArgument, kindOf, ErrorKind } from "../errdefs/index.ts";
 import { LogLevels, type Logger } from "../log/index.ts";
-import { socketAccepts } from "../mount/index.ts";
+import { prepareSocketPath } from "../mount/index.ts";
 import { toServiceError } from "./errors.ts";
 
 /** Per-call context handed to implementations. */
@@ -137,20 +137,7 @@ export interface RunningServer {
  */
 export async function listenUnix(opts: ListenOptions, regs: Registration[], log: Logger): Promise<RunningServer> {
   if (!opts.path.startsWith("/")) throw invalidArgument(`socket address ${JSON.stringify(opts.path)} is not an absolute path`);
-  mkdirSync(dirname(opts.path), { recursive: true, mode: 0o711 });
-  try {
-    const st = lstatSync(opts.path);
-    if (!st.isSocket()) {
-      throw failedPrecondition(`socket address ${opts.path} exists and is not a socket; refusing to replace it`);
-    }
-    if (await socketAccepts(opts.path)) {
-      throw failedPrecondition(`socket address ${opts.path} is in use by another process`);
-    }
-    unlinkSync(opts.path);
-    log.info(`removed stale socket ${opts.path}`);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-  }
+  if (await prepareSocketPath(opts.path, "socket address")) log.info(`removed stale socket ${opts.path}`);
   const server = new grpc.Server({
     "grpc.max_receive_message_length": 16 << 20,
     "grpc.max_send_message_length": 16 << 20,

@@ -3,4 +3,4 @@ export * from "./mount.ts";
 export { mountAsync, umountAsync } from "./async.ts";
 export { type FdState, fetchState, receiveState, sendState, serveState, Supervisor } from "./fdpass.ts";
 export { isMountpoint, mountPoints } from "./mountinfo.ts";
-export { socketAccepts } from "./socket.ts";
+export { prepareSocketPath, socketAccepts } from "./socket.ts";

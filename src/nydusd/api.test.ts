@@ -61,10 +61,10 @@ describe("nydusd API", () => {
   const call = (method: string, path: string, body?: unknown) =>
     fetch(`http://localhost${path}`, { method, unix: sock, body: body === undefined ? undefined : JSON.stringify(body) } as RequestInit);
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "rafsnap-api-"));
     sock = join(dir, "api.sock");
-    server = startApiServer(sock, d, silentLogger());
+    server = await startApiServer(sock, d, silentLogger());
   });
   afterAll(() => {
     server.stop();

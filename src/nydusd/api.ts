@@ -1,5 +1,6 @@
-import { chmodSync, lstatSync, unlinkSync } from "node:fs";
-import { ErrorKind, failedPrecondition, invalidArgument, kindOf, notFound, notImplemented } from "../errdefs/index.ts";
+import { chmodSync } from "node:fs";
+import { prepareSocketPath } from "../mount/index.ts";
+import { ErrorKind, invalidArgument, kindOf, notFound, notImplemented } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { DaemonState } from "./state.ts";
 
@@ -176,17 +177,12 @@ export interface ApiServer {
 
 /**
  * Serves the nydusd HTTP API on the unix socket `path` (mode 0600). A stale socket file is
- * replaced; any other file there is FailedPrecondition. Idle keep-alive connections (the
+ * replaced; a live one or any other file there is FailedPrecondition. Idle keep-alive connections (the
  * snapshotter holds one for liveness) are kept.
  */
-export function startApiServer(path: string, api: DaemonApi, logger: Logger): ApiServer {
+export async function startApiServer(path: string, api: DaemonApi, logger: Logger): Promise<ApiServer> {
   const log = logger.withTag("api");
-  try {
-    if (!lstatSync(path).isSocket()) throw failedPrecondition(`API socket ${path} exists and is not a socket`);
-    unlinkSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-  }
+  await prepareSocketPath(path, "API socket", 0o755);
   const server = Bun.serve({
     unix: path,
     // Never close idle connections: nydusd clients hold one open to notice the daemon's death.
