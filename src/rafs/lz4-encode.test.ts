@@ -2,26 +2,15 @@
 // blocks (wrapped in an LZ4 frame here).
 import { expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
+import { noise } from "../../test/harness/oci-image.ts";
 import { lz4BlockDecode, lz4BlockEncode } from "./lz4.ts";
-
-function noise(n: number): Uint8Array {
-  const w = new Uint32Array(Math.ceil(n / 4));
-  let x = 99;
-  for (let i = 0; i < w.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    w[i] = x >>> 0;
-  }
-  return new Uint8Array(w.buffer, 0, n);
-}
 
 const inputs: [string, Uint8Array][] = [
   ...Array.from({ length: 40 }, (_, n) => [`${n} bytes`, new Uint8Array(n).map((_, i) => i % 3)] as [string, Uint8Array]),
   ["text", new TextEncoder().encode("the quick brown fox jumps over the lazy dog\n".repeat(30000))],
-  ["noise", noise(300_000)],
+  ["noise", noise(300_000, 99)],
   ["zeros", new Uint8Array(1 << 20)],
-  ["long literal runs then matches", Buffer.concat([noise(70_000), noise(70_000), new Uint8Array(5000).fill(7)])],
+  ["long literal runs then matches", Buffer.concat([noise(70_000, 99), noise(70_000, 99), new Uint8Array(5000).fill(7)])],
 ];
 
 test("every input round-trips through the decoder; repetitive data shrinks", () => {

@@ -7,9 +7,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Cleanup, mountsUnder } from "../harness/cleanup.ts";
 import { BUILD_IMAGES, HELLO, mergedTreeScript } from "../harness/images.ts";
-import { run, spawnProcess, waitFor } from "../harness/process.ts";
+import { run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { requireBinary, SYSTEM_PATH } from "../support/binary.ts";
+import { registryConfig, startNydusd } from "../support/nydusd.ts";
 import { rafsnapCli } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -57,39 +57,12 @@ describe.skipIf(!isRoot)("rafsnap convert", () => {
     expect(check.code).toBe(0);
 
     // served lazily from the registry by rafsnap nydusd, read as a root filesystem
-    const cfg = join(dir, "nydusd.json");
-    writeFileSync(
-      cfg,
-      JSON.stringify({
-        device: {
-          backend: { type: "registry", config: { host: reg.host, repo: "multi", scheme: "http" } },
-          cache: { type: "blobcache", config: { work_dir: join(dir, "cache") } },
-        },
-        digest_validate: true,
-      }),
-    );
-    const mnt = join(dir, "rootfs");
-    const sock = join(dir, "api.sock");
-    const d = spawnProcess({
-      cmd: [requireBinary(), "nydusd", "fuse", "--config", cfg, "--bootstrap", join(dir, "image/image.boot"), "--mountpoint", mnt, "--apisock", sock],
-      logFile: join(dir, "nydusd.log"),
-      env: { PATH: SYSTEM_PATH, RAFSNAP_RUN_DIR: join(dir, "run") },
+    const nd = await startNydusd(dir, "nydusd", registryConfig(reg.host, "multi", join(dir, "cache")), {
+      bootstrap: join(dir, "image/image.boot"),
+      onStart: (p) => cleanup.add("nydusd", p),
     });
-    cleanup.add("nydusd", d);
-    await waitFor(
-      "RUNNING",
-      async () => {
-        try {
-          return ((await (await fetch("http://localhost/api/v1/daemon", { unix: sock } as RequestInit)).json()) as { state: string }).state === "RUNNING";
-        } catch {
-          return false;
-        }
-      },
-      20_000,
-      () => !d.hasExited(),
-    ).catch((e) => {
-      throw new Error(`${e.message}\n${d.logTail()}`);
-    });
+    const d = nd.proc;
+    const mnt = nd.mnt;
     const tree = await run(["chroot", mnt, "/bin/sh", "-c", mergedTreeScript("CONVERTED-OK")]);
     if (tree.code !== 0) console.error(tree.stderr, d.logTail());
     expect(tree.stdout).toBe(`${HELLO}\nCONVERTED-OK\n`);

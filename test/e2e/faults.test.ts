@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup, mountsUnder } from "../harness/cleanup.ts";
 import { noise, pushDirImage } from "../harness/oci-image.ts";
-import { run, spawnProcess, waitFor } from "../harness/process.ts";
+import { run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { requireBinary, SYSTEM_PATH } from "../support/binary.ts";
+import { registryConfig, startNydusd } from "../support/nydusd.ts";
 import { rafsnapCli } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -45,38 +45,13 @@ describe.skipIf(!isRoot)("data-path faults", () => {
     writeSync(fd, new Uint8Array(64).fill(0xa5), 0, 64, 4096);
     closeSync(fd);
 
-    const cfg = join(dir, "nydusd.json");
-    writeFileSync(
-      cfg,
-      JSON.stringify({
-        device: {
-          backend: { type: "registry", config: { host: reg.host, repo: "faults", scheme: "http" } },
-          cache: { type: "blobcache", config: { work_dir: join(dir, "cache") } },
-        },
-        digest_validate: true,
-      }),
-    );
-    const mnt = join(dir, "mnt");
-    const sock = join(dir, "api.sock");
     const dmesgBefore = (await run(["dmesg"])).stdout.split("\n").length;
-    const d = spawnProcess({
-      cmd: [requireBinary(), "nydusd", "fuse", "--config", cfg, "--bootstrap", join(dir, "image/image.boot"), "--mountpoint", mnt, "--apisock", sock],
-      logFile: join(dir, "nydusd.log"),
-      env: { PATH: SYSTEM_PATH, RAFSNAP_RUN_DIR: join(dir, "run") },
+    const nd = await startNydusd(dir, "nydusd", registryConfig(reg.host, "faults", join(dir, "cache")), {
+      bootstrap: join(dir, "image/image.boot"),
+      onStart: (p) => cleanup.add("nydusd", p),
     });
-    cleanup.add("nydusd", d);
-    await waitFor(
-      "RUNNING",
-      async () => {
-        try {
-          return ((await (await fetch("http://localhost/api/v1/daemon", { unix: sock } as RequestInit)).json()) as { state: string }).state === "RUNNING";
-        } catch {
-          return false;
-        }
-      },
-      20_000,
-      () => !d.hasExited(),
-    );
+    const { mnt } = nd;
+    const d = nd.proc;
     const bad = await run(["cat", join(mnt, "big")]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain("Input/output error");
@@ -85,7 +60,7 @@ describe.skipIf(!isRoot)("data-path faults", () => {
     const log = readFileSync(join(dir, "nydusd.log"), "utf8");
     expect(log).toContain(`blob ${blobId}`);
     expect(log).toContain("digest mismatch");
-    const metrics = (await (await fetch("http://localhost/api/v1/metrics", { unix: sock } as RequestInit)).json()) as { fop_errors: number[] };
+    const metrics = (await (await nd.api("GET", "/api/v1/metrics")).json()) as { fop_errors: number[] };
     expect(metrics.fop_errors[0]).toBeGreaterThan(0);
     expect(await d.stop()).toBe(0);
     expect(mountsUnder(dir)).toEqual([]);

@@ -9,9 +9,9 @@ import { RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup, mountsUnder } from "../harness/cleanup.ts";
 import { noise, pushDirImage } from "../harness/oci-image.ts";
 import { type FlakyProxy, startFlakyProxy } from "../harness/flaky-proxy.ts";
-import { run, spawnProcess, waitFor } from "../harness/process.ts";
+import { run, waitFor } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { requireBinary, SYSTEM_PATH } from "../support/binary.ts";
+import { registryConfig, startNydusd } from "../support/nydusd.ts";
 import { rafsnapCli } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -49,44 +49,15 @@ describe.skipIf(!isRoot)("lazy loading from the registry", () => {
   afterAll(() => cleanup.run());
 
   async function daemon(name: string, opts: { cache?: string; prefetch?: object; args?: string[] } = {}) {
-    const cfg = join(dir, `${name}.json`);
-    writeFileSync(
-      cfg,
-      JSON.stringify({
-        device: {
-          backend: { type: "registry", config: { host: proxy.host, repo: "lazy", scheme: "http" } },
-          cache: { type: "blobcache", config: { work_dir: join(dir, opts.cache ?? "cache") } },
-        },
-        digest_validate: true,
-        ...(opts.prefetch ? { fs_prefetch: opts.prefetch } : {}),
-      }),
-    );
-    const mnt = join(dir, `${name}-mnt`);
-    const sock = join(dir, `${name}.sock`);
-    const d = spawnProcess({
-      cmd: [requireBinary(), "nydusd", "fuse", "--config", cfg, "--bootstrap", boot, "--mountpoint", mnt, "--apisock", sock, ...(opts.args ?? [])],
-      logFile: join(dir, `${name}.log`),
-      env: { PATH: SYSTEM_PATH, RAFSNAP_RUN_DIR: join(dir, "run") },
+    const extra = opts.prefetch ? { fs_prefetch: opts.prefetch } : {};
+    const nd = await startNydusd(dir, name, registryConfig(proxy.host, "lazy", join(dir, opts.cache ?? "cache"), extra), {
+      bootstrap: boot,
+      args: opts.args,
+      onStart: (p) => cleanup.add(name, p),
     });
-    cleanup.add(name, d);
-    await waitFor(
-      "RUNNING",
-      async () => {
-        try {
-          return ((await (await fetch("http://localhost/api/v1/daemon", { unix: sock } as RequestInit)).json()) as { state: string }).state === "RUNNING";
-        } catch {
-          return false;
-        }
-      },
-      20_000,
-      () => !d.hasExited(),
-    );
     const blobcache = async () =>
-      (await (await fetch("http://localhost/api/v1/metrics/blobcache", { unix: sock } as RequestInit)).json()) as {
-        data_all_ready: boolean;
-        prefetch_data_amount: number;
-      };
-    return { d, mnt, blobcache };
+      (await (await nd.api("GET", "/api/v1/metrics/blobcache")).json()) as { data_all_ready: boolean; prefetch_data_amount: number };
+    return { d: nd.proc, mnt: nd.mnt, blobcache };
   }
 
   test("a small read fetches a small fraction; the big file the rest; a restart nothing", async () => {

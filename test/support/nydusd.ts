@@ -1,0 +1,77 @@
+// Starts `rafsnap nydusd` (the compiled binary) for data-plane tests.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type ChildProcess, spawnProcess, waitFor } from "../harness/process.ts";
+import { requireBinary, SYSTEM_PATH } from "./binary.ts";
+
+/** A running daemon: its process, mountpoint, API socket and an API caller. */
+export interface NydusdProcess {
+  proc: ChildProcess;
+  mnt: string;
+  sock: string;
+  /** Calls the daemon's HTTP API. */
+  api(method: string, path: string, body?: unknown): Promise<Response>;
+  /** `GET /api/v1/daemon`'s state, or "" while the API is not up. */
+  state(): Promise<string>;
+}
+
+/** The fusedev config of a registry backend (`scheme: http`) with a blob cache in `workDir`. */
+export function registryConfig(host: string, repo: string, workDir: string, extra: object = {}): object {
+  return {
+    device: {
+      backend: { type: "registry", config: { host, repo, scheme: "http" } },
+      cache: { type: "blobcache", config: { work_dir: workDir } },
+    },
+    digest_validate: true,
+    ...extra,
+  };
+}
+
+/**
+ * Starts `rafsnap nydusd fuse` named `name` in `dir` (config `<dir>/<name>.json`, mountpoint
+ * `<dir>/<name>-mnt`, socket `<dir>/<name>.sock`, log `<dir>/<name>.log`, blobfs under
+ * `<dir>/run`) with `config` and, unless `shared`, the `bootstrap`; waits until RUNNING.
+ * Throws with the log tail when it does not get there. The caller stops `proc`.
+ */
+export async function startNydusd(
+  dir: string,
+  name: string,
+  config: object,
+  opts: { bootstrap?: string; args?: string[]; onStart?: (p: ChildProcess) => void } = {},
+): Promise<NydusdProcess> {
+  const cfg = join(dir, `${name}.json`);
+  writeFileSync(cfg, JSON.stringify(config));
+  const mnt = join(dir, `${name}-mnt`);
+  const sock = join(dir, `${name}.sock`);
+  const proc = spawnProcess({
+    cmd: [
+      requireBinary(),
+      "nydusd",
+      "--apisock",
+      sock,
+      "fuse",
+      "--config",
+      cfg,
+      "--mountpoint",
+      mnt,
+      ...(opts.bootstrap ? ["--bootstrap", opts.bootstrap] : []),
+      ...(opts.args ?? []),
+    ],
+    logFile: join(dir, `${name}.log`),
+    env: { PATH: SYSTEM_PATH, RAFSNAP_RUN_DIR: join(dir, "run") },
+  });
+  opts.onStart?.(proc);
+  const api = (method: string, path: string, body?: unknown) =>
+    fetch(`http://localhost${path}`, { method, unix: sock, body: body === undefined ? undefined : JSON.stringify(body) } as RequestInit);
+  const state = async () => {
+    try {
+      return ((await (await api("GET", "/api/v1/daemon")).json()) as { state: string }).state;
+    } catch {
+      return "";
+    }
+  };
+  await waitFor(`nydusd ${name} RUNNING`, async () => (await state()) === "RUNNING", 20_000, () => !proc.hasExited()).catch((e) => {
+    throw new Error(`${(e as Error).message}\n${proc.logTail()}`);
+  });
+  return { proc, mnt, sock, api, state };
+}
