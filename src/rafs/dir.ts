@@ -3,11 +3,26 @@
  * rafs-v6-spec.md §9–§10.
  */
 import { malformed, Struct, type ByteSource } from "./bytes.ts";
-import { flatExtents, isDir, isSymlink, readFlatData, type Inode } from "./inode.ts";
+import { FileMode, flatExtents, isDir, isSymlink, readFlatData, S_IFMT, type Inode } from "./inode.ts";
 import type { Superblock } from "./superblock.ts";
 
 /** EROFS dirent file types. */
 export const FileType = { UNKNOWN: 0, REG: 1, DIR: 2, CHR: 3, BLK: 4, FIFO: 5, SOCK: 6, SYMLINK: 7 } as const;
+
+const FILE_TYPE_OF_FORMAT: Readonly<Record<number, number>> = {
+  [FileMode.S_IFREG]: FileType.REG,
+  [FileMode.S_IFDIR]: FileType.DIR,
+  [FileMode.S_IFCHR]: FileType.CHR,
+  [FileMode.S_IFBLK]: FileType.BLK,
+  [FileMode.S_IFIFO]: FileType.FIFO,
+  [FileMode.S_IFSOCK]: FileType.SOCK,
+  [FileMode.S_IFLNK]: FileType.SYMLINK,
+};
+
+/** The dirent file type for an inode's `i_mode` (undefined for an unknown format). */
+export function fileTypeOfMode(mode: number): number | undefined {
+  return FILE_TYPE_OF_FORMAT[mode & S_IFMT];
+}
 
 /** One directory entry. */
 export interface Dirent {

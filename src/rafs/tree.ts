@@ -4,8 +4,8 @@
  */
 import { malformed } from "./bytes.ts";
 import type { ChunkIndex } from "./chunk.ts";
-import { FileType } from "./dir.ts";
-import { FileMode, isDir, isReg, isSymlink, Layout, S_IFMT, type Inode } from "./inode.ts";
+import { FileType, fileTypeOfMode } from "./dir.ts";
+import { isDir, isReg, isSymlink, Layout, type Inode } from "./inode.ts";
 import type { RafsImage } from "./image.ts";
 import type { Xattr } from "./xattr.ts";
 
@@ -22,15 +22,6 @@ export interface TreeEntry {
   chunks: ChunkIndex[];
 }
 
-const TYPE_OF_MODE: Readonly<Record<number, number>> = {
-  [FileMode.S_IFREG]: FileType.REG,
-  [FileMode.S_IFDIR]: FileType.DIR,
-  [FileMode.S_IFCHR]: FileType.CHR,
-  [FileMode.S_IFBLK]: FileType.BLK,
-  [FileMode.S_IFIFO]: FileType.FIFO,
-  [FileMode.S_IFSOCK]: FileType.SOCK,
-  [FileMode.S_IFLNK]: FileType.SYMLINK,
-};
 
 /**
  * Walks the tree depth-first from the root, children in on-disk (sorted) order, yielding the
@@ -58,7 +49,7 @@ export function* walkTree(image: RafsImage): Generator<TreeEntry> {
       if (d.name === "." || d.name === "..") continue;
       if (++entries > maxEntries) throw malformed(`dir[${inode.nid}]`, inode.offset, `more than ${maxEntries} entries in a ${image.src.size}-byte bootstrap (looping directory blocks?)`);
       const child = image.inode(d.nid);
-      const want = TYPE_OF_MODE[child.mode & S_IFMT];
+      const want = fileTypeOfMode(child.mode);
       if (d.fileType !== FileType.UNKNOWN && d.fileType !== want) throw malformed(`dir[${inode.nid}].${d.name}.file_type`, inode.offset, `${d.fileType} disagrees with inode ${d.nid} mode 0${child.mode.toString(8)}`);
       if (isDir(child.mode)) {
         if (seenDirs.has(d.nid)) throw malformed(`dir[${inode.nid}].${d.name}.nid`, inode.offset, `directory nid ${d.nid} reached twice (cycle or hard-linked directory)`);

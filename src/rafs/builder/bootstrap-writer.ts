@@ -7,10 +7,10 @@
 import { invalidArgument } from "../../errdefs/index.ts";
 import { alignUp } from "../bytes.ts";
 import { BlobFeatures, type Compressor, type Digester } from "../blob-table.ts";
-import { FileType } from "../dir.ts";
+import { FileType, fileTypeOfMode } from "../dir.ts";
 import { FileMode, Layout, S_IFMT } from "../inode.ts";
 import { EROFS_MAGIC, FEATURE_COMPAT_RAFS_V6, FEATURE_INCOMPAT_CHUNKED_FILE, FEATURE_INCOMPAT_DEVICE_TABLE, RafsFlags } from "../superblock.ts";
-import type { BlobInfo } from "./blob-writer.ts";
+import { type BlobInfo, concat } from "./blob-writer.ts";
 import { isDirNode, isRegNode, type ChunkRef, type FileInode, type TreeNode } from "./tree.ts";
 
 /** Options of {@link writeBootstrap}. */
@@ -54,24 +54,9 @@ function xattrArea(x: ReadonlyMap<string, Uint8Array>): Uint8Array {
     e.set(value, 4 + s.length);
     parts.push(e);
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
-const FILE_TYPE: Readonly<Record<number, number>> = {
-  [FileMode.S_IFREG]: FileType.REG,
-  [FileMode.S_IFDIR]: FileType.DIR,
-  [FileMode.S_IFCHR]: FileType.CHR,
-  [FileMode.S_IFBLK]: FileType.BLK,
-  [FileMode.S_IFIFO]: FileType.FIFO,
-  [FileMode.S_IFSOCK]: FileType.SOCK,
-  [FileMode.S_IFLNK]: FileType.SYMLINK,
-};
 
 /** Children sorted by raw name bytes (§9, §14). */
 function sortedChildren(n: TreeNode): TreeNode[] {
@@ -401,7 +386,7 @@ function writeInode(out: Uint8Array, p: Placed, M: number, chunkSize: number, bl
       const entries = [
         { name: enc.encode("."), nid: p.offset / 32, type: FileType.DIR },
         { name: enc.encode(".."), nid: (p.parent ?? p).offset / 32, type: FileType.DIR },
-        ...sortedChildren(p.node).map((c) => ({ name: c.name, nid: (placed.get(c.inode) as Placed).offset / 32, type: FILE_TYPE[c.inode.mode & S_IFMT] ?? 0 })),
+        ...sortedChildren(p.node).map((c) => ({ name: c.name, nid: (placed.get(c.inode) as Placed).offset / 32, type: fileTypeOfMode(c.inode.mode) ?? 0 })),
       ].sort((a, b) => Buffer.compare(a.name, b.name));
       data = direntBlocks(entries);
     } else {
