@@ -15,9 +15,10 @@ import { join } from "node:path";
 import { RegistryClient } from "../src/registry/index.ts";
 import { Cleanup } from "../test/harness/cleanup.ts";
 import { noise, pushDirImage } from "../test/harness/oci-image.ts";
-import { run, spawnProcess, waitFor } from "../test/harness/process.ts";
+import { run } from "../test/harness/process.ts";
 import { startRegistry } from "../test/harness/registry.ts";
 import { requireBinary } from "../test/support/binary.ts";
+import { registryConfig, startNydusd } from "../test/support/nydusd.ts";
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -67,27 +68,9 @@ async function main(): Promise<void> {
     let n = 0;
     const daemon = async (cache: string, shared = false) => {
       const name = `d${n++}`;
-      const cfg = join(dir, `${name}.json`);
-      writeFileSync(
-        cfg,
-        JSON.stringify({
-          device: {
-            backend: { type: "registry", config: { host: reg.host, repo: "lazy", scheme: "http" } },
-            cache: { type: "blobcache", config: { work_dir: join(dir, cache) } },
-          },
-          digest_validate: true,
-        }),
-      );
-      const mnt = join(dir, `${name}-mnt`);
-      const sock = join(dir, `${name}.sock`);
-      const d = spawnProcess({
-        cmd: [requireBinary(), "nydusd", "--apisock", sock, "fuse", "--mountpoint", mnt, "--config", cfg, ...(shared ? [] : ["--bootstrap", boot])],
-        logFile: join(dir, `${name}.log`),
-        env: { RAFSNAP_RUN_DIR: join(dir, "run") },
-      });
-      cleanup.add(name, d);
-      await waitFor("API", async () => (await fetch("http://localhost/api/v1/daemon", { unix: sock } as RequestInit).catch(() => null))?.ok === true, 30_000, () => !d.hasExited());
-      return { d, mnt, sock, cfg };
+      const config = registryConfig(reg.host, "lazy", join(dir, cache));
+      const d = await startNydusd(dir, name, config, { bootstrap: shared ? undefined : boot, onStart: (p) => cleanup.add(name, p) });
+      return { d: d.proc, mnt: d.mnt, sock: d.sock, config };
     };
 
     // cold and warm sequential reads
@@ -108,7 +91,7 @@ async function main(): Promise<void> {
 
     // RSS: one shared daemon with the image mounted `instances` times
     const s = await daemon("cache-c", true);
-    const cfg = readFileSync(s.cfg, "utf8");
+    const cfg = JSON.stringify(s.config);
     for (let i = 0; i < instances; i++) {
       const r = await fetch(`http://localhost/api/v1/mount?mountpoint=/i${i}`, {
         method: "POST",

@@ -11,6 +11,7 @@ import { Supervisor } from "../../src/mount/index.ts";
 import { unmountUnder } from "../harness/cleanup.ts";
 import { type ChildProcess, spawnProcess, waitFor } from "../harness/process.ts";
 import { requireBinary, SYSTEM_PATH } from "../support/binary.ts";
+import { localfsConfig } from "../support/nydusd.ts";
 
 const FIX = join(import.meta.dir, "../../../shared/fixtures/rafs");
 const BOOT = join(FIX, "rafs-v6-2.2.boot");
@@ -31,13 +32,7 @@ describe.skipIf(!isRoot)("nydusd failover", () => {
 
   test("kill -9 the daemon; the successor takes over via the supervisor; reads go on", async () => {
     const config = join(dir, "config.json");
-    writeFileSync(
-      config,
-      JSON.stringify({
-        device: { backend: { type: "localfs", config: { dir: FIX } }, cache: { type: "blobcache", config: { work_dir: join(dir, "cache") } } },
-        digest_validate: true,
-      }),
-    );
+    writeFileSync(config, JSON.stringify(localfsConfig(FIX, join(dir, "cache"))));
     const mnt = join(dir, "mnt");
     const sock = join(dir, "api.sock");
     const supSock = join(dir, "supervisor.sock");

@@ -27,6 +27,17 @@ export function registryConfig(host: string, repo: string, workDir: string, extr
   };
 }
 
+/** The fusedev config of a localfs backend (blobs named by id in `blobDir`). */
+export function localfsConfig(blobDir: string, workDir: string): object {
+  return {
+    device: {
+      backend: { type: "localfs", config: { dir: blobDir } },
+      cache: { type: "blobcache", config: { work_dir: workDir } },
+    },
+    digest_validate: true,
+  };
+}
+
 /**
  * Starts `rafsnap nydusd fuse` named `name` in `dir` (config `<dir>/<name>.json`, mountpoint
  * `<dir>/<name>-mnt`, socket `<dir>/<name>.sock`, log `<dir>/<name>.log`, blobfs under
