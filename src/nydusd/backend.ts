@@ -18,21 +18,23 @@ function checkId(blobId: string): void {
 }
 
 /**
- * nydusd's `localfs` backend: blob `<id>` is the file `<dir>/<id>`. Short reads (past the end
- * of the file) are InvalidArgument naming the blob and the range.
+ * nydusd's `localfs` backend: blob `<id>` is the file `<dir>/<id>` — or, with `blobFile`
+ * (`blob_file`), that one file whatever the id. Short reads (past the end of the file) are
+ * InvalidArgument naming the blob and the range.
  */
-export function localfsBackend(dir: string): BlobBackend {
+export function localfsBackend(dir: string, blobFile?: string): BlobBackend {
   return {
-    name: `localfs ${dir}`,
+    name: `localfs ${blobFile ?? dir}`,
     async read(blobId, offset, length) {
       checkId(blobId);
-      const fh = await open(join(dir, blobId), "r");
+      const path = blobFile ?? join(dir, blobId);
+      const fh = await open(path, "r");
       try {
         const out = new Uint8Array(length);
         let done = 0;
         while (done < length) {
           const { bytesRead } = await fh.read(out, done, length - done, offset + done);
-          if (bytesRead === 0) throw invalidArgument(`blob ${blobId}: ${offset}+${length} reaches past the end of ${join(dir, blobId)}`);
+          if (bytesRead === 0) throw invalidArgument(`blob ${blobId}: ${offset}+${length} reaches past the end of ${path}`);
           done += bytesRead;
         }
         return out;

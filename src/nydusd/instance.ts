@@ -88,9 +88,7 @@ export function startBlobfs(runDir: string, opts: { amplifyIo?: number; logger: 
 /** The backend a daemon config names. */
 export function backendOf(c: BackendConfig): BlobBackend {
   if (c.type === "localfs") {
-    if (c.dir) return localfsBackend(c.dir);
-    const file = c.blobFile as string;
-    return localfsBackend(file.slice(0, file.lastIndexOf("/")) || "/");
+    return c.blobFile ? localfsBackend(c.dir ?? "", c.blobFile) : localfsBackend(c.dir as string);
   }
   let credentials: { username: string; password: string } | undefined;
   if (c.auth) {
