@@ -1,8 +1,7 @@
 import { chmodSync, chownSync, unlinkSync } from "node:fs";
-import { dirname } from "node:path";
 import { type DescMessage, type DescMethod, type DescService, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { failedPrecondition, invalidArgument, kindOf, ErrorKind } from "../errdefs/index.ts";
+import { ErrorKind, invalidArgument, kindOf } from "../errdefs/index.ts";
 import { LogLevels, type Logger } from "../log/index.ts";
 import { prepareSocketPath } from "../mount/index.ts";
 import { toServiceError } from "./errors.ts";

@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "bun";
 import {
-  chmodSync,
   closeSync,
   ftruncateSync,
   linkSync,
