@@ -26,10 +26,10 @@ const LIST_BATCH = 100;
 export function snapshotsService(sn: Snapshotter): ServiceImpl<typeof Snapshots> {
   return {
     prepare: async (req) =>
-      create(PrepareSnapshotResponseSchema, { mounts: mountsToPb(sn.prepare(req.key, req.parent, req.labels)) }),
+      create(PrepareSnapshotResponseSchema, { mounts: mountsToPb(await sn.prepare(req.key, req.parent, req.labels)) }),
     view: async (req) =>
-      create(ViewSnapshotResponseSchema, { mounts: mountsToPb(sn.view(req.key, req.parent, req.labels)) }),
-    mounts: async (req) => create(MountsResponseSchema, { mounts: mountsToPb(sn.mounts(req.key)) }),
+      create(ViewSnapshotResponseSchema, { mounts: mountsToPb(await sn.view(req.key, req.parent, req.labels)) }),
+    mounts: async (req) => create(MountsResponseSchema, { mounts: mountsToPb(await sn.mounts(req.key)) }),
     commit: async (req) => {
       await sn.commit(req.name, req.key, req.labels, req.parent);
       return create(EmptySchema);

@@ -5,7 +5,9 @@ import type { Config } from "../config/index.ts";
 import { listenUnix, type Registration, snapshotsService } from "../grpc/index.ts";
 import type { Logger } from "../log/index.ts";
 import { Snapshotter } from "../snapshot/index.ts";
-import { lockFile, MetaStore, openDb, systemClock } from "../store/index.ts";
+import { DaemonStore, lockFile, MetaStore, openDb, systemClock } from "../store/index.ts";
+import { type NydusParts, startNydus } from "./nydus.ts";
+import { checkReadiness } from "./readiness.ts";
 
 /** Name of the metadata database under the root. */
 export const DB_FILE = "rafsnap.db";
@@ -23,8 +25,9 @@ export interface Service {
 /**
  * The composition root of `rafsnap serve`: creates the root (0700), locks it (one process
  * per root: FailedPrecondition when another holds it), opens the store
- * `<root>/rafsnap.db` (applying migrations), opens the snapshotter (d_type check), and
- * serves the snapshots API on `config.address`. Throws — having released whatever it had
+ * `<root>/rafsnap.db` (applying migrations), recovers the nydus daemons and instances
+ * recorded there (see `startNydus`), opens the snapshotter (d_type check), runs the image
+ * readiness check, and serves the snapshots API on `config.address`. Throws — having released whatever it had
  * opened — when any step fails (FailedPrecondition for a root without d_type, for a
  * non-socket file at the address).
  */
@@ -33,23 +36,33 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   mkdirSync(config.root, { recursive: true, mode: 0o700 });
   const lock = lockFile(join(config.root, LOCK_FILE));
   let store: MetaStore;
+  let daemons: DaemonStore;
   try {
-    store = new MetaStore(openDb(join(config.root, DB_FILE)), systemClock());
+    const db = openDb(join(config.root, DB_FILE));
+    const clock = systemClock();
+    store = new MetaStore(db, clock);
+    daemons = new DaemonStore(db, clock);
   } catch (e) {
     lock.release();
     throw e;
   }
   let server: Awaited<ReturnType<typeof listenUnix>>;
+  let nydus: NydusParts | undefined;
   try {
+    nydus = await startNydus(config, daemons, logger);
     const sn = await Snapshotter.open({
       root: config.root,
       store,
       logger,
       volatileAlways: config.snapshot.enable_overlayfs_volatile,
+      remote: nydus?.fs,
+      remoteStyle: { nydusOverlayfs: config.snapshot.enable_nydus_overlayfs, overlayfsPath: config.snapshot.nydus_overlayfs_path },
     });
+    await checkReadiness(sn, store, daemons, nydus?.fs, nydus?.failed ?? new Map(), logger);
     const regs: Registration[] = [{ service: Snapshots, impl: snapshotsService(sn) }];
     server = await listenUnix({ path: config.address, uid: config.uid, gid: config.gid }, regs, logger.withTag("grpc"));
   } catch (e) {
+    nydus?.manager.close();
     store.close();
     lock.release();
     throw e;
@@ -65,6 +78,8 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     stop(graceMs?: number) {
       stopping ??= (async () => {
         await server.close(graceMs);
+        if (nydus) await nydus.fs.close(config.cleanup_on_close);
+        nydus?.manager.close();
         store.close();
         lock.release();
         log.info("stopped");

@@ -1,14 +1,15 @@
 import { chmodSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { failedPrecondition } from "../errdefs/index.ts";
+import { alreadyExists, failedPrecondition, invalidArgument, isAlreadyExists } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Info, Kind, MetaStore, Snapshot, Usage } from "../store/index.ts";
 import { checkDType } from "./dtype.ts";
 import { parseFilters, snapshotInfoAdaptor } from "./filters.ts";
 import { validateKey } from "./keys.ts";
-import { validateLabels, wantsVolatile } from "./labels.ts";
-import { type Mount, nativeMounts, type SnapshotPaths, snapshotPaths } from "./mounts.ts";
+import { Label, validateLabels, wantsVolatile } from "./labels.ts";
+import { type Mount, nativeMounts, type RemoteMountStyle, remoteMounts, type SnapshotPaths, snapshotPaths } from "./mounts.ts";
+import type { RemoteFs } from "./remote.ts";
 import { diskUsage } from "./usage.ts";
 
 /** What the snapshotter needs to run; built by the composition root. */
@@ -19,6 +20,19 @@ export interface SnapshotterOptions {
   logger: Logger;
   /** `[snapshot] enable_overlayfs_volatile`: `volatile` on every writable overlay mount. */
   volatileAlways?: boolean;
+  /**
+   * Mounts nydus images. Without it nydus layers are unpacked like any other layer (the
+   * snapshotter is a plain overlay snapshotter).
+   */
+  remote?: RemoteFs;
+  /** Shape of remote mounts; default plain overlay. */
+  remoteStyle?: RemoteMountStyle;
+}
+
+/** The committed snapshot holding a nydus image's bootstrap, found above a snapshot. */
+interface MetaLayer {
+  id: string;
+  labels: Record<string, string>;
 }
 
 /** A snapshot directory that should not exist: its id is not in the database. */
@@ -58,21 +72,86 @@ export class Snapshotter {
     return sn;
   }
 
-  /** Creates an active snapshot `key` on top of committed `parent` and returns its mounts. */
-  prepare(key: string, parent: string, labels: Record<string, string>): Mount[] {
-    return this.create("active", key, parent, labels);
+  /**
+   * Creates an active snapshot `key` on top of committed `parent` and returns its mounts
+   * (nydus-facts §3.2). With a remote filesystem: a nydus data layer being extracted
+   * (`containerd.io/snapshot.ref` + `…/nydus-blob`) is committed at once as the target and
+   * AlreadyExists is thrown, so containerd never downloads it; a snapshot above a nydus
+   * image's bootstrap layer gets the image mounted and an overlay over its RAFS mountpoint.
+   */
+  async prepare(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    const target = labels[Label.TargetSnapshotRef];
+    if (target !== undefined && this.opts.remote && Label.NydusDataLayer in labels) {
+      this.create("active", key, parent, labels);
+      try {
+        await this.commit(target, key, labels);
+      } catch (e) {
+        if (!isAlreadyExists(e)) throw e;
+        await this.remove(key); // another unpack got there first: do not leave `key` behind
+      }
+      throw alreadyExists(`target snapshot ${JSON.stringify(target)}`);
+    }
+    const mounts = this.create("active", key, parent, labels);
+    if (target !== undefined) return mounts; // layer extraction: plain unpack
+    return this.remoteOr(key, mounts);
   }
 
-  /** Creates a read-only view `key` of committed `parent` and returns its mounts. */
-  view(key: string, parent: string, labels: Record<string, string>): Mount[] {
-    return this.create("view", key, parent, labels);
+  /**
+   * Creates a read-only view `key` of committed `parent` and returns its mounts; over a nydus
+   * image's top layer the image is mounted. InvalidArgument for a view of a nydus data layer.
+   */
+  async view(key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
+    if (this.opts.remote && parent !== "") {
+      const p = this.opts.store.read((tx) => tx.getInfo(parent));
+      if (Label.NydusDataLayer in p.info.labels) {
+        throw invalidArgument(`only can view nydus topmost layer: ${JSON.stringify(parent)} is a nydus data layer`);
+      }
+    }
+    const mounts = this.create("view", key, parent, labels);
+    return this.remoteOr(key, mounts);
   }
 
   /** Mounts of an active or view snapshot; FailedPrecondition for a committed one. */
-  mounts(key: string): Mount[] {
+  async mounts(key: string): Promise<Mount[]> {
     validateKey("key", key);
     const s = this.opts.store.read((tx) => tx.getSnapshot(key));
-    return this.mountsOf(s, s.labels);
+    return this.remoteOr(key, this.mountsOf(s, s.labels));
+  }
+
+  /** The nearest ancestor of `parent` (itself included) labelled as a nydus bootstrap layer. */
+  private metaLayer(parent: string): MetaLayer | undefined {
+    return this.opts.store.read((tx) => {
+      for (let name = parent; name !== ""; ) {
+        const { id, info } = tx.getInfo(name);
+        if (Label.NydusMetaLayer in info.labels) return { id, labels: info.labels };
+        name = info.parent;
+      }
+      return undefined;
+    });
+  }
+
+  /**
+   * Remote mounts for snapshot `key` when it sits over a nydus image (mounting the image,
+   * or waiting for its daemon), else `native`. A failure to mount fails the call with the
+   * remote filesystem's error.
+   */
+  private async remoteOr(key: string, native: Mount[]): Promise<Mount[]> {
+    const remote = this.opts.remote;
+    if (!remote) return native;
+    const s = this.opts.store.read((tx) => tx.getSnapshot(key));
+    const parent = this.opts.store.read((tx) => tx.getInfo(key).info.parent);
+    const meta = parent === "" ? undefined : this.metaLayer(parent);
+    if (!meta) return native;
+    const metaDir = join(this.snapshotsDir, meta.id);
+    const style = this.opts.remoteStyle ?? { nydusOverlayfs: false, overlayfsPath: "" };
+    const volatile = this.opts.volatileAlways === true || wantsVolatile(s.labels);
+    if (remote.daemonless) {
+      const extra = remote.extraOption(meta.id, metaDir, meta.labels);
+      return remoteMounts(s, this.paths, join(metaDir, "fs"), { volatile, style: { ...style, nydusOverlayfs: true }, extra, snapshotDir: join(this.snapshotsDir, s.id) });
+    }
+    const mountpoint = (await remote.ready(meta.id)) ?? (await remote.mount(meta.id, metaDir, meta.labels));
+    const extra = style.nydusOverlayfs ? remote.extraOption(meta.id, metaDir, meta.labels) : undefined;
+    return remoteMounts(s, this.paths, mountpoint, { volatile, style, extra, snapshotDir: join(this.snapshotsDir, s.id) });
   }
 
   /**
@@ -111,7 +190,20 @@ export class Snapshotter {
         throw e;
       }
     });
-    if (removed) await this.removeDir(removed);
+    if (removed) {
+      await this.unmountRemote(removed);
+      await this.removeDir(removed);
+    }
+  }
+
+  /** Unmounts the nydus image of snapshot dir `dir` (`…/rm-<id>` or `…/<id>`), if any. */
+  private async unmountRemote(dir: string): Promise<void> {
+    const id = dir.slice(dir.lastIndexOf("/") + 1).replace(/^rm-/, "");
+    try {
+      await this.opts.remote?.umount(id);
+    } catch (e) {
+      this.log.warn(`failed to unmount the nydus image of snapshot ${id}; cleanup will retry`, e);
+    }
   }
 
   /** Info of any snapshot; NotFound when missing. */
@@ -147,6 +239,11 @@ export class Snapshotter {
   async usage(key: string): Promise<Usage> {
     validateKey("key", key);
     const { id, info, usage } = this.opts.store.read((tx) => tx.getInfo(key));
+    const digest = info.labels[Label.CRILayerDigest];
+    if (info.kind === "committed" && this.opts.remote && digest && Label.NydusDataLayer in info.labels) {
+      // A nydus data layer has nothing on disk but its blob cache (§3.4 Usage).
+      return { size: usage.size + this.opts.remote.cacheUsage(digest), inodes: usage.inodes };
+    }
     if (info.kind !== "active") return usage;
     return diskUsage(this.paths.fs(id));
   }
@@ -167,7 +264,11 @@ export class Snapshotter {
       }
       return out;
     });
-    for (const name of doomed) await this.removeDir(join(this.snapshotsDir, name));
+    for (const name of doomed) {
+      await this.unmountRemote(name);
+      await this.removeDir(join(this.snapshotsDir, name));
+    }
+    await this.opts.remote?.gc();
     return doomed;
   }
 

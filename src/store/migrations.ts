@@ -1,5 +1,6 @@
 import journal from "./migrations/meta/_journal.json" with { type: "json" };
 import m0000 from "./migrations/0000_init.sql" with { type: "text" };
+import m0001 from "./migrations/0001_daemons.sql" with { type: "text" };
 
 /** One migration as drizzle-kit wrote it: its journal tag, time and SQL statements. */
 export interface Migration {
@@ -18,6 +19,7 @@ export interface Migration {
  */
 const SQL_BY_TAG: Record<string, string> = {
   "0000_init": m0000,
+  "0001_daemons": m0001,
 };
 
 /** The journal's tags, in order, for the completeness test. */

@@ -16,6 +16,10 @@
 //   containerd, then kills whatever shims remain whose `-address` is our socket (and their
 //   containers), then unmounts everything under our directories.
 // - Synchronous GC: see {@link Containerd.gc}.
+// - With `cri`, CRI's pods live in namespace `k8s.io` (runc cgroups `<ctrl>/k8s.io/<id>`,
+//   sandbox `/dev/shm` mounts under `state/`). `stop()` covers them like `ctr`'s: tasks and
+//   containers of every namespace, then the shims, mounts and the empty `k8s.io` cgroups.
+//   Removing pods through CRI first (test/harness/cri.ts `stop()`) is cleaner but not required.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { unmountUnder } from "./cleanup.ts";
@@ -38,7 +42,7 @@ export interface ContainerdOptions {
    * snapshot annotations enabled (how remote snapshotters get their labels). See
    * architecture.md §6 for the settings CRI needs on these machines (set here).
    */
-  cri?: { snapshotter?: string; sandboxImage?: string };
+  cri?: CriConfig;
   /** Namespace `ctr` uses; default `rafsnap-test`. */
   namespace?: string;
   /** Extra TOML appended verbatim to config.toml (e.g. more `[plugins."..."]` tables). */
@@ -51,6 +55,26 @@ export interface ContainerdOptions {
   /** How long to wait for the socket and `ctr version`; default 20 s. */
   startTimeoutMs?: number;
 }
+
+/** CRI plugin settings of {@link ContainerdOptions.cri}. */
+export interface CriConfig {
+  /** CRI's snapshotter (`[plugins."io.containerd.grpc.v1.cri".containerd] snapshotter`); default `overlayfs`. */
+  snapshotter?: string;
+  /** `sandbox_image`; default `rafsnap.test/pause:latest` (import it: test/harness/cri.ts). */
+  sandboxImage?: string;
+  /**
+   * Registry hosts CRI must reach over plain HTTP: each gets
+   * `[plugins."io.containerd.grpc.v1.cri".registry.mirrors."HOST"] endpoint = ["http://HOST"]`
+   * (containerd 1.6 logs that `mirrors` is deprecated, but honours it). Not needed for
+   * `127.0.0.1:PORT`: containerd 1.6's CRI talks plain HTTP to it without any registry config
+   * (so a TLS registry there would need a mirror with an `https://` endpoint and a CA, which
+   * this option does not write).
+   */
+  plainHttpRegistries?: string[];
+}
+
+/** The containerd namespace CRI always works in. */
+export const CRI_NAMESPACE = "k8s.io";
 
 /** Options of one `ctr` call. */
 export interface CtrOptions {
@@ -173,6 +197,10 @@ export function containerdConfig(o: {
       '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
       `    Root = ${q(join(o.state, "runc"))}`,
     );
+    for (const host of o.cri.plainHttpRegistries ?? []) {
+      if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) throw new Error(`bad registry host ${host}`);
+      lines.push(`  [plugins."io.containerd.grpc.v1.cri".registry.mirrors.${q(host)}]`, `    endpoint = [${q(`http://${host}`)}]`);
+    }
   }
   const proxies = Object.entries(o.proxySnapshotters ?? {});
   if (proxies.length) {
@@ -259,6 +287,8 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
         }
       }
       removeNamespaceCgroups(namespace);
+      // CRI's containers live in /sys/fs/cgroup/<ctrl>/k8s.io/<id>; runc removes the leaves.
+      if (opts.cri && namespace !== CRI_NAMESPACE) removeNamespaceCgroups(CRI_NAMESPACE);
       rmSync(sockDir, { recursive: true, force: true });
       if (errors.length) throw new Error(`containerd stop: ${errors.join("; ")}`);
     })();

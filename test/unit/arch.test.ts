@@ -15,7 +15,7 @@ const ALLOWED: Record<string, string[]> = {
   grpc: ["snapshot", "mount", "errdefs", "log", "gen"],
   snapshot: ["store", "errdefs", "log"],
   store: ["errdefs"],
-  manager: ["nydusd", "store", "mount", "errdefs", "log"],
+  manager: ["config", "nydusd", "registry", "rafs", "cache", "store", "mount", "errdefs", "log"],
   nydusd: ["fuse", "rafs", "registry", "cache", "mount", "errdefs", "log"],
   fuse: ["errdefs", "log"],
   rafs: ["errdefs"],

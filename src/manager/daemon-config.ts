@@ -1,0 +1,135 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { invalidArgument } from "../errdefs/index.ts";
+import { type Credentials, credentialsFromDockerConfig, parseImageRef } from "../registry/index.ts";
+import builtinTemplate from "./nydusd-config.json" with { type: "json" };
+
+/** A nydusd fusedev config as JSON (nydus-facts §4.5); only the keys we set are typed. */
+export type NydusdJson = Record<string, unknown> & {
+  device: { id?: string; backend: { type: string; config: Record<string, unknown> }; cache: { type: string; config: Record<string, unknown> } };
+};
+
+/** Labels carrying pull credentials (§2 "labels" auth provider). */
+const PULL_USERNAME = "containerd.io/snapshot/pullusername";
+const PULL_SECRET = "containerd.io/snapshot/pullsecret";
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+
+/**
+ * The daemon config template: the JSON file `[daemon] nydusd_config` names, or — when that
+ * file does not exist — the built-in template (registry backend, blob cache, no prefetch:
+ * only what containers read is fetched). InvalidArgument naming the file when it is not a
+ * JSON object with `device.backend` and `device.cache` objects.
+ */
+export function loadTemplate(path: string): { template: NydusdJson; source: string } {
+  if (!existsSync(path)) return { template: structuredClone(builtinTemplate) as NydusdJson, source: "built-in template" };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw invalidArgument(`nydusd config template ${path}: ${(e as Error).message}`);
+  }
+  const dev = isObj(raw) ? raw.device : undefined;
+  if (!isObj(dev) || !isObj(dev.backend) || !isObj(dev.cache)) {
+    throw invalidArgument(`nydusd config template ${path}: needs the objects device.backend and device.cache (fusedev format)`);
+  }
+  const backend = dev.backend as Record<string, unknown>;
+  backend.config = isObj(backend.config) ? backend.config : {};
+  const cache = dev.cache as Record<string, unknown>;
+  cache.config = isObj(cache.config) ? cache.config : {};
+  return { template: raw as NydusdJson, source: path };
+}
+
+/** What {@link instanceConfig} fills into the template for one RAFS instance. */
+export interface InstanceFacts {
+  /** The image reference (`cri.image-ref`). */
+  imageRef: string;
+  /** Instance key, the meta snapshot id: `device.id` becomes `/<key>`. */
+  rafsKey: string;
+  /** `[cache_manager] cache_dir`. */
+  cacheDir: string;
+  /** Labels of the meta snapshot (pull credentials). */
+  labels: Record<string, string>;
+  /** `[remote.mirrors_config] dir`, or "" for none. */
+  mirrorsDir: string;
+  /** docker `config.json` to read credentials from. */
+  dockerConfig?: string;
+}
+
+/**
+ * Deep-copies `template` and supplements it for one instance (§4.5): registry `host` (the
+ * image's; `docker.io` → `index.docker.io`, or the first mirror of its `hosts.toml`) and
+ * `repo`; credentials from the pull labels, else from the docker config (`auth` =
+ * base64 user:pass, or `registry_token` for a token) — the template's own are kept when none
+ * is found; `device.id` = `/<rafsKey>`; the cache `work_dir`. InvalidArgument for a bad image
+ * reference or hosts.toml.
+ */
+export function instanceConfig(template: NydusdJson, f: InstanceFacts): NydusdJson {
+  const cfg = structuredClone(template);
+  cfg.device.id = `/${f.rafsKey}`;
+  cfg.device.cache.config.work_dir = f.cacheDir;
+  const bc = cfg.device.backend.config;
+  if (cfg.device.backend.type === "registry") {
+    const ref = parseImageRef(f.imageRef);
+    const host = ref.host === "docker.io" ? "index.docker.io" : ref.host;
+    bc.host = host;
+    bc.repo = ref.repository;
+    const mirror = f.mirrorsDir ? pickMirror(f.mirrorsDir, ref.host) : undefined;
+    if (mirror) {
+      bc.host = mirror.host;
+      bc.scheme = mirror.scheme;
+      if (mirror.ca.length) bc.ca_cert_files = mirror.ca;
+      if (mirror.skipVerify) bc.skip_verify = true;
+    }
+    const creds = credentialsOf(f.labels, ref.host, f.dockerConfig);
+    if (creds && "identityToken" in creds) bc.registry_token = creds.identityToken;
+    else if (creds) bc.auth = Buffer.from(`${creds.username}:${creds.password}`).toString("base64");
+  }
+  return cfg;
+}
+
+function credentialsOf(labels: Record<string, string>, host: string, dockerConfig?: string): Credentials | undefined {
+  const user = labels[PULL_USERNAME];
+  const secret = labels[PULL_SECRET];
+  if (secret !== undefined) return user ? { username: user, password: secret } : { identityToken: secret };
+  return credentialsFromDockerConfig(host, dockerConfig);
+}
+
+/** A registry mirror picked from a containerd `hosts.toml`. */
+export interface Mirror {
+  host: string;
+  scheme: "http" | "https";
+  ca: string[];
+  skipVerify: boolean;
+}
+
+/**
+ * The first mirror of the containerd-style `hosts.toml` for `host` under `dir`: looked up in
+ * `<dir>/<host, ":port" written "_port_">`, then `<dir>/<host>`, then `<dir>/_default`
+ * (§4.5). Mirrors are `[host."<url>"]` tables in file order; their `ca` (string or list) and
+ * `skip_verify` carry over. Undefined when no file or no mirror; InvalidArgument naming the
+ * file when it does not parse or a mirror URL is not http(s).
+ */
+export function pickMirror(dir: string, host: string): Mirror | undefined {
+  const candidates = [host.replace(/:(\d+)$/, "_$1_"), host, "_default"];
+  for (const c of candidates) {
+    const file = join(dir, c, "hosts.toml");
+    if (!existsSync(file)) continue;
+    let doc: Record<string, unknown>;
+    try {
+      doc = Bun.TOML.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    } catch (e) {
+      throw invalidArgument(`mirrors config ${file}: ${(e as Error).message}`);
+    }
+    const hosts = isObj(doc.host) ? doc.host : {};
+    for (const [url, v] of Object.entries(hosts)) {
+      const m = url.match(/^(https?):\/\/([^/]+)/);
+      if (!m) throw invalidArgument(`mirrors config ${file}: mirror ${JSON.stringify(url)} is not an http(s) URL`);
+      const t = isObj(v) ? v : {};
+      const ca = typeof t.ca === "string" ? [t.ca] : Array.isArray(t.ca) ? t.ca.filter((x): x is string => typeof x === "string") : [];
+      return { scheme: m[1] as "http" | "https", host: m[2] as string, ca, skipVerify: t.skip_verify === true };
+    }
+    return undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,330 @@
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Config } from "../config/index.ts";
+import { failedPrecondition, unavailable } from "../errdefs/index.ts";
+import type { Logger } from "../log/index.ts";
+import { Supervisor } from "../mount/index.ts";
+import type { DaemonRow, DaemonStore, InstanceRow } from "../store/index.ts";
+import { NydusdClient } from "./client.ts";
+import { daemonPaths, newDaemonId } from "./command.ts";
+import { clearVestige, type NydusdCommand, pidAlive, spawnDaemon, waitForState, waitPidGone, Watch } from "./process.ts";
+
+/** What the manager needs; built by the composition root. */
+export interface ManagerOptions {
+  config: Config;
+  store: DaemonStore;
+  logger: Logger;
+  /** How to run nydusd (`[daemon] nydusd_path`, or rafsnap's own `nydusd` mode). */
+  nydusd: NydusdCommand;
+  /** How long to wait for a daemon to reach a state; default 30 s. */
+  stateTimeoutMs?: number;
+}
+
+/** A daemon the manager runs or watches. */
+interface Live {
+  row: DaemonRow;
+  client: NydusdClient;
+  child?: ChildProcess;
+  watch?: Watch;
+  supervisor?: Supervisor;
+  /** Resolved/rejected with the outcome of the current (re)start. */
+  ready: Promise<void>;
+  /** Set while the daemon is known dead and not (yet) started again. */
+  dead: boolean;
+}
+
+/** Writes `text` to `path` atomically (temp file + rename), mode 0600. */
+export function writeFileAtomic(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/**
+ * Lifecycle of nydusd daemons (nydus-facts §4): starts them with nydus-snapshotter's command
+ * lines, waits for RUNNING, watches liveness by holding a connection to each API socket and
+ * applies `[daemon] recover_policy` when one dies — `none` (leave it; its mounts fail),
+ * `restart` (reap, clear vestiges, start again with the same id, re-mount shared instances in
+ * sequence order) or `failover` (the supervisor holds the daemon's FUSE fd and state; a
+ * successor takes over, running containers keep their mounts). Records live in
+ * {@link DaemonStore}, so {@link Manager.recover} can find the daemons again after rafsnap
+ * restarts.
+ */
+export class Manager {
+  private readonly live = new Map<string, Live>();
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(private readonly opts: ManagerOptions) {
+    this.log = opts.logger.withTag("manager");
+  }
+
+  private get cfg(): Config {
+    return this.opts.config;
+  }
+
+  private paths(id: string) {
+    return daemonPaths(this.cfg.root, this.cfg.log.dir, id);
+  }
+
+  /** A new daemon record (not yet stored) for `mode`, mounted at `mountpoint`. */
+  newRow(mode: "dedicated" | "shared", mountpoint: string, bootstrap: string | null): DaemonRow {
+    const id = newDaemonId();
+    const p = this.paths(id);
+    return {
+      id,
+      pid: 0,
+      apiSocket: p.apiSocket,
+      mode,
+      fsDriver: this.cfg.daemon.fs_driver,
+      mountpoint,
+      configDir: p.configDir,
+      bootstrap,
+      supervisorPath: this.cfg.daemon.recover_policy === "failover" ? p.supervisor : null,
+      logDir: p.logDir,
+      logLevel: this.cfg.log.level,
+      logToStdout: this.cfg.log.log_to_stdout,
+      logRotationSize: this.cfg.daemon.log_rotation_size,
+      threadNum: this.cfg.daemon.threads_number,
+      failoverPolicy: this.cfg.daemon.failover_policy,
+      createdAt: 0,
+    };
+  }
+
+  /** The daemon record `id` as the manager knows it, or undefined. */
+  daemon(id: string): DaemonRow | undefined {
+    return this.live.get(id)?.row;
+  }
+
+  /** The API client of daemon `id`; NotFound-like FailedPrecondition when unknown. */
+  client(id: string): NydusdClient {
+    const l = this.live.get(id);
+    if (!l) throw failedPrecondition(`daemon ${id} is not known to this snapshotter`);
+    return l.client;
+  }
+
+  /**
+   * Records `row` and starts it; resolves once it is RUNNING. On failure the record is
+   * removed, the process (if any) killed and its vestiges cleared, and the error thrown.
+   */
+  async create(row: DaemonRow): Promise<void> {
+    const stored = this.opts.store.addDaemon(row);
+    try {
+      await this.start(stored);
+    } catch (e) {
+      await this.destroy(stored.id).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Resolves when daemon `id` is RUNNING (waiting for a restart in progress); Unavailable otherwise. */
+  async waitReady(id: string): Promise<void> {
+    const l = this.live.get(id);
+    if (!l) throw unavailable(`daemon ${id} is not running (no such daemon)`);
+    await l.ready;
+    if (l.dead) throw unavailable(`daemon ${id} is dead (recover_policy ${this.cfg.daemon.recover_policy}); restart rafsnap or remove the image`);
+  }
+
+  /**
+   * Starts (or starts again, same id and paths) the daemon of `row` and waits for RUNNING,
+   * then watches it and, with a supervisor, saves its state.
+   */
+  private async start(row: DaemonRow, opts: { takeover?: boolean; recovering?: boolean } = {}): Promise<void> {
+    let live = this.live.get(row.id);
+    if (!live) {
+      live = { row, client: new NydusdClient(row.apiSocket), ready: Promise.resolve(), dead: true };
+      if (row.supervisorPath) live.supervisor = new Supervisor(row.supervisorPath);
+      this.live.set(row.id, live);
+    }
+    const l = live;
+    const attempt = (async () => {
+      const p = this.paths(row.id);
+      mkdirSync(dirname(row.apiSocket), { recursive: true, mode: 0o700 });
+      if (row.mode === "shared") mkdirSync(row.mountpoint, { recursive: true, mode: 0o755 });
+      const client = new NydusdClient(row.apiSocket);
+      let child: ChildProcess | undefined;
+      let exited = false;
+      const launch = async () => {
+        child = spawnDaemon(row, this.opts.nydusd, p.runDir);
+        child.once("exit", () => {
+          exited = true;
+        });
+        const pid = child.pid ?? 0;
+        this.opts.store.setDaemonPid(row.id, pid);
+        row.pid = pid;
+        this.log.info(`started nydusd ${row.id} (pid ${pid}, ${row.mode}, mountpoint ${row.mountpoint})`);
+      };
+      if (opts.takeover && l.supervisor?.has()) {
+        // The successor finds the stale socket and the live mount, waits in INIT, and takes
+        // the FUSE fd and state from the supervisor (§4.4 failover).
+        await l.supervisor.restore(async () => {
+          await launch();
+          await waitForState(client, ["INIT"], this.timeout, () => exited);
+          await client.takeover();
+        });
+        await waitForState(client, ["READY", "RUNNING"], this.timeout, () => exited);
+        await client.start();
+      } else {
+        await launch();
+      }
+      await waitForState(client, ["RUNNING"], this.timeout, () => exited);
+      l.child = child;
+      l.client = client;
+      l.dead = false;
+      l.watch = await Watch.start(row.apiSocket, () => void this.onDeath(row.id));
+      await this.saveState(row.id);
+    })();
+    if (!opts.recovering) {
+      // A recovery sets `ready` to the whole of itself (restart and re-mounts).
+      l.ready = attempt;
+      attempt.catch(() => {});
+    }
+    await attempt;
+  }
+
+  private get timeout(): number {
+    return this.opts.stateTimeoutMs ?? 30_000;
+  }
+
+  /**
+   * With recover_policy failover: has the daemon send its FUSE fd and state to its
+   * supervisor. A daemon with nothing mounted yet has nothing to save (logged at debug).
+   */
+  async saveState(id: string): Promise<void> {
+    const l = this.live.get(id);
+    if (!l?.supervisor) return;
+    try {
+      await l.supervisor.save(() => l.client.sendFd());
+    } catch (e) {
+      this.log.debug(`daemon ${id}: state not saved: ${(e as Error).message}`);
+    }
+  }
+
+  /** Applies the recover policy to a daemon whose API connection was closed. */
+  private async onDeath(id: string): Promise<void> {
+    const l = this.live.get(id);
+    if (!l || this.closed) return;
+    l.dead = true;
+    l.watch?.stop();
+    const policy = this.cfg.daemon.recover_policy;
+    this.log.warn(`nydusd ${id} (pid ${l.row.pid}) died; recover policy ${policy}`);
+    if (!(await waitPidGone(l.row.pid, 5000))) {
+      this.log.error(`nydusd ${id} closed its API socket but pid ${l.row.pid} is still there; not recovering it`);
+      return;
+    }
+    if (policy === "none") return;
+    const p = this.paths(id);
+    const done = (async () => {
+      if (policy === "failover" && l.supervisor?.has()) {
+        await this.start(l.row, { takeover: true, recovering: true });
+      } else {
+        await clearVestige(l.row, p.runDir, this.log);
+        await this.start(l.row, { recovering: true });
+        await this.remountInstances(l.row);
+      }
+    })();
+    l.ready = done;
+    done.catch(() => {});
+    try {
+      await done;
+      this.log.info(`nydusd ${id} recovered (${policy})`);
+    } catch (e) {
+      l.dead = true;
+      this.log.error(`nydusd ${id}: ${policy} failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Re-mounts every instance of a shared daemon in sequence order (after a restart). */
+  private async remountInstances(row: DaemonRow): Promise<void> {
+    if (row.mode !== "shared") return;
+    const client = this.client(row.id);
+    for (const inst of this.opts.store.listInstances().filter((i) => i.daemonId === row.id)) {
+      try {
+        await client.mount(`/${inst.snapshotId}`, this.mountBody(inst));
+      } catch (e) {
+        this.log.error(`re-mount of instance ${inst.snapshotId} on daemon ${row.id} failed: ${(e as Error).message}`);
+        this.opts.store.setInstanceStatus(inst.snapshotId, `re-mount after a daemon restart failed: ${(e as Error).message}`);
+      }
+    }
+    await this.saveState(row.id);
+  }
+
+  /** The `POST /api/v1/mount` body of an instance (its config file, written at mount). */
+  mountBody(inst: InstanceRow): { source: string; fs_type: "rafs"; config: string } {
+    const file = join(this.paths(inst.daemonId).configDir, inst.snapshotId, "config.json");
+    return { source: inst.bootstrap, fs_type: "rafs", config: readFileSync(file, "utf8") };
+  }
+
+  /**
+   * Finds the recorded daemons again after a restart (§4.7): a daemon whose API answers
+   * RUNNING is adopted (watched, its state saved again for failover); any other is started
+   * again with the same id after clearing its vestiges (shared daemons then re-mount their
+   * instances in sequence order). Returns the ids that could not be brought back, with why.
+   */
+  async recover(): Promise<Map<string, string>> {
+    const failed = new Map<string, string>();
+    for (const row of this.opts.store.listDaemons()) {
+      const client = new NydusdClient(row.apiSocket);
+      let state = "";
+      try {
+        state = (await client.info(2000)).state;
+      } catch {}
+      if (state === "RUNNING") {
+        const live: Live = { row, client, ready: Promise.resolve(), dead: false };
+        if (row.supervisorPath) live.supervisor = new Supervisor(row.supervisorPath);
+        this.live.set(row.id, live);
+        live.watch = await Watch.start(row.apiSocket, () => void this.onDeath(row.id));
+        await this.saveState(row.id);
+        this.log.info(`reattached to nydusd ${row.id} (pid ${row.pid})`);
+        continue;
+      }
+      this.log.warn(`nydusd ${row.id} is not running (${state || "no answer"}); starting it again`);
+      if (pidAlive(row.pid) && !(await waitPidGone(row.pid, 0))) {
+        // A process that holds the id but does not answer: leave it alone, it is not ours to kill.
+        this.log.warn(`pid ${row.pid} of nydusd ${row.id} still exists; clearing its socket anyway`);
+      }
+      try {
+        await clearVestige(row, this.paths(row.id).runDir, this.log);
+        await this.start(row);
+        await this.remountInstances(row);
+      } catch (e) {
+        failed.set(row.id, (e as Error).message);
+        this.log.error(`nydusd ${row.id} could not be started again: ${(e as Error).message}`);
+      }
+    }
+    return failed;
+  }
+
+  /** Stops watching and stops daemon `id` (SIGTERM, then SIGKILL after 5 s), forgets it. */
+  async destroy(id: string): Promise<void> {
+    const l = this.live.get(id);
+    this.live.delete(id);
+    l?.watch?.stop();
+    l?.supervisor?.close();
+    const row = l?.row ?? this.opts.store.getDaemon(id);
+    if (row && pidAlive(row.pid)) {
+      try {
+        process.kill(row.pid, "SIGTERM");
+      } catch {}
+      if (!(await waitPidGone(row.pid, 5000))) {
+        try {
+          process.kill(row.pid, "SIGKILL");
+        } catch {}
+        await waitPidGone(row.pid, 2000);
+      }
+    }
+    if (row) await clearVestige(row, this.paths(id).runDir, this.log);
+    this.opts.store.removeDaemon(id);
+  }
+
+  /** Stops watching every daemon (they keep running, as nydus-snapshotter's do). */
+  close(): void {
+    this.closed = true;
+    for (const l of this.live.values()) {
+      l.watch?.stop();
+      l.supervisor?.close();
+    }
+  }
+}

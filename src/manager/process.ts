@@ -1,0 +1,158 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { unavailable } from "../errdefs/index.ts";
+import type { Logger } from "../log/index.ts";
+import { mountPoints, UmountFlags, umountAsync } from "../mount/index.ts";
+import type { DaemonRow } from "../store/index.ts";
+import { type DaemonInfoReply, NydusdClient } from "./client.ts";
+import { nydusdArgs } from "./command.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True while a process with this pid exists (and is not a zombie). */
+export function pidAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** How to run nydusd: the command (binary and leading args) and the environment. */
+export interface NydusdCommand {
+  cmd: string[];
+  env?: Record<string, string>;
+}
+
+/**
+ * Starts the daemon of `row` detached (its own session, so signals to rafsnap's process group
+ * do not reach it, and it outlives rafsnap), with `RAFSNAP_RUN_DIR=runDir` for the built-in
+ * daemon's blobfs mounts. Output goes to rafsnap's own stdout/stderr when the daemon logs to
+ * stdout (`[log] log_to_stdout`), else it is appended to `<logDir>/nydusd.log` (the file the
+ * daemon's `--log-file` writes) — never to a pipe, which would break when rafsnap restarts.
+ */
+export function spawnDaemon(row: DaemonRow, command: NydusdCommand, runDir: string, prefetchFiles?: string): ChildProcess {
+  mkdirSync(row.logDir, { recursive: true, mode: 0o700 });
+  let fd: number | undefined;
+  if (!row.logToStdout) fd = openSync(`${row.logDir}/nydusd.log`, "a", 0o600);
+  try {
+    const child = spawn(command.cmd[0] as string, [...command.cmd.slice(1), ...nydusdArgs(row, prefetchFiles)], {
+      detached: true,
+      stdio: fd === undefined ? ["ignore", "inherit", "inherit"] : ["ignore", fd, fd],
+      env: { ...process.env, ...command.env, RAFSNAP_RUN_DIR: runDir },
+    });
+    child.unref();
+    return child;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Polls the daemon's API until it reports a state in `states` (100 ms steps, up to
+ * `timeoutMs`). Stops early — Unavailable — when `exited()` says the process is gone; on
+ * timeout, Unavailable with the last state or error seen.
+ */
+export async function waitForState(
+  client: NydusdClient,
+  states: string[],
+  timeoutMs: number,
+  exited: () => boolean,
+): Promise<DaemonInfoReply> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "no answer";
+  for (;;) {
+    if (existsSync(client.socket)) {
+      try {
+        const info = await client.info(2000);
+        if (states.includes(info.state)) return info;
+        last = `state ${info.state}`;
+      } catch (e) {
+        last = (e as Error).message;
+      }
+    }
+    if (exited()) throw unavailable(`nydusd (API ${client.socket}) exited before reaching ${states.join("/")} (${last})`);
+    if (Date.now() > deadline) throw unavailable(`nydusd (API ${client.socket}) did not reach ${states.join("/")} in ${timeoutMs} ms (${last})`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Liveness of one daemon (§4.4): holds a connection to its API socket and calls `onDeath`
+ * once when the kernel closes it (the daemon died), unless {@link Watch.stop} was called.
+ * Connecting retries 20 × 100 ms; failing that counts as a death.
+ */
+export class Watch {
+  private sock: Socket | undefined;
+  private stopped = false;
+
+  private constructor(private readonly onDeath: () => void) {}
+
+  static async start(socketPath: string, onDeath: () => void): Promise<Watch> {
+    const w = new Watch(onDeath);
+    for (let i = 0; i < 20; i++) {
+      const s = await new Promise<Socket | undefined>((resolve) => {
+        const c = connect(socketPath);
+        c.once("connect", () => resolve(c));
+        c.once("error", () => resolve(undefined));
+      });
+      if (s) {
+        w.sock = s;
+        s.on("error", () => {});
+        s.on("data", () => {});
+        s.once("close", () => {
+          if (!w.stopped) w.onDeath();
+        });
+        return w;
+      }
+      await sleep(100);
+    }
+    queueMicrotask(() => w.onDeath());
+    return w;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.sock?.destroy();
+  }
+}
+
+/**
+ * Clears what a dead daemon left (§4.4 ClearVestige): detaches its mounts — the mountpoint,
+ * mounts below it (shared instances) and the blobfs mounts in `runDir` — found in
+ * `/proc/self/mountinfo` (a dead FUSE mount fails stat, so mountinfo is the only truth), then
+ * removes `runDir` and the API socket file. Failures are logged, not thrown.
+ */
+export async function clearVestige(row: DaemonRow, runDir: string, log: Logger): Promise<void> {
+  const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+  const doomed = mountPoints()
+    .filter((p) => under(p, row.mountpoint) || under(p, runDir))
+    .reverse(); // children first
+  for (const p of doomed) {
+    try {
+      await umountAsync(p, UmountFlags.MNT_DETACH);
+    } catch (e) {
+      log.warn(`clear vestige of daemon ${row.id}: umount ${p}: ${(e as Error).message}`);
+    }
+  }
+  rmSync(runDir, { recursive: true, force: true });
+  rmSync(row.apiSocket, { force: true });
+}
+
+/** Waits (up to `timeoutMs`) until `pid` is gone; true when it is. */
+export async function waitPidGone(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (pidAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}

@@ -1,0 +1,53 @@
+import { existsSync } from "node:fs";
+import type { Config } from "../config/index.ts";
+import { failedPrecondition } from "../errdefs/index.ts";
+import type { Logger } from "../log/index.ts";
+import { Manager, type NydusdCommand, NydusFs } from "../manager/index.ts";
+import type { DaemonStore } from "../store/index.ts";
+
+/** `[daemon] nydusd_path` as packaged: the link to rafsnap's own binary. */
+export const PACKAGED_NYDUSD = "/usr/libexec/rafsnap/nydusd";
+
+/**
+ * How to run nydusd: `[daemon] nydusd_path` when that file exists (the real nydusd works the
+ * same); when it is the packaged default and missing (running from a build tree), rafsnap's
+ * own executable in `nydusd` mode. FailedPrecondition naming the key for any other missing
+ * path.
+ */
+export function nydusdCommand(config: Config): NydusdCommand {
+  const path = config.daemon.nydusd_path;
+  if (existsSync(path)) return { cmd: [path] };
+  if (path !== PACKAGED_NYDUSD) {
+    throw failedPrecondition(`[daemon] nydusd_path ${JSON.stringify(path)} does not exist; install nydusd there or point the key at rafsnap's nydusd link (${PACKAGED_NYDUSD})`);
+  }
+  // Compiled: the executable is rafsnap itself. From source: bun + the entry script.
+  const main = Bun.main;
+  return { cmd: main.startsWith("/$bunfs/") ? [process.execPath, "nydusd"] : [process.execPath, main, "nydusd"] };
+}
+
+/** The nydus side of the service: the daemon manager and the RAFS instances. */
+export interface NydusParts {
+  manager: Manager;
+  fs: NydusFs;
+  /** Daemons that could not be brought back at start (id → why). */
+  failed: Map<string, string>;
+}
+
+/**
+ * Builds the nydus side for `[daemon] fs_driver`: `fusedev` gets the daemon manager and
+ * instances (recovered from the store, shared daemon started); `nodev` gets none (plain
+ * overlay snapshots only). FailedPrecondition for `fscache`, `blockdev` and `proxy`, which
+ * this build does not implement (the kernel here has no cachefiles on-demand mode; tarfs and
+ * Kata guest pull are out of scope) — better refused at start than silently unpacked.
+ */
+export async function startNydus(config: Config, store: DaemonStore, logger: Logger): Promise<NydusParts | undefined> {
+  const driver = config.daemon.fs_driver;
+  if (driver === "nodev") return undefined;
+  if (driver !== "fusedev") {
+    throw failedPrecondition(`[daemon] fs_driver = ${JSON.stringify(driver)} is not supported by rafsnap; use "fusedev" (or "nodev" for plain OCI images only)`);
+  }
+  const manager = new Manager({ config, store, logger, nydusd: nydusdCommand(config) });
+  const fs = new NydusFs({ config, manager, store, logger });
+  const failed = await fs.init();
+  return { manager, fs, failed };
+}
