@@ -15,6 +15,7 @@ export const main = defineCommand({
     check: () => import("./check.ts").then((m) => m.default),
     nydusd: () => import("./nydusd.ts").then((m) => m.default),
     convert: () => import("./convert.ts").then((m) => m.default),
+    status: () => import("./status.ts").then((m) => m.default),
   },
 });
 

@@ -24,5 +24,8 @@ export default defineCommand({
     const logger = createLogger({ level: config.log.level, toStdout: config.log.log_to_stdout, dir: config.log.dir });
     for (const w of warnings) logger.warn(w);
     await runUntilSignal(config, logger);
+    // Daemons are detached and unref'd, but a recovery or API call in flight at shutdown may
+    // still hold the event loop: the service has stopped, so the process ends here.
+    process.exit(0);
   },
 });

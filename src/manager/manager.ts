@@ -214,7 +214,7 @@ export class Manager {
       this.log.error(`nydusd ${id} closed its API socket but pid ${l.row.pid} is still there; not recovering it`);
       return;
     }
-    if (policy === "none") return;
+    if (policy === "none" || this.closed) return;
     const p = this.paths(id);
     const done = (async () => {
       if (policy === "failover" && l.supervisor?.has()) {

@@ -59,3 +59,19 @@ function migrate(client: Database, migrations: Migration[]): void {
     }).immediate();
   }
 }
+
+/**
+ * Opens an existing database read-only, without migrating (for `rafsnap status` beside a
+ * running server; WAL lets it read while the server writes). Throws NotFound-like Internal
+ * naming the file when it cannot be opened.
+ */
+export function openDbReadonly(path: string): Db {
+  let client: Database;
+  try {
+    client = new Database(path, { readonly: true, strict: true });
+    client.exec("PRAGMA busy_timeout = 5000");
+  } catch (e) {
+    throw internal(`open database ${path} read-only: ${(e as Error).message}`, e);
+  }
+  return drizzle({ client, schema }) as Db;
+}

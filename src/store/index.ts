@@ -1,5 +1,5 @@
 export { type Clock, type Micros, systemClock } from "./clock.ts";
-export { type Db, openDb } from "./db.ts";
+export { type Db, openDb, openDbReadonly } from "./db.ts";
 export { lockFile, type RootLock } from "./lock.ts";
 export { MetaStore, MetaTx } from "./metastore.ts";
 export { embeddedMigrations, journalTags, type Migration } from "./migrations.ts";

@@ -130,6 +130,10 @@ export interface CriHarness {
   runPod(name: string, opts?: { labels?: Record<string, string> }): Promise<CriPod>;
   /** CreateContainer + StartContainer in `pod`; the image must have been pulled. */
   startContainer(pod: CriPod, spec: ContainerSpec): Promise<CriContainer>;
+  /** CreateContainer only (the snapshot is prepared; nothing runs yet). */
+  createContainer(pod: CriPod, spec: ContainerSpec): Promise<CriContainer>;
+  /** StartContainer of a created container. */
+  startCreated(c: CriContainer): Promise<void>;
   /** ContainerStatus of a container. */
   containerStatus(id: string): Promise<ContainerStatus>;
   /** Polls ContainerStatus until the container has exited; returns that status. */
@@ -347,6 +351,21 @@ export function criHarness(ctd: Containerd, opts: CriHarnessOptions): CriHarness
     },
 
     async startContainer(pod, spec) {
+      const c = await this.createContainer(pod, spec);
+      try {
+        await this.startCreated(c);
+      } catch (err) {
+        await runtime.removeContainer({ containerId: c.id }, call).catch(() => {});
+        throw err;
+      }
+      return c;
+    },
+
+    async startCreated(c) {
+      await explain(`StartContainer ${c.name}`, runtime.startContainer({ containerId: c.id }, call));
+    },
+
+    async createContainer(pod, spec) {
       const name = spec.name ?? `c${++containers}`;
       const logRel = `${name}_0.log`;
       const created = await explain(
@@ -376,12 +395,6 @@ export function criHarness(ctd: Containerd, opts: CriHarnessOptions): CriHarness
         ),
       );
       const id = created.containerId;
-      try {
-        await explain(`StartContainer ${name}`, runtime.startContainer({ containerId: id }, call));
-      } catch (err) {
-        await runtime.removeContainer({ containerId: id }, call).catch(() => {});
-        throw err;
-      }
       return { id, name, podId: pod.id, logPath: join(pod.logDir, logRel) };
     },
 

@@ -10,7 +10,7 @@ import { Cleanup } from "../harness/cleanup.ts";
 import { type Containerd, startContainerd } from "../harness/containerd.ts";
 import { type CriHarness, criHarness } from "../harness/cri.ts";
 import { BUILD_IMAGES } from "../harness/images.ts";
-import { isAlive, run, stopPid } from "../harness/process.ts";
+import { isAlive, run, stopPid, waitFor } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
 import { requireBinary } from "./binary.ts";
 import { rafsnapCli, type RafsnapServer, startRafsnap } from "./rafsnap.ts";
@@ -115,6 +115,12 @@ export async function startNydusNode(opts: NydusNodeOptions): Promise<NydusNode>
       async restartRafsnap() {
         for (const p of daemonPids()) killed.add(p);
         rafsnap = await startRafsnap(rdir, { root, args });
+        // containerd's proxy client reconnects with a backoff; calls fail until it has.
+        await waitFor(
+          "containerd reconnected to rafsnap",
+          async () => (await ctd.ctr(["snapshots", "--snapshotter", "nydus", "ls"], { namespace: "k8s.io" })).code === 0,
+          30_000,
+        );
         return rafsnap;
       },
       daemonPids,

@@ -1,0 +1,120 @@
+// Restarts and crashes with nydus images running (daemon modes dedicated and shared, recover
+// policy restart): rafsnap killed alone keeps every mount and its daemons; rafsnap and its
+// daemons killed together come back with the same daemon ids; a daemon killed under a live
+// rafsnap is restarted; a deleted bootstrap is found by the readiness check at start, reported
+// by `rafsnap status`, and refused with a clear error while other images keep working.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { mountsUnder } from "../harness/cleanup.ts";
+import type { CriContainer, CriPod } from "../harness/cri.ts";
+import { HELLO } from "../harness/images.ts";
+import { isAlive, waitFor } from "../harness/process.ts";
+import { type NydusNode, startNydusNode } from "../support/nydus-node.ts";
+import { rafsnapCli } from "../support/rafsnap.ts";
+
+const isRoot = process.getuid?.() === 0;
+const LOOP = ["sh", "-c", "while true; do cat /data/hello; sleep 0.2; done"];
+
+for (const mode of ["dedicated", "shared"] as const) {
+  describe.skipIf(!isRoot)(`nydus recovery (daemon_mode ${mode}, recover_policy restart)`, () => {
+    let node: NydusNode;
+    let pod: CriPod;
+    let looper: CriContainer;
+    let busybox = "";
+
+    const blobfsMounts = () => mountsUnder(node.root).filter((m) => m.fsType === "fuse.rafsnap-blobfs").length;
+    const daemons = () => node.rows<{ id: string; pid: number }>("SELECT id, pid FROM daemons ORDER BY id");
+    const hello = async (c: CriContainer) => {
+      const lines = await node.cri.waitForLog(c.id, (l) => l.length >= 1);
+      expect(lines[0]?.text).toBe(HELLO);
+    };
+    /** The looping container's output keeps coming and stays right. */
+    const looperAlive = async () => {
+      const before = (await node.cri.waitForLog(looper.id, (l) => l.length > 0)).length;
+      const lines = await node.cri.waitForLog(looper.id, (l) => l.length >= before + 3);
+      expect(lines.every((l) => l.text === HELLO)).toBe(true);
+    };
+
+    beforeAll(async () => {
+      node = await startNydusNode({ daemonMode: mode });
+      busybox = `${node.registry.host}/busybox:nydus`;
+      await node.cri.pullImage(node.images.nydus);
+      await node.cri.pullImage(busybox);
+      pod = await node.cri.runPod(`recovery-${mode}`);
+      looper = await node.cri.startContainer(pod, { image: node.images.nydus, command: LOOP });
+      await node.cri.waitForLog(looper.id, (l) => l.length > 0);
+    }, 180_000);
+    afterAll(() => node?.stop());
+
+    test("SIGKILL rafsnap only: mounts and daemons stay; a container created before starts", async () => {
+      const c1 = await node.cri.createContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
+      const mounts = blobfsMounts();
+      expect(mounts).toBe(1); // one image mounted: one blobfs in either mode
+      const before = daemons();
+      process.kill(node.rafsnap.proc.pid, "SIGKILL");
+      await node.rafsnap.proc.exited;
+      await node.restartRafsnap();
+      expect(daemons()).toEqual(before);
+      expect(blobfsMounts()).toBe(mounts);
+      await node.cri.startCreated(c1);
+      await hello(c1);
+      await looperAlive();
+    }, 120_000);
+
+    test("SIGKILL rafsnap and every daemon: restart brings the daemons back; a created container starts", async () => {
+      const c2 = await node.cri.createContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
+      const before = daemons();
+      process.kill(node.rafsnap.proc.pid, "SIGKILL");
+      for (const d of before) process.kill(d.pid, "SIGKILL");
+      await node.rafsnap.proc.exited;
+      await waitFor("daemons gone", () => before.every((d) => !isAlive(d.pid)), 10_000);
+      await node.restartRafsnap();
+      const after = daemons();
+      expect(after.map((d) => d.id)).toEqual(before.map((d) => d.id));
+      expect(after.every((d, i) => d.pid !== before[i]?.pid && isAlive(d.pid))).toBe(true);
+      await node.cri.startCreated(c2);
+      await hello(c2);
+    }, 120_000);
+
+    test("recover policy restart: a killed daemon is started again; new containers start", async () => {
+      const before = daemons();
+      for (const d of before) process.kill(d.pid, "SIGKILL");
+      await waitFor(
+        "daemons restarted",
+        () => {
+          const now = daemons();
+          return now.length === before.length && now.every((d, i) => d.pid !== before[i]?.pid && isAlive(d.pid));
+        },
+        20_000,
+      );
+      const c3 = await node.cri.startContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
+      await hello(c3);
+    }, 120_000);
+
+    test("readiness check: a deleted bootstrap is reported and refused; other images work", async () => {
+      const metas = node.rows<{ id: number; labels: string }>("SELECT id, labels FROM snapshots WHERE kind = 'committed'");
+      const meta = metas.find((m) => {
+        const l = JSON.parse(m.labels) as Record<string, string>;
+        return "containerd.io/snapshot/nydus-bootstrap" in l && l["containerd.io/snapshot/cri.image-ref"] === busybox;
+      });
+      expect(meta).toBeDefined();
+      rmSync(join(node.root, "snapshots", String(meta?.id), "fs", "image", "image.boot"));
+      expect(await node.rafsnap.stop()).toBe(0);
+      await node.restartRafsnap();
+      const st = await rafsnapCli(["status", "--root", node.root]);
+      expect(st.code).toBe(1);
+      expect(st.stdout).toContain(busybox);
+      expect(st.stdout).toContain("is missing");
+      let err = "";
+      await node.cri.startContainer(pod, { image: busybox, command: ["true"] }).catch((e) => {
+        err = String(e);
+      });
+      expect(err).toContain("bootstrap");
+      expect(err).toContain("pull it again");
+      const ok = await node.cri.startContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
+      await hello(ok);
+      await looperAlive();
+    }, 120_000);
+  });
+}
