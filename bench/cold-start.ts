@@ -23,7 +23,8 @@
 //     file holds the first line (polled every 20 ms; the harness's waitForLog polls at 100 ms).
 //   - after: wait for exit, read the proxy's byte count, remove the pod, RemoveImage and a
 //     synchronous containerd GC (rafsnap's Cleanup then empties its blob cache and stops the
-//     image's nydusd).
+//     image's nydusd); nydusd pids still alive and mounts left under rafsnap's root are
+//     listed after the tables.
 // Prints per-repetition times (pull / create+start / first line) and bytes, then median, min
 // and max of each variant and the ratio rafsnap/overlayfs next to the goals (time ≤ 0.1×
 // overlayfs, bytes pulled by rafsnap ≤ 4 MB). Set RAFSNAP_KEEP_TMP=1 to keep the directory
@@ -32,7 +33,7 @@ import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RegistryClient } from "../src/registry/index.ts";
-import { Cleanup } from "../test/harness/cleanup.ts";
+import { Cleanup, mountsUnder } from "../test/harness/cleanup.ts";
 import { type Containerd, CRI_NAMESPACE, startContainerd } from "../test/harness/containerd.ts";
 import { type CriHarness, criHarness, parseCriLog } from "../test/harness/cri.ts";
 import { startFlakyProxy } from "../test/harness/flaky-proxy.ts";
@@ -169,6 +170,7 @@ async function main(): Promise<void> {
     // Daemons are detached and outlive rafsnap: stop the recorded ones (and any seen before).
     const seenDaemons = new Set<number>();
     const leaked: number[] = [];
+    const leftMounts = new Set<string>();
     cleanup.defer("nydusd daemons", async () => {
       for (const pid of new Set([...daemonPids(), ...seenDaemons])) if (pid > 0 && isAlive(pid)) await stopPid(pid);
     });
@@ -184,6 +186,7 @@ async function main(): Promise<void> {
         content: (await ctd.ctrOk(["content", "ls", "-q"], o)).split("\n").filter(Boolean).length,
         snapshots: (await ctd.snapshots(snapshotter, o)).length,
       });
+      await ctd.gc(o); // the import leaves garbage that an asynchronous GC would remove later
       const base = await counts();
       return {
         name,
@@ -228,6 +231,7 @@ async function main(): Promise<void> {
       await v.cri.removeImage(v.ref);
       await v.ctd.gc({ namespace: CRI_NAMESPACE });
       for (const p of daemons) if (isAlive(p)) leaked.push(p);
+      if (v.snapshotter === "nydus") for (const m of mountsUnder(root)) leftMounts.add(`${m.fsType} ${m.mountPoint}`);
       return { pull: (tPull - t0) / 1000, started: (tStarted - t0) / 1000, first: (t1 - t0) / 1000, bytes };
     };
 
@@ -277,6 +281,7 @@ async function main(): Promise<void> {
     console.log(`| pulled from registry, median MB | ${mb(ba.med)} | ${mb(bb.med)} | ${(bb.med / ba.med).toFixed(4)}× | rafsnap ≤ 4 MB | ${bb.max <= 4e6 ? "yes" : "no"} |`);
     console.log(`| pulled from registry, min / max MB | ${mb(ba.min)} / ${mb(ba.max)} | ${mb(bb.min)} / ${mb(bb.max)} | – | – | – |`);
     if (leaked.length) console.log(`\nnydusd daemons still alive after RemoveImage + GC: ${[...new Set(leaked)].join(", ")}`);
+    if (leftMounts.size) console.log(`\nmounts left under rafsnap's root after RemoveImage + GC:\n${[...leftMounts].join("\n")}`);
     log("done");
   } finally {
     await cleanup.run();

@@ -142,6 +142,7 @@ export class Manager {
     const attempt = (async () => {
       const p = this.paths(row.id);
       mkdirSync(dirname(row.apiSocket), { recursive: true, mode: 0o700 });
+      if (row.supervisorPath) mkdirSync(dirname(row.supervisorPath), { recursive: true, mode: 0o700 });
       if (row.mode === "shared") mkdirSync(row.mountpoint, { recursive: true, mode: 0o755 });
       const client = new NydusdClient(row.apiSocket);
       let child: ChildProcess | undefined;
@@ -220,6 +221,7 @@ export class Manager {
       if (policy === "failover" && l.supervisor?.has()) {
         await this.start(l.row, { takeover: true, recovering: true });
       } else {
+        if (policy === "failover") this.log.warn(`nydusd ${id}: the supervisor holds no state; restarting it instead (its mounts are lost)`);
         await clearVestige(l.row, p.runDir, this.log);
         await this.start(l.row, { recovering: true });
         await this.remountInstances(l.row);

@@ -118,3 +118,52 @@ for (const mode of ["dedicated", "shared"] as const) {
     }, 120_000);
   });
 }
+
+// Failover: the supervisor holds each daemon's FUSE descriptor and state; a successor takes
+// over, so a running container never notices. The page cache is dropped before each kill so
+// the reads really reach the daemon.
+for (const mode of ["dedicated", "shared"] as const) {
+  describe.skipIf(!isRoot)(`nydus failover (daemon_mode ${mode}, recover_policy failover)`, () => {
+    let node: NydusNode;
+    beforeAll(async () => {
+      node = await startNydusNode({ daemonMode: mode, recoverPolicy: "failover" });
+    }, 180_000);
+    afterAll(() => node?.stop());
+
+    test("a container reading in a loop sees no error while its daemon is killed twice", async () => {
+      const { cri } = node;
+      await cri.pullImage(node.images.nydus);
+      const pod = await cri.runPod(`failover-${mode}`);
+      const reader = await cri.startContainer(pod, {
+        image: node.images.nydus,
+        command: ["sh", "-c", "while true; do cat /data/hello /data/dir/a || echo READ-ERROR; sleep 0.05; done"],
+      });
+      await cri.waitForLog(reader.id, (l) => l.length >= 4);
+      const daemons = () => node.rows<{ id: string; pid: number }>("SELECT id, pid FROM daemons");
+      for (let round = 0; round < 2; round++) {
+        const before = daemons();
+        expect(before.length).toBe(1);
+        await Bun.write("/proc/sys/vm/drop_caches", "3");
+        process.kill(before[0]?.pid as number, "SIGKILL");
+        await waitFor(
+          "successor daemon",
+          () => {
+            const now = daemons();
+            return now.length === 1 && now[0]?.pid !== before[0]?.pid && isAlive(now[0]?.pid as number);
+          },
+          20_000,
+        );
+        const seen = (await cri.waitForLog(reader.id, () => true)).length;
+        await Bun.write("/proc/sys/vm/drop_caches", "3");
+        await cri.waitForLog(reader.id, (l) => l.length >= seen + 6);
+      }
+      const lines = await cri.waitForLog(reader.id, () => true);
+      const bad = lines.filter((l) => l.text !== HELLO && l.text !== "a from layer 1");
+      expect(bad).toEqual([]);
+      // The successor serves new containers too.
+      const fresh = await cri.startContainer(pod, { image: node.images.nydus, command: ["cat", "/data/dir/b"] });
+      const out = await cri.waitForLog(fresh.id, (l) => l.length >= 1);
+      expect(out[0]?.text).toBe("b from layer 1");
+    }, 120_000);
+  });
+}
