@@ -212,7 +212,15 @@ export class Manager {
     const policy = this.cfg.daemon.recover_policy;
     this.log.warn(`nydusd ${id} (pid ${l.row.pid}) died; recover policy ${policy}`);
     if (!(await waitPidGone(l.row.pid, 5000))) {
-      this.log.error(`nydusd ${id} closed its API socket but pid ${l.row.pid} is still there; not recovering it`);
+      // The connection closed but the process lives: if it still answers, watch it again.
+      const alive = await l.client.info(2000).then((i) => i.state === "RUNNING", () => false);
+      if (alive && !this.closed) {
+        this.log.warn(`nydusd ${id}: the liveness connection closed but the daemon answers RUNNING; watching it again`);
+        l.dead = false;
+        l.watch = await Watch.start(l.row.apiSocket, () => void this.onDeath(id));
+      } else {
+        this.log.error(`nydusd ${id} closed its API socket but pid ${l.row.pid} is still there and does not answer; not recovering it`);
+      }
       return;
     }
     if (policy === "none" || this.closed) return;

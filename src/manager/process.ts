@@ -85,14 +85,23 @@ export async function waitForState(
   }
 }
 
+/** How often the liveness connection asks `GET /api/v1/daemon` (see {@link Watch}). */
+const KEEPALIVE_MS = 4000;
+
 /**
  * Liveness of one daemon (§4.4): holds a connection to its API socket and calls `onDeath`
  * once when the kernel closes it (the daemon died), unless {@link Watch.stop} was called.
  * Connecting retries 20 × 100 ms; failing that counts as a death.
+ *
+ * The connection sends a keep-alive `GET /api/v1/daemon` every few seconds (answers are
+ * discarded): Bun's HTTP server — the built-in daemon's — closes a connection that has been
+ * idle for about 12 s whatever its idle timeout says (measured), which would look like a
+ * death. A daemon that never closes idle connections (the real nydusd) just answers.
  */
 export class Watch {
   private sock: Socket | undefined;
   private stopped = false;
+  private timer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(private readonly onDeath: () => void) {}
 
@@ -109,8 +118,11 @@ export class Watch {
         s.on("error", () => {});
         s.on("data", () => {});
         s.once("close", () => {
+          clearInterval(w.timer);
           if (!w.stopped) w.onDeath();
         });
+        w.timer = setInterval(() => s.write("GET /api/v1/daemon HTTP/1.1\r\nHost: localhost\r\n\r\n"), KEEPALIVE_MS);
+        w.timer.unref();
         return w;
       }
       await sleep(100);
@@ -121,6 +133,7 @@ export class Watch {
 
   stop(): void {
     this.stopped = true;
+    clearInterval(this.timer);
     this.sock?.destroy();
   }
 }

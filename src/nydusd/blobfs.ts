@@ -111,6 +111,12 @@ export class Blobfs implements ReadonlyFs {
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly byIno = new Map<bigint, Slot>();
   private readonly byId = new Map<string, Slot>();
+  /**
+   * Every blob id ever served → its inode. A blob served again (an image removed and pulled
+   * again) gets its old inode back: the kernel may still hold the name → inode mapping in its
+   * dentry cache, and a new number would make reads through that dentry fail.
+   */
+  private readonly inoHistory = new Map<string, bigint>();
   private nextIno = 2n;
   private readonly log: Logger;
   /** blake3 in WebAssembly for digest checks (created once per blobfs, on first use). */
@@ -134,8 +140,9 @@ export class Blobfs implements ReadonlyFs {
     }
     // A successor taking over a live FUSE connection must keep the inode numbers the kernel
     // already knows (`ino`); otherwise the next free one.
-    const slot: Slot = { ino: ino ?? this.nextIno, blob, backend, refs: 1 };
+    const slot: Slot = { ino: ino ?? this.inoHistory.get(blob.entry.blobId) ?? this.nextIno, blob, backend, refs: 1 };
     if (slot.ino >= this.nextIno) this.nextIno = slot.ino + 1n;
+    this.inoHistory.set(blob.entry.blobId, slot.ino);
     this.byIno.set(slot.ino, slot);
     this.byId.set(blob.entry.blobId, slot);
   }

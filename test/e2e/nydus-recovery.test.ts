@@ -38,7 +38,7 @@ for (const mode of ["dedicated", "shared"] as const) {
 
     beforeAll(async () => {
       node = await startNydusNode({ daemonMode: mode });
-      busybox = `${node.registry.host}/busybox:nydus`;
+      busybox = node.images.busybox;
       await node.cri.pullImage(node.images.nydus);
       await node.cri.pullImage(busybox);
       pod = await node.cri.runPod(`recovery-${mode}`);

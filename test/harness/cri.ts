@@ -431,11 +431,22 @@ export function criHarness(ctd: Containerd, opts: CriHarnessOptions): CriHarness
     },
 
     async stopAndRemoveContainer(id, timeoutSec = 0) {
-      try {
-        await runtime.stopContainer({ containerId: id, timeout: BigInt(timeoutSec) }, call);
-        await runtime.removeContainer({ containerId: id }, call);
-      } catch (err) {
-        if (!isNotFound(err)) throw new Error(`CRI stop/remove container ${id}: ${(err as Error).message}\n${ctd.logTail(3000)}`, { cause: err });
+      // A container that is exiting on its own races StopContainer inside containerd 1.6
+      // ("ttrpc: closed", "container is still running"): try again until it settles.
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        try {
+          await runtime.stopContainer({ containerId: id, timeout: BigInt(timeoutSec) }, call);
+          await runtime.removeContainer({ containerId: id }, call);
+          return;
+        } catch (err) {
+          if (isNotFound(err)) return;
+          const racy = /ttrpc: closed|still running/.test((err as Error).message);
+          if (!racy || Date.now() > deadline) {
+            throw new Error(`CRI stop/remove container ${id}: ${(err as Error).message}\n${ctd.logTail(3000)}`, { cause: err });
+          }
+          await Bun.sleep(200);
+        }
       }
     },
 

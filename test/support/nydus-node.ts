@@ -4,9 +4,11 @@
 // the CRI harness. Daemons rafsnap starts are detached by design (they outlive it); `stop()`
 // stops exactly the pids rafsnap recorded in its database, then everything else.
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup } from "../harness/cleanup.ts";
+import { noise, pushDirImage } from "../harness/oci-image.ts";
 import { type Containerd, startContainerd } from "../harness/containerd.ts";
 import { type CriHarness, criHarness } from "../harness/cri.ts";
 import { BUILD_IMAGES } from "../harness/images.ts";
@@ -14,6 +16,9 @@ import { isAlive, run, stopPid, waitFor } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
 import { requireBinary } from "./binary.ts";
 import { rafsnapCli, type RafsnapServer, startRafsnap } from "./rafsnap.ts";
+
+/** Size of `/big` in the `big` image. */
+export const BIG_BYTES = 16 << 20;
 
 /** Options of {@link startNydusNode}. */
 export interface NydusNodeOptions {
@@ -34,7 +39,7 @@ export interface NydusNode {
   root: string;
   cacheDir: string;
   /** `multi:v1` as OCI and as nydus (`multi:nydus`), refs in the local registry. */
-  images: { oci: string; nydus: string };
+  images: { oci: string; nydus: string; busybox: string; big: string };
   /** Starts rafsnap again on the same root and socket (after it was stopped or killed). */
   restartRafsnap(): Promise<RafsnapServer>;
   /** Pids of the daemons rafsnap recorded. */
@@ -52,10 +57,23 @@ export async function startNydusNode(opts: NydusNodeOptions): Promise<NydusNode>
     const registry = cleanup.add("registry", await startRegistry(join(dir, "registry")));
     const b = await run(["bash", BUILD_IMAGES, join(dir, "img"), registry.host], { timeoutMs: 60_000 });
     if (b.code !== 0) throw new Error(`build-image.sh: ${b.stderr}`);
-    const images = { oci: `${registry.host}/multi:v1`, nydus: `${registry.host}/multi:nydus` };
+    const images = {
+      oci: `${registry.host}/multi:v1`,
+      nydus: `${registry.host}/multi:nydus`,
+      busybox: `${registry.host}/busybox:nydus`,
+      big: `${registry.host}/big:nydus`,
+    };
     const conv = await rafsnapCli(["convert", "--source", images.oci, "--target", images.nydus]);
     if (conv.code !== 0) throw new Error(`convert: ${conv.stderr}`);
-    for (const name of ["busybox:single"]) {
+    // big:v1 — busybox and a 16 MiB file of noise, for usage and lazy-read checks.
+    const tree = join(dir, "big-tree");
+    mkdirSync(join(tree, "bin"), { recursive: true });
+    writeFileSync(join(tree, "bin/busybox"), readFileSync(process.env.BUSYBOX ?? "/bin/busybox"), { mode: 0o755 });
+    for (const a of ["sh", "cat", "wc", "sleep"]) symlinkSync("busybox", join(tree, "bin", a));
+    writeFileSync(join(tree, "big"), noise(BIG_BYTES));
+    writeFileSync(join(tree, "small"), "small file of the big image\n");
+    await pushDirImage(new RegistryClient(registry.host), "big", "v1", tree, join(dir, "big-layer"));
+    for (const name of ["busybox:single", "big:v1"]) {
       const [repo] = name.split(":");
       const c = await rafsnapCli(["convert", "--source", `${registry.host}/${name}`, "--target", `${registry.host}/${repo}:nydus`]);
       if (c.code !== 0) throw new Error(`convert ${name}: ${c.stderr}`);
