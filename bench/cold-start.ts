@@ -2,7 +2,7 @@
 // built-in overlayfs snapshotter with an OCI image vs rafsnap (proxy snapshotter "nydus") with
 // the nydus conversion of the same image, in the same run. Root only.
 //
-//   bun bench/cold-start.ts [--reps 5] [--size-mib 500] [--drop-caches 1]
+//   bun bench/cold-start.ts [--reps 5] [--size-mib 500] [--drop-caches 1] [--direct 1]
 //
 // The image: one layer of `--size-mib` MiB of incompressible noise in several files
 // (/data/noise-NN, distinct seeds, so nothing dedups), busybox-static and /data/small.txt;
@@ -14,8 +14,11 @@
 // containerd 1.6's CRI has one snapshotter per config, so there are two private containerds
 // (each with CRI, its own dir and sandbox image): one on overlayfs, one with rafsnap as proxy
 // plugin "nydus" (daemon_mode dedicated, nydusd_path = a link `nydusd` → dist/rafsnap, like
-// test/support/nydus-node.ts). One untimed warm-up each, then `--reps` repetitions,
-// alternating the order (a b, b a, …). One repetition:
+// test/support/nydus-node.ts). With `--direct 1` (default) a control variant runs too:
+// overlayfs pulling `cold:oci` from the registry itself, not through the proxy (time only),
+// because the proxy buffers every blob whole before answering, which delays overlayfs'
+// download by seconds but rafsnap's small range reads hardly at all. One untimed warm-up
+// each, then `--reps` repetitions, rotating the order (a b d, b d a, …). One repetition:
 //   - before: the image is unknown to CRI, containerd's content and snapshots are back to the
 //     baseline (sandbox image only), and for rafsnap `<root>/cache` is empty — else it fails;
 //     then `sync; echo 3 > drop_caches` (unless `--drop-caches 0`); then RunPodSandbox.
@@ -89,7 +92,7 @@ interface Variant {
   snapshotter: string;
   ref: string;
   /** Throws unless the node is back to its baseline (called before every repetition). */
-  checkCold(): Promise<void>;
+  checkCold(ref: string): Promise<void>;
 }
 
 /** One repetition's result: seconds from t0 to the end of each phase, blob bytes pulled. */
@@ -112,6 +115,7 @@ async function main(): Promise<void> {
   const reps = arg("reps", 5);
   const sizeMib = arg("size-mib", 500);
   const drop = arg("drop-caches", 1) !== 0;
+  const direct = arg("direct", 1) !== 0;
   const t00 = performance.now();
   const log = (s: string) => console.error(`[${((performance.now() - t00) / 1000).toFixed(1)} s] ${s}`);
   const cleanup = new Cleanup();
@@ -194,7 +198,7 @@ async function main(): Promise<void> {
         cri,
         snapshotter,
         ref,
-        async checkCold() {
+        async checkCold(ref) {
           if (await cri.imageStatus(ref)) throw new Error(`${name}: ${ref} is still known to CRI`);
           const now = await counts();
           if (now.content !== base.content || now.snapshots !== base.snapshots) {
@@ -208,10 +212,14 @@ async function main(): Promise<void> {
     };
     const a = await variant("overlayfs (OCI)", "overlayfs", refs.oci);
     const b = await variant("rafsnap (nydus)", "nydus", refs.nydus, { nydus: rafsnap.socket });
+    // Control: the same overlayfs pull straight from the registry. The counting proxy buffers
+    // each blob whole before it answers, which delays the first byte of the big OCI layer.
+    const d: Variant | undefined = direct ? { ...a, name: "overlayfs (OCI), no proxy", ref: `${reg.host}/cold:oci` } : undefined;
+    const all = d ? [a, b, d] : [a, b];
 
     let pods = 0;
     const once = async (v: Variant): Promise<Sample> => {
-      await v.checkCold();
+      await v.checkCold(v.ref);
       if (drop) dropCaches();
       const pod = await v.cri.runPod(`cold-${v.snapshotter}-${pods++}`);
       proxy.resetCounters();
@@ -236,21 +244,19 @@ async function main(): Promise<void> {
     };
 
     log(`warm-up (not recorded); OCI layer ${(sizes.oci / 1e6).toFixed(1)} MB, nydus blobs ${(sizes.nydus / 1e6).toFixed(1)} MB, convert ${convS.toFixed(1)} s`);
-    for (const v of [a, b]) await once(v);
-    const samples = new Map<Variant, Sample[]>([
-      [a, []],
-      [b, []],
-    ]);
+    for (const v of all) await once(v);
+    const samples = new Map<Variant, Sample[]>(all.map((v) => [v, []]));
     for (let i = 0; i < reps; i++) {
-      for (const v of i % 2 ? [b, a] : [a, b]) {
+      // rotate the order each repetition (a b d, b d a, d a b, …; a b, b a without d)
+      for (const v of [...all.slice(i % all.length), ...all.slice(0, i % all.length)]) {
         const s = await once(v);
         samples.get(v)?.push(s);
         log(`rep ${i + 1}/${reps} ${v.name}: first line ${s.first.toFixed(3)} s, pulled ${(s.bytes / 1e6).toFixed(2)} MB`);
       }
     }
 
-    const sa = samples.get(a) as Sample[];
-    const sb = samples.get(b) as Sample[];
+    const of = (v: Variant) => samples.get(v) as Sample[];
+    const [sa, sb] = [of(a), of(b)];
     const ta = stats(sa.map((s) => s.first));
     const tb = stats(sb.map((s) => s.first));
     const ba = stats(sa.map((s) => s.bytes));
@@ -266,11 +272,9 @@ async function main(): Promise<void> {
     console.log("| rep | variant | pull s | + create/start s | first line s | pulled MB |");
     console.log("| ---: | --- | ---: | ---: | ---: | ---: |");
     for (let i = 0; i < reps; i++) {
-      for (const [v, s] of [
-        [a, sa[i]],
-        [b, sb[i]],
-      ] as const) {
-        if (s) console.log(`| ${i + 1} | ${v.name} | ${sec(s.pull)} | ${sec(s.started - s.pull)} | ${sec(s.first)} | ${mb(s.bytes)} |`);
+      for (const v of all) {
+        const s = of(v)[i];
+        if (s) console.log(`| ${i + 1} | ${v.name} | ${sec(s.pull)} | ${sec(s.started - s.pull)} | ${sec(s.first)} | ${v === d ? "–" : mb(s.bytes)} |`);
       }
     }
     console.log();
@@ -278,8 +282,13 @@ async function main(): Promise<void> {
     console.log("| --- | ---: | ---: | ---: | --- | --- |");
     console.log(`| time to first line, median s | ${sec(ta.med)} | ${sec(tb.med)} | ${timeRatio.toFixed(3)}× | ≤ 0.1× overlayfs | ${timeRatio <= 0.1 ? "yes" : "no"} |`);
     console.log(`| time to first line, min / max s | ${sec(ta.min)} / ${sec(ta.max)} | ${sec(tb.min)} / ${sec(tb.max)} | – | – | – |`);
-    console.log(`| pulled from registry, median MB | ${mb(ba.med)} | ${mb(bb.med)} | ${(bb.med / ba.med).toFixed(4)}× | rafsnap ≤ 4 MB | ${bb.max <= 4e6 ? "yes" : "no"} |`);
+    console.log(`| pulled from registry, median MB | ${mb(ba.med)} | ${mb(bb.med)} | ${(bb.med / ba.med).toFixed(4)}× | rafsnap ≤ 4 MB (every rep) | ${bb.max <= 4e6 ? "yes" : "no"} |`);
     console.log(`| pulled from registry, min / max MB | ${mb(ba.min)} / ${mb(ba.max)} | ${mb(bb.min)} / ${mb(bb.max)} | – | – | – |`);
+    if (d) {
+      const td = stats(of(d).map((s) => s.first));
+      const r = tb.med / td.med;
+      console.log(`| control: overlayfs pulling from the registry directly (no proxy), time median (min / max) s | ${sec(td.med)} (${sec(td.min)} / ${sec(td.max)}) | ${sec(tb.med)} | ${r.toFixed(3)}× | ≤ 0.1× overlayfs | ${r <= 0.1 ? "yes" : "no"} |`);
+    }
     if (leaked.length) console.log(`\nnydusd daemons still alive after RemoveImage + GC: ${[...new Set(leaked)].join(", ")}`);
     if (leftMounts.size) console.log(`\nmounts left under rafsnap's root after RemoveImage + GC:\n${[...leftMounts].join("\n")}`);
     log("done");

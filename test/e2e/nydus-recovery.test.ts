@@ -114,7 +114,8 @@ for (const mode of ["dedicated", "shared"] as const) {
       expect(err).toContain("pull it again");
       const ok = await node.cri.startContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
       await hello(ok);
-      await looperAlive();
+      // (The looping container is not checked any more: with recover_policy restart, the
+      // daemon killed above took its mount with it — failover is what keeps it, tested below.)
     }, 120_000);
   });
 }
