@@ -1,0 +1,136 @@
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { DaemonRow } from "../store/index.ts";
+import { daemonPaths, newDaemonId, nydusdArgs } from "./command.ts";
+import { instanceConfig, loadTemplate, pickMirror } from "./daemon-config.ts";
+import { blobIdOfCacheFile } from "./filesystem.ts";
+
+const row = (over: Partial<DaemonRow> = {}): DaemonRow => ({
+  id: "d1",
+  pid: 0,
+  apiSocket: "/r/socket/d1/api.sock",
+  mode: "dedicated",
+  fsDriver: "fusedev",
+  mountpoint: "/r/snapshots/5/mnt",
+  configDir: "/r/config/d1",
+  bootstrap: "/r/snapshots/5/fs/image/image.boot",
+  supervisorPath: null,
+  logDir: "/r/logs/d1",
+  logLevel: "info",
+  logToStdout: false,
+  logRotationSize: 100,
+  threadNum: 0,
+  failoverPolicy: "resend",
+  createdAt: 0,
+  ...over,
+});
+
+describe("nydusd command lines (nydus-facts §4.3)", () => {
+  test("dedicated, restart policy, log file", () => {
+    expect(nydusdArgs(row())).toEqual([
+      "fuse",
+      "--config", "/r/config/d1/config.json",
+      "--bootstrap", "/r/snapshots/5/fs/image/image.boot",
+      "--mountpoint", "/r/snapshots/5/mnt",
+      "--apisock", "/r/socket/d1/api.sock",
+      "--log-level", "info",
+      "--log-rotation-size", "100",
+      "--log-file", "/r/logs/d1/nydusd.log",
+      "--failover-policy", "resend",
+    ]);
+  });
+  test("shared, failover, threads, stdout: no config/bootstrap/log file; id and supervisor in place", () => {
+    const args = nydusdArgs(row({ bootstrap: null, mode: "shared", mountpoint: "/r/mnt", supervisorPath: "/r/supervisor/d1.sock", threadNum: 4, logToStdout: true, logRotationSize: 0 }));
+    expect(args).toEqual([
+      "fuse",
+      "--thread-num", "4",
+      "--id", "d1",
+      "--mountpoint", "/r/mnt",
+      "--apisock", "/r/socket/d1/api.sock",
+      "--log-level", "info",
+      "--supervisor", "/r/supervisor/d1.sock",
+      "--failover-policy", "resend",
+    ]);
+  });
+  test("daemon ids are 20 base32hex characters, unique, ordered by time", () => {
+    const a = newDaemonId(1_000_000_000_000);
+    const b = newDaemonId(2_000_000_000_000);
+    expect(a).toMatch(/^[0-9a-v]{20}$/);
+    expect(a < b).toBe(true);
+    expect(new Set(Array.from({ length: 100 }, () => newDaemonId())).size).toBe(100);
+  });
+  test("paths fit under the root", () => {
+    const p = daemonPaths("/root", "/root/logs", "abc");
+    expect(p.apiSocket).toBe("/root/socket/abc/api.sock");
+    expect(p.supervisor).toBe("/root/supervisor/abc.sock");
+    expect(p.configFile).toBe("/root/config/abc/config.json");
+  });
+});
+
+describe("per-instance daemon config (§4.5)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "rafsnap-dcfg-"));
+  const { template } = loadTemplate(join(dir, "absent.json"));
+  const base = { rafsKey: "7", cacheDir: "/cache", labels: {}, mirrorsDir: "", dockerConfig: join(dir, "no-docker.json") };
+
+  test("the built-in template: registry backend, no prefetch; host, repo, id and work dir filled in", () => {
+    const c = instanceConfig(template, { ...base, imageRef: "docker.io/library/busybox:1" });
+    expect(c.device.backend.type).toBe("registry");
+    expect(c.device.backend.config.host).toBe("index.docker.io");
+    expect(c.device.backend.config.repo).toBe("library/busybox");
+    expect(c.device.id).toBe("/7");
+    expect(c.device.cache.config.work_dir).toBe("/cache");
+    expect((c.fs_prefetch as { enable: boolean }).enable).toBe(false);
+    expect(c.device.backend.config.auth).toBeUndefined();
+    // The template itself is untouched.
+    expect(template.device.backend.config.host).toBeUndefined();
+  });
+  test("credentials: labels first (user:pass → auth, token only → registry_token), then docker config", () => {
+    const withUser = instanceConfig(template, {
+      ...base,
+      imageRef: "127.0.0.1:5000/app:1",
+      labels: { "containerd.io/snapshot/pullusername": "u", "containerd.io/snapshot/pullsecret": "p" },
+    });
+    expect(withUser.device.backend.config.auth).toBe(Buffer.from("u:p").toString("base64"));
+    const token = instanceConfig(template, { ...base, imageRef: "127.0.0.1:5000/app:1", labels: { "containerd.io/snapshot/pullsecret": "tok" } });
+    expect(token.device.backend.config.registry_token).toBe("tok");
+    const dc = join(dir, "docker.json");
+    writeFileSync(dc, JSON.stringify({ auths: { "127.0.0.1:5000": { auth: Buffer.from("x:y").toString("base64") } } }));
+    const fromFile = instanceConfig(template, { ...base, imageRef: "127.0.0.1:5000/app:1", dockerConfig: dc });
+    expect(fromFile.device.backend.config.auth).toBe(Buffer.from("x:y").toString("base64"));
+  });
+  test("hosts.toml mirrors: host dir with _port_, then host, then _default; first mirror wins", () => {
+    const m = join(dir, "certs.d");
+    mkdirSync(join(m, "127.0.0.1_5000_"), { recursive: true });
+    writeFileSync(join(m, "127.0.0.1_5000_", "hosts.toml"), 'server = "http://127.0.0.1:5000"\n[host."https://mirror.local:443"]\n  ca = "/ca.pem"\n[host."http://second:80"]\n');
+    expect(pickMirror(m, "127.0.0.1:5000")).toEqual({ host: "mirror.local:443", scheme: "https", ca: ["/ca.pem"], skipVerify: false });
+    expect(pickMirror(m, "other:1")).toBeUndefined();
+    mkdirSync(join(m, "_default"));
+    writeFileSync(join(m, "_default", "hosts.toml"), '[host."http://fallback:5000"]\nskip_verify = true\n');
+    expect(pickMirror(m, "other:1")).toEqual({ host: "fallback:5000", scheme: "http", ca: [], skipVerify: true });
+    const c = instanceConfig(template, { ...base, imageRef: "127.0.0.1:5000/app:1", mirrorsDir: m });
+    expect(c.device.backend.config.host).toBe("mirror.local:443");
+    expect(c.device.backend.config.scheme).toBe("https");
+    expect(c.device.backend.config.ca_cert_files).toEqual(["/ca.pem"]);
+    writeFileSync(join(m, "_default", "hosts.toml"), '[host."ftp://nope"]\n');
+    expect(() => pickMirror(m, "x:1")).toThrow(/not an http\(s\) URL/);
+  });
+  test("a template that is not fusedev JSON is refused naming the file", () => {
+    const bad = join(dir, "bad.json");
+    writeFileSync(bad, '{"device": {}}');
+    expect(() => loadTemplate(bad)).toThrow(/bad.json: needs the objects device.backend and device.cache/);
+    writeFileSync(bad, "{");
+    expect(() => loadTemplate(bad)).toThrow(/bad.json/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe("cache file names (§8)", () => {
+  test("suffixes are stripped to the blob id; other names are ids as they stand", () => {
+    const id = "a".repeat(64);
+    for (const s of [".blob.data", ".chunk_map", ".blob.data.chunk_map", ".blob.meta", ".image.disk", ".layer.disk", ""]) {
+      expect(blobIdOfCacheFile(id + s)).toBe(id);
+    }
+  });
+});
