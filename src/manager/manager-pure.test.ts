@@ -134,3 +134,25 @@ describe("cache file names (§8)", () => {
     }
   });
 });
+
+describe("[cgroup] memory_limit", () => {
+  test("sizes, units and percentages in bytes; empty is no limit", async () => {
+    const { memoryLimitBytes } = await import("./cgroup.ts");
+    expect(memoryLimitBytes("", 1000)).toBeUndefined();
+    expect(memoryLimitBytes("209715200", 0)).toBe(209715200);
+    expect(memoryLimitBytes("200MiB", 0)).toBe(200 << 20);
+    expect(memoryLimitBytes("200Mi", 0)).toBe(200 << 20);
+    expect(memoryLimitBytes("10%", 1000)).toBe(100);
+    expect(() => memoryLimitBytes("200MB", 0)).toThrow(/memory_limit/);
+  });
+  test("no cgroup v2 here: a warning, no cgroup", async () => {
+    const { daemonCgroup } = await import("./cgroup.ts");
+    const warnings: string[] = [];
+    const log = { warn: (m: string) => warnings.push(m) } as unknown as Parameters<typeof daemonCgroup>[1];
+    const d = mkdtempSync(join(tmpdir(), "rafsnap-cg-"));
+    expect(daemonCgroup({ enable: true, memory_limit: "" }, log, d)).toBeUndefined();
+    expect(warnings[0]).toContain("not a cgroup v2 hierarchy");
+    expect(daemonCgroup({ enable: false, memory_limit: "" }, log, d)).toBeUndefined();
+    rmSync(d, { recursive: true, force: true });
+  });
+});

@@ -7,6 +7,7 @@ import type { Logger } from "../log/index.ts";
 import { Supervisor } from "../mount/index.ts";
 import type { DaemonRow, DaemonStore, InstanceRow } from "../store/index.ts";
 import { NydusdClient } from "./client.ts";
+import { type DaemonCgroup, daemonCgroup } from "./cgroup.ts";
 import { daemonPaths, newDaemonId } from "./command.ts";
 import { clearVestige, type NydusdCommand, pidAlive, spawnDaemon, waitForState, waitPidGone, Watch } from "./process.ts";
 
@@ -55,10 +56,12 @@ export function writeFileAtomic(path: string, text: string): void {
 export class Manager {
   private readonly live = new Map<string, Live>();
   private readonly log: Logger;
+  private readonly cgroup: DaemonCgroup | undefined;
   private closed = false;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.logger.withTag("manager");
+    this.cgroup = daemonCgroup(opts.config.cgroup, this.log);
   }
 
   private get cfg(): Config {
@@ -155,6 +158,7 @@ export class Manager {
         const pid = child.pid ?? 0;
         this.opts.store.setDaemonPid(row.id, pid);
         row.pid = pid;
+        this.cgroup?.add(pid);
         this.log.info(`started nydusd ${row.id} (pid ${pid}, ${row.mode}, mountpoint ${row.mountpoint})`);
       };
       if (opts.takeover && l.supervisor?.has()) {

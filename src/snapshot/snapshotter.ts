@@ -93,7 +93,17 @@ export class Snapshotter {
     }
     const mounts = this.create("active", key, parent, labels);
     if (target !== undefined) return mounts; // layer extraction: plain unpack
-    return this.remoteOr(key, mounts);
+    return this.remoteOrUndo(key, mounts);
+  }
+
+  /** {@link remoteOr} for a snapshot just created: on failure it is removed again. */
+  private async remoteOrUndo(key: string, native: Mount[]): Promise<Mount[]> {
+    try {
+      return await this.remoteOr(key, native);
+    } catch (e) {
+      await this.remove(key).catch((re) => this.log.warn(`failed to remove ${key} after a failed remote mount`, re));
+      throw e;
+    }
   }
 
   /**
@@ -108,7 +118,7 @@ export class Snapshotter {
       }
     }
     const mounts = this.create("view", key, parent, labels);
-    return this.remoteOr(key, mounts);
+    return this.remoteOrUndo(key, mounts);
   }
 
   /** Mounts of an active or view snapshot; FailedPrecondition for a committed one. */

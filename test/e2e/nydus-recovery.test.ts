@@ -106,12 +106,15 @@ for (const mode of ["dedicated", "shared"] as const) {
       expect(st.code).toBe(1);
       expect(st.stdout).toContain(busybox);
       expect(st.stdout).toContain("is missing");
+      const actives = () => node.rows<{ n: number }>("SELECT count(*) AS n FROM snapshots WHERE kind = 'active'")[0]?.n;
+      const activeBefore = actives();
       let err = "";
       await node.cri.startContainer(pod, { image: busybox, command: ["true"] }).catch((e) => {
         err = String(e);
       });
       expect(err).toContain("bootstrap");
       expect(err).toContain("pull it again");
+      expect(actives()).toBe(activeBefore); // the failed Prepare left no snapshot behind
       const ok = await node.cri.startContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
       await hello(ok);
       // (The looping container is not checked any more: with recover_policy restart, the
