@@ -251,7 +251,7 @@ async function main(): Promise<void> {
       for (const v of [...all.slice(i % all.length), ...all.slice(0, i % all.length)]) {
         const s = await once(v);
         samples.get(v)?.push(s);
-        log(`rep ${i + 1}/${reps} ${v.name}: first line ${s.first.toFixed(3)} s, pulled ${(s.bytes / 1e6).toFixed(2)} MB`);
+        log(`rep ${i + 1}/${reps} ${v.name}: first line ${s.first.toFixed(3)} s${v === d ? "" : `, pulled ${(s.bytes / 1e6).toFixed(2)} MB`}`);
       }
     }
 

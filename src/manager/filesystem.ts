@@ -4,6 +4,7 @@ import { blobCacheUsage } from "../cache/index.ts";
 import type { Config } from "../config/index.ts";
 import { failedPrecondition, invalidArgument, isNotFound } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
+import { mountPoints, UmountFlags, umountAsync } from "../mount/index.ts";
 import type { DaemonStore, InstanceRow } from "../store/index.ts";
 import { bootstrapPath, copyBlobMeta, fsVersion, stableBootstrap } from "./bootstrap.ts";
 import { instanceConfig, loadTemplate, type NydusdJson } from "./daemon-config.ts";
@@ -229,6 +230,16 @@ export class NydusFs {
     if (shared && !this.opts.store.listInstances().some((i) => i.daemonId === shared)) {
       await this.opts.manager.destroy(shared);
       this.sharedId = undefined;
+    }
+  }
+
+  async unmountUnder(dir: string): Promise<void> {
+    const doomed = mountPoints()
+      .filter((p) => p === dir || p.startsWith(`${dir}/`))
+      .reverse();
+    for (const p of doomed) {
+      this.log.warn(`detaching ${p}, still mounted under a snapshot directory being removed`);
+      await umountAsync(p, UmountFlags.MNT_DETACH).catch((e) => this.log.warn(`umount ${p}: ${(e as Error).message}`));
     }
   }
 

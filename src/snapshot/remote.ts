@@ -26,6 +26,11 @@ export interface RemoteFs {
    * `snapshotdir` — the bootstrap path, the nydusd config (JSON text) and `fs_version`.
    */
   extraOption(metaId: string, snapshotDir: string, labels: Record<string, string>): { source: string; config: string; fs_version: string };
+  /**
+   * Detaches every mount at or below `dir` (found in /proc/self/mountinfo): the safety net
+   * before a snapshot directory is deleted, so `rm -rf` never walks into a mounted image.
+   */
+  unmountUnder(dir: string): Promise<void>;
   /** Blob cache GC (nydus-facts §8); run at the end of Cleanup. */
   gc(): Promise<void>;
   /** True when `daemon_mode` is "none": never start daemons, always answer extraoption mounts. */

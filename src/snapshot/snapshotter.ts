@@ -186,6 +186,12 @@ export class Snapshotter {
    */
   async remove(key: string): Promise<void> {
     validateKey("key", key);
+    if (this.opts.remote) {
+      // A nydus image is unmounted before its directory is renamed away (its mountpoint may be
+      // inside it) — unless the removal is going to be refused for a child, which still uses it.
+      const { id, child } = this.opts.store.read((tx) => ({ id: tx.getInfo(key).id, child: tx.firstChild(key) }));
+      if (child === undefined) await this.unmountRemote(id);
+    }
     const removed = this.opts.store.write((tx) => {
       const r = tx.remove(key);
       // Rename inside the transaction: once committed the id is free of its directory
@@ -200,10 +206,7 @@ export class Snapshotter {
         throw e;
       }
     });
-    if (removed) {
-      await this.unmountRemote(removed);
-      await this.removeDir(removed);
-    }
+    if (removed) await this.removeDir(removed);
   }
 
   /** Unmounts the nydus image of snapshot dir `dir` (`…/rm-<id>` or `…/<id>`), if any. */
@@ -263,6 +266,11 @@ export class Snapshotter {
    * (left by a crash, an interrupted Remove, or a failed Prepare). Returns the names removed.
    */
   async cleanup(): Promise<string[]> {
+    if (this.opts.remote) {
+      // Unmount orphans' images while their directories still have the names they were mounted under.
+      const ids = this.opts.store.read((tx) => tx.idMap());
+      for (const name of readdirSync(this.snapshotsDir)) if (!ids.has(name) && !isTemp(name)) await this.unmountRemote(name);
+    }
     const doomed = this.opts.store.write((tx) => {
       const ids = tx.idMap();
       const out: string[] = [];
@@ -275,7 +283,7 @@ export class Snapshotter {
       return out;
     });
     for (const name of doomed) {
-      await this.unmountRemote(name);
+      await this.unmountRemote(name); // an `rm-<id>` left by an interrupted Remove
       await this.removeDir(join(this.snapshotsDir, name));
     }
     await this.opts.remote?.gc();
@@ -321,6 +329,7 @@ export class Snapshotter {
 
   private async removeDir(dir: string): Promise<void> {
     try {
+      await this.opts.remote?.unmountUnder(dir);
       await rm(dir, { recursive: true, force: true });
     } catch (e) {
       this.log.warn(`failed to remove directory ${dir}; cleanup will retry`, e);

@@ -230,6 +230,11 @@ export class MetaTx {
     return rows.map((r) => this.toInfo(r, r.parentId == null ? "" : (names.get(r.parentId) ?? "")));
   }
 
+  /** Key of one child of snapshot `key`, or undefined; NotFound when `key` is missing. */
+  firstChild(key: string): string | undefined {
+    return this.q.childOf.get({ id: this.mustRow(key).id })?.key;
+  }
+
   /**
    * Deletes snapshot `key`. NotFound when missing; FailedPrecondition when another snapshot
    * has it as parent. Returns its id and kind so the caller can remove its directory.

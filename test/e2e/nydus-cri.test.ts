@@ -6,6 +6,7 @@
 // images and containers at once; pull/remove/pull again; `ctr snapshots usage` counts the blob
 // cache; plain OCI images through the same snapshotter, side by side with nydus ones.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { HELLO } from "../harness/images.ts";
 import { mountsUnder } from "../harness/cleanup.ts";
 import { BIG_BYTES, filesIn, type NydusNode, startNydusNode } from "../support/nydus-node.ts";
@@ -54,6 +55,9 @@ for (const mode of ["dedicated", "shared"] as const) {
       await node.ctd.gc({ namespace: "k8s.io" });
       expect(node.rows("SELECT * FROM instances")).toEqual([]);
       expect(filesIn(node.cacheDir)).toEqual([]);
+      // Nothing stays mounted under the snapshots, and no directory is left behind.
+      expect(mountsUnder(join(node.root, "snapshots")).map((m) => m.mountPoint)).toEqual([]);
+      expect(filesIn(join(node.root, "snapshots")).filter((n) => n.startsWith("rm-"))).toEqual([]);
       const daemons = node.rows<{ mode: string }>("SELECT mode FROM daemons");
       expect(daemons.map((d) => d.mode)).toEqual(mode === "shared" ? ["shared"] : []);
     }, 120_000);
@@ -83,6 +87,7 @@ for (const mode of ["dedicated", "shared"] as const) {
       expect(count("SELECT count(*) AS n FROM instances")).toBe(0);
       expect(filesIn(node.cacheDir)).toEqual([]);
       expect(blobfsMounts()).toBe(mode === "shared" ? 1 : 0);
+      expect(mountsUnder(node.root).filter((m) => m.fsType === "erofs").map((m) => m.mountPoint)).toEqual([]);
     }, 180_000);
 
     test("pull three, run two, remove all, pull one again and start it", async () => {
