@@ -35,11 +35,16 @@ export function bootstrapBlobIds(path: string, imageRef: string): string[] {
 }
 
 /**
- * Waits until the bootstrap is stable (§4.2: the same size and `*.blob.meta` list twice in a
- * row, 20 × 50 ms at most) — containerd may still be writing it — then validates it and
- * returns its blob ids. Errors as {@link bootstrapBlobIds}.
+ * Validates the bootstrap and returns its blob ids; when it does not validate yet, waits until
+ * it is stable (§4.2: the same size and `*.blob.meta` list twice in a row, 20 × 50 ms at most)
+ * — a writer may still be at it — and validates again. Errors as {@link bootstrapBlobIds}.
  */
 export async function stableBootstrap(path: string, imageRef: string): Promise<string[]> {
+  // The usual case: containerd committed the bootstrap layer before the container's Prepare,
+  // so the file is complete and valid now. Only a file that does not validate yet is waited on.
+  try {
+    return bootstrapBlobIds(path, imageRef);
+  } catch {}
   const sig = () => {
     try {
       const dir = join(path, "..");

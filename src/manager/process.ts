@@ -57,7 +57,7 @@ export function spawnDaemon(row: DaemonRow, command: NydusdCommand, runDir: stri
 }
 
 /**
- * Polls the daemon's API until it reports a state in `states` (100 ms steps, up to
+ * Polls the daemon's API until it reports a state in `states` (20 ms steps, up to
  * `timeoutMs`). Stops early — Unavailable — when `exited()` says the process is gone; on
  * timeout, Unavailable with the last state or error seen.
  */
@@ -81,7 +81,7 @@ export async function waitForState(
     }
     if (exited()) throw unavailable(`nydusd (API ${client.socket}) exited before reaching ${states.join("/")} (${last})`);
     if (Date.now() > deadline) throw unavailable(`nydusd (API ${client.socket}) did not reach ${states.join("/")} in ${timeoutMs} ms (${last})`);
-    await sleep(100);
+    await sleep(20); // a container start waits on this: poll often, a socket check is cheap
   }
 }
 

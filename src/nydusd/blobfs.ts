@@ -10,6 +10,7 @@ import {
   bytesSource,
   type ChunkHasher,
   chunkBytes,
+  type ChunkInfo,
   decodeChunk,
   fastChunkHasher,
   parseBlobMetaFile,
@@ -89,12 +90,18 @@ export interface BlobfsStats {
   prefetchBytes: number;
 }
 
+/** How far from the previous read's end a read may start and still count as sequential. */
+const SEQUENTIAL_SLACK = 256 << 10;
+
 interface Slot {
   ino: bigint;
   blob: BlobfsBlob;
   backend: BlobBackend;
   /** Instances using this blob. */
   refs: number;
+  /** End of the last read, and how many reads in a row started near it (read-ahead). */
+  lastEnd?: number;
+  streak?: number;
 }
 
 /**
@@ -202,10 +209,14 @@ export class Blobfs implements ReadonlyFs {
     this.stats.reads++;
     try {
       await this.ensure(b, slot.backend, offset, length);
-      // Read-ahead: a read that needed a fetch likely continues; start fetching what follows
-      // (shared with the reads that will ask for it).
+      // Read-ahead, for sequential readers only (the third read in a row starting near where
+      // the previous one of this blob ended; requests may arrive slightly out of order): fetch
+      // what follows before it is asked for. Lone reads — small files — fetch only what they cover.
       const ahead = this.opts.readAhead ?? 4 << 20;
-      if (ahead > 0 && offset + length < b.entry.uncompressedSize && !this.cachedAt(b, offset + length)) {
+      const near = slot.lastEnd !== undefined && Math.abs(offset - slot.lastEnd) <= SEQUENTIAL_SLACK;
+      slot.streak = near ? (slot.streak ?? 0) + 1 : 0;
+      slot.lastEnd = offset + length;
+      if ((slot.streak ?? 0) >= 2 && ahead > 0 && offset + length < b.entry.uncompressedSize && !this.cachedAt(b, offset + length)) {
         void this.prefetch(b.entry.blobId, { offset: offset + length, length: ahead, concurrency: 2 });
       }
     } catch (err) {
@@ -216,42 +227,59 @@ export class Blobfs implements ReadonlyFs {
     return b.cache.read(offset, length);
   }
 
-  /** Makes every chunk covering `[offset, offset+length)` present in the cache. */
+  /**
+   * Makes every chunk covering `[offset, offset+length)` present in the cache. Chunks already
+   * being fetched are waited for, never fetched twice; the others are fetched in runs of
+   * consecutive chunks (a planned range split where an in-flight chunk sits).
+   */
   private async ensure(b: BlobfsBlob, backend: BlobBackend, offset: number, length: number): Promise<void> {
     const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.opts.amplifyIo ?? 1 << 20 });
     const waits: Promise<void>[] = [];
+    const key = (c: ChunkInfo) => `${b.entry.blobId}/${c.ciIndex}`;
     for (const f of plan.fetches) {
-      const missing = f.chunks.filter((c) => !b.cache.has(c.ciIndex));
-      if (missing.length === 0) continue;
-      const pending = missing.map((c) => this.inflight.get(`${b.entry.blobId}/${c.ciIndex}`)).filter((p) => p !== undefined);
-      if (pending.length === missing.length) {
-        waits.push(...pending);
-        continue;
-      }
-      const job = (async () => {
-        this.hasher ??= fastChunkHasher();
-        const hasher = await this.hasher;
-        this.stats.fetches++;
-        const data = await backend.read(b.entry.blobId, f.offset, f.length);
-        this.stats.fetchedBytes += data.length;
-        for (const c of f.chunks) {
-          if (b.cache.has(c.ciIndex)) continue;
-          const expectedDigest = b.digests.get(c.ciIndex);
-          const bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest, hasher });
-          b.cache.put(c.ciIndex, c.uncompressedOffset, bytes);
-          this.stats.chunksFetched++;
+      let run: ChunkInfo[] = [];
+      const flush = () => {
+        if (run.length) waits.push(this.fetchRun(b, backend, run));
+        run = [];
+      };
+      for (const c of f.chunks) {
+        if (b.cache.has(c.ciIndex)) continue;
+        const pending = this.inflight.get(key(c));
+        if (pending) {
+          flush();
+          waits.push(pending);
+        } else {
+          run.push(c);
         }
-      })();
-      for (const c of missing) {
-        const key = `${b.entry.blobId}/${c.ciIndex}`;
-        if (!this.inflight.has(key)) this.inflight.set(key, job);
       }
-      const done = job.finally(() => {
-        for (const c of missing) if (this.inflight.get(`${b.entry.blobId}/${c.ciIndex}`) === job) this.inflight.delete(`${b.entry.blobId}/${c.ciIndex}`);
-      });
-      waits.push(done);
+      flush();
     }
     await Promise.all(waits);
+  }
+
+  /** Fetches one run of consecutive chunks (one range request) into the cache. */
+  private fetchRun(b: BlobfsBlob, backend: BlobBackend, chunks: ChunkInfo[]): Promise<void> {
+    const first = chunks[0] as ChunkInfo;
+    const last = chunks[chunks.length - 1] as ChunkInfo;
+    const f = { offset: first.compressedOffset, length: last.compressedOffset + last.compressedSize - first.compressedOffset, chunks };
+    const job = (async () => {
+      this.hasher ??= fastChunkHasher();
+      const hasher = await this.hasher;
+      this.stats.fetches++;
+      const data = await backend.read(b.entry.blobId, f.offset, f.length);
+      this.stats.fetchedBytes += data.length;
+      for (const c of chunks) {
+        if (b.cache.has(c.ciIndex)) continue;
+        const bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest: b.digests.get(c.ciIndex), hasher });
+        b.cache.put(c.ciIndex, c.uncompressedOffset, bytes);
+        this.stats.chunksFetched++;
+      }
+    })();
+    const keyOf = (c: ChunkInfo) => `${b.entry.blobId}/${c.ciIndex}`;
+    for (const c of chunks) this.inflight.set(keyOf(c), job);
+    return job.finally(() => {
+      for (const c of chunks) if (this.inflight.get(keyOf(c)) === job) this.inflight.delete(keyOf(c));
+    });
   }
 
   /**

@@ -51,10 +51,18 @@ export function startFlakyProxy(upstream: string): FlakyProxy {
         });
         return new Response(stream, { status: res.status, headers: outHeaders });
       }
-      if (req.method === "GET" && url.pathname.includes("/blobs/") && res.ok) {
-        const bytes = new Uint8Array(await res.arrayBuffer());
-        blobBytes += bytes.length;
-        return new Response(bytes, { status: res.status, headers: outHeaders });
+      if (req.method === "GET" && url.pathname.includes("/blobs/") && res.ok && res.body) {
+        // Counted as it streams through: buffering whole blobs would delay the first byte by
+        // seconds for big layers and skew benchmarks against whole-image pulls.
+        const counted = res.body.pipeThrough(
+          new TransformStream<Uint8Array, Uint8Array>({
+            transform(chunk, c) {
+              blobBytes += chunk.length;
+              c.enqueue(chunk);
+            },
+          }),
+        );
+        return new Response(counted, { status: res.status, headers: outHeaders });
       }
       return new Response(res.body, { status: res.status, headers: outHeaders });
     },
