@@ -16,8 +16,8 @@
 // plugin "nydus" (daemon_mode dedicated, nydusd_path = a link `nydusd` → dist/rafsnap, like
 // test/support/nydus-node.ts). With `--direct 1` (default) a control variant runs too:
 // overlayfs pulling `cold:oci` from the registry itself, not through the proxy (time only),
-// because the proxy buffers every blob whole before answering, which delays overlayfs'
-// download by seconds but rafsnap's small range reads hardly at all. One untimed warm-up
+// to show what the proxy costs (it streams and counts; it used to buffer whole blobs, which
+// delayed overlayfs' download by seconds). One untimed warm-up
 // each, then `--reps` repetitions, rotating the order (a b d, b d a, …). One repetition:
 //   - before: the image is unknown to CRI, containerd's content and snapshots are back to the
 //     baseline (sandbox image only), and for rafsnap `<root>/cache` is empty — else it fails;
