@@ -21,7 +21,19 @@ export default defineCommand({
       return;
     }
     const { config, warnings } = await loadConfig(loadOptionsOf(args, rawArgs));
-    const logger = createLogger({ level: config.log.level, toStdout: config.log.log_to_stdout, dir: config.log.dir });
+    const l = config.log;
+    const logger = createLogger({
+      level: l.level,
+      toStdout: l.log_to_stdout,
+      dir: l.dir,
+      rotation: {
+        maxBytes: l.log_rotation_max_size * 1024 * 1024,
+        maxBackups: l.log_rotation_max_backups,
+        maxAgeDays: l.log_rotation_max_age,
+        localTime: l.log_rotation_local_time,
+        compress: l.log_rotation_compress,
+      },
+    });
     for (const w of warnings) logger.warn(w);
     await runUntilSignal(config, logger);
     // Daemons are detached and unref'd, but a recovery or API call in flight at shutdown may

@@ -1,1 +1,2 @@
 export * from "./logger.ts";
+export { backupStamp, type Rotation, RotatingFile } from "./rotate.ts";

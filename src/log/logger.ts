@@ -1,5 +1,6 @@
 import { appendFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { type Rotation, RotatingFile } from "./rotate.ts";
 import { createConsola, LogLevels, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola";
 
 /** Log levels accepted by `[log] level` and `--log-level` (nydus-snapshotter's names). */
@@ -21,6 +22,8 @@ export interface LoggerOptions {
   file?: string;
   /** Extra reporter, e.g. a capture reporter in tests. */
   reporter?: ConsolaReporter;
+  /** Rotation of the log file (no effect on stdout); default: never rotate. */
+  rotation?: Rotation;
 }
 
 const LEVEL: Record<LogLevelName, number> = {
@@ -60,8 +63,8 @@ function lineReporter(write: (line: string) => void): ConsolaReporter {
 
 /**
  * Builds the process's root logger. With `toStdout` every event is one line on stdout;
- * otherwise lines are appended to `<dir>/nydus-snapshotter.log` (the directory is created
- * with mode 0700). Throttling of repeated lines is switched off: a daemon's log must show
+ * otherwise lines are appended to `<dir>/nydus-snapshotter.log` or `file` (the directory is
+ * created with mode 0700), rotated as `rotation` says. Throttling of repeated lines is switched off: a daemon's log must show
  * every event. Throws when the log directory cannot be created.
  */
 export function createLogger(opts: LoggerOptions): Logger {
@@ -70,8 +73,13 @@ export function createLogger(opts: LoggerOptions): Logger {
     reporters.push(lineReporter((l) => process.stdout.write(l)));
   } else {
     const file = opts.file ?? join(opts.dir as string, LOG_FILE);
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    reporters.push(lineReporter((l) => appendFileSync(file, l, { mode: 0o600 })));
+    if (opts.rotation) {
+      const f = new RotatingFile(file, opts.rotation);
+      reporters.push(lineReporter((l) => f.write(l)));
+    } else {
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      reporters.push(lineReporter((l) => appendFileSync(file, l, { mode: 0o600 })));
+    }
   }
   if (opts.reporter) reporters.push(opts.reporter);
   return createConsola({ level: LEVEL[opts.level], reporters, throttle: 0, throttleMin: 0 });

@@ -9,6 +9,8 @@ export interface BlobBackend {
   readonly name: string;
   /** Reads `[offset, offset + length)` of blob `blobId` as stored. */
   read(blobId: string, offset: number, length: number): Promise<Uint8Array>;
+  /** Registry only: replaces the credentials (`PUT /api/v1/config`). */
+  setAuth?(auth: { credentials?: { username: string; password: string }; bearerToken?: string }): void;
 }
 
 const BLOB_ID = /^[0-9a-f]{64}$/;
@@ -52,6 +54,7 @@ export function localfsBackend(dir: string, blobFile?: string): BlobBackend {
 export function registryBackend(client: RegistryClient, repo: string): BlobBackend {
   return {
     name: `registry ${client.host}/${repo}`,
+    setAuth: (auth) => client.setAuth(auth),
     async read(blobId, offset, length) {
       checkId(blobId);
       const parts: Uint8Array[] = [];

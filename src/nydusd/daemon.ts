@@ -5,7 +5,7 @@ import type { Logger } from "../log/index.ts";
 import type { DaemonApi, DaemonInfo, MountRequest } from "./api.ts";
 import { type DaemonConfig, parseDaemonConfig } from "./config.ts";
 import { Blobfs } from "./blobfs.ts";
-import { adoptBlobfs, type BlobfsMount, type Instance, mountInstance, startBlobfs } from "./instance.ts";
+import { adoptBlobfs, type BlobfsMount, decodeAuth, type Instance, mountInstance, startBlobfs } from "./instance.ts";
 import { DaemonStateMachine } from "./state.ts";
 
 /** Version facts reported by `GET /api/v1/daemon` and `--version`. */
@@ -236,8 +236,23 @@ export class Daemon implements DaemonApi {
     return {};
   }
 
-  putConfig(): void {
-    throw notImplemented("runtime config updates are not supported yet");
+  /**
+   * `PUT /api/v1/config?id=…` with `{"registry_auth": "<base64 user:password>"}`: replaces the
+   * registry credentials of instance `id` (every instance for `/` or no id, as the dedicated
+   * daemon's single instance is addressed). InvalidArgument for another body; NotFound for an
+   * unknown id. The credentials are never logged.
+   */
+  putConfig(id: string | undefined, body: Record<string, unknown>): void {
+    const auth = body.registry_auth;
+    if (typeof auth !== "string" || auth === "") throw invalidArgument("config update: registry_auth (base64 of user:password) is the only supported field");
+    const credentials = decodeAuth(auth, "registry_auth");
+    const targets = id === undefined || id === "/" ? [...this.instances.values()] : [this.one(id)];
+    for (const i of targets) {
+      if (i.config.backend.type !== "registry" || !i.backend.setAuth) throw invalidArgument(`instance ${i.id}: its backend is not a registry`);
+      i.backend.setAuth({ credentials });
+      i.config.backend.auth = auth;
+    }
+    this.opts.logger.info(`registry credentials replaced for ${targets.length} instance(s)`);
   }
 
   /** Unmounts every instance (SIGTERM/SIGINT). */

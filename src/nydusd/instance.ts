@@ -17,6 +17,8 @@ export interface Instance {
   mountpoint: string;
   config: DaemonConfig;
   blobIds: string[];
+  /** Where its blobs come from (auth can be replaced at run time). */
+  backend: BlobBackend;
   /** Unmounts EROFS and releases the instance's blobs. */
   umount(): Promise<void>;
 }
@@ -85,23 +87,26 @@ export function startBlobfs(runDir: string, opts: { amplifyIo?: number; logger: 
   return blobfsMountOf(fs, dir, fd, FuseSession.start(fd, fs, { logger: opts.logger }));
 }
 
+/** Decodes base64 `user:password` (`auth`, `registry_auth`); InvalidArgument naming `what`. */
+export function decodeAuth(auth: string, what: string): { username: string; password: string } {
+  const plain = Buffer.from(auth, "base64").toString();
+  const i = plain.indexOf(":");
+  if (i <= 0) throw invalidArgument(`${what} is not base64 of user:password`);
+  return { username: plain.slice(0, i), password: plain.slice(i + 1) };
+}
+
 /** The backend a daemon config names. */
 export function backendOf(c: BackendConfig): BlobBackend {
   if (c.type === "localfs") {
     return c.blobFile ? localfsBackend(c.dir ?? "", c.blobFile) : localfsBackend(c.dir as string);
   }
-  let credentials: { username: string; password: string } | undefined;
-  if (c.auth) {
-    const plain = Buffer.from(c.auth, "base64").toString();
-    const i = plain.indexOf(":");
-    if (i <= 0) throw invalidArgument("nydusd config: device.backend.config.auth is not base64 of user:password");
-    credentials = { username: plain.slice(0, i), password: plain.slice(i + 1) };
-  }
+  const credentials = c.auth ? decodeAuth(c.auth, "nydusd config: device.backend.config.auth") : undefined;
   const client = new RegistryClient(c.host, {
     plainHttp: c.scheme === "http" ? true : c.scheme === "https" ? false : undefined,
     skipVerify: c.skipVerify,
     caCert: c.caCertFiles.length ? c.caCertFiles.map((f) => readFileSync(f, "utf8")).join("\n") : undefined,
     credentials,
+    bearerToken: c.registryToken || undefined,
     retries: c.retryLimit,
     timeoutMs: c.timeoutSeconds * 1000,
   });
@@ -169,6 +174,7 @@ export async function mountInstance(opts: {
     mountpoint: opts.mountpoint,
     config: opts.config,
     blobIds: added,
+    backend,
     async umount() {
       prefetch.abort();
       await umountAsync(opts.mountpoint).catch(() => umountAsync(opts.mountpoint, UmountFlags.MNT_DETACH));

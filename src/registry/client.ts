@@ -25,6 +25,11 @@ export interface RegistryOptions {
   /** Do not verify the TLS certificate (`skip_verify`). */
   skipVerify?: boolean;
   credentials?: Credentials;
+  /**
+   * A bearer token to send as it is (nydusd's `registry_token`), until a challenge gets a
+   * scoped token instead.
+   */
+  bearerToken?: string;
   /** Attempts after the first for idempotent requests and interrupted blob reads; default 3. */
   retries?: number;
   /** Per-attempt time limit to get response headers, ms; default 60 s. */
@@ -62,7 +67,7 @@ export class RegistryClient {
 
   constructor(
     readonly host: string,
-    private readonly opts: RegistryOptions = {},
+    private opts: RegistryOptions = {},
   ) {
     const scheme = (opts.plainHttp ?? isLoopbackHost(host)) ? "http" : "https";
     this.base = `${scheme}://${endpointHost(host)}`;
@@ -94,7 +99,18 @@ export class RegistryClient {
     if (t && t.expiresAt > Date.now()) return t.header;
     const c = this.opts.credentials;
     if (this.challenge?.scheme === "basic" && c && "username" in c) return basicAuth(c);
+    if (this.opts.bearerToken) return `Bearer ${this.opts.bearerToken}`;
     return undefined;
+  }
+
+  /**
+   * Replaces the credentials and bearer token (nydusd's `PUT /api/v1/config` auth reload);
+   * tokens fetched with the old ones are dropped.
+   */
+  setAuth(auth: { credentials?: Credentials; bearerToken?: string }): void {
+    this.opts = { ...this.opts, credentials: auth.credentials, bearerToken: auth.bearerToken };
+    this.tokens.clear();
+    this.challenge = undefined;
   }
 
   /** Answers a 401 challenge: fetches a bearer token for `scope` (or switches to basic). */

@@ -162,6 +162,30 @@ describe("registry client", () => {
     expect(denied.kind).toBe(ErrorKind.Unauthenticated);
   });
 
+  test("a bearer token given as it is (nydusd's registry_token) is sent; replaced with setAuth", async () => {
+    const tokens: TokenServer = startTokenServer({ cert: pki.caCert, key: pki.caKey }, { name: "bob", password: "pw" });
+    cleanup.defer("token server 2", () => tokens.stop());
+    const reg = cleanup.add(
+      "token registry 2",
+      await startRegistry(join(dir, "token2"), {
+        token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCert: pki.caCert },
+      }),
+    );
+    const scope = "repository:app/raw:pull,push";
+    const res = await fetch(`${tokens.realm}?service=${tokens.service}&scope=${encodeURIComponent(scope)}`, {
+      headers: { authorization: `Basic ${Buffer.from("bob:pw").toString("base64")}` },
+    });
+    const { token } = (await res.json()) as { token: string };
+    const blob = new Uint8Array([1, 2, 3]);
+    const anon = new RegistryClient(reg.host);
+    expect((await failure(anon.pushBlob("app/raw", sha(blob), blob))).kind).toBe(ErrorKind.Unauthenticated);
+    const withToken = new RegistryClient(reg.host, { bearerToken: token });
+    expect(await withToken.pushBlob("app/raw", sha(blob), blob)).toBe(true);
+    anon.setAuth({ bearerToken: token });
+    const other = new Uint8Array([4, 5]);
+    expect(await anon.pushBlob("app/raw", sha(other), other)).toBe(true);
+  });
+
   test("credentials from a docker config.json", () => {
     const file = join(dir, "docker-config.json");
     writeFileSync(
