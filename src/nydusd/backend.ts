@@ -63,3 +63,54 @@ export function registryBackend(client: RegistryClient, repo: string): BlobBacke
     },
   };
 }
+
+/** One endpoint of {@link tieredBackend}. */
+export interface Tier {
+  backend: BlobBackend;
+  /** Consecutive failures before the tier is skipped for `skipMs`. */
+  failureLimit: number;
+  skipMs: number;
+  /** When this tier fails, may the next ones be tried? (`proxy.fallback`; true for mirrors.) */
+  fallback: boolean;
+}
+
+/**
+ * Reads through a list of endpoints in order — a proxy, then mirrors, then the origin
+ * registry (the last tier) — as nydusd does: a tier that fails `failureLimit` times in a row
+ * is skipped for `skipMs` (the origin never is), a failed read goes on to the next tier
+ * unless the tier forbids fallback, and the error of the last tier tried is thrown. `log`
+ * hears about every failover (never with credentials: names are `registry host/repo`).
+ */
+export function tieredBackend(tiers: Tier[], log?: (msg: string) => void, now = () => Date.now()): BlobBackend {
+  const state = tiers.map(() => ({ failures: 0, skipUntil: 0 }));
+  const origin = tiers[tiers.length - 1] as Tier;
+  return {
+    name: origin.backend.name,
+    setAuth: (auth) => {
+      for (const t of tiers) t.backend.setAuth?.(auth);
+    },
+    async read(blobId, offset, length) {
+      let last: unknown;
+      for (const [i, t] of tiers.entries()) {
+        const st = state[i] as { failures: number; skipUntil: number };
+        const isOrigin = i === tiers.length - 1;
+        if (!isOrigin && st.skipUntil > now()) continue;
+        try {
+          const data = await t.backend.read(blobId, offset, length);
+          st.failures = 0;
+          return data;
+        } catch (e) {
+          last = e;
+          st.failures++;
+          if (!isOrigin && st.failures >= t.failureLimit) {
+            st.skipUntil = now() + t.skipMs;
+            st.failures = 0;
+          }
+          if (!isOrigin) log?.(`${t.backend.name} failed (${(e as Error).message})${t.fallback ? "; trying the next endpoint" : ""}`);
+          if (!t.fallback) throw e;
+        }
+      }
+      throw last;
+    },
+  };
+}

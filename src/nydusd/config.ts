@@ -16,7 +16,21 @@ export type BackendConfig =
       caCertFiles: string[];
       retryLimit: number;
       timeoutSeconds: number;
+      /** Registry mirrors tried in order before the origin (`mirrors[]`). */
+      mirrors: MirrorConfig[];
+      /** A caching proxy tried first (`proxy`); with `fallback` the mirrors/origin follow. */
+      proxy?: { url: string; fallback: boolean; checkIntervalSeconds: number };
     };
+
+/** One entry of the backend's `mirrors` list. */
+export interface MirrorConfig {
+  /** `http(s)://host[:port]`, or a bare `host[:port]` (https, http on loopback). */
+  host: string;
+  /** Consecutive failures before the mirror is skipped (`failure_limit`, default 5). */
+  failureLimit: number;
+  /** How long a failed mirror is skipped, seconds (`health_check_interval`, default 5). */
+  healthCheckIntervalSeconds: number;
+}
 
 /** The parts of a nydusd fusedev (v1 "RafsConfig") JSON that rafsnap's daemon uses. */
 export interface DaemonConfig {
@@ -72,10 +86,29 @@ export function parseDaemonConfig(text: string, source: string, imagePullAuth?: 
     if (ca !== undefined && !(Array.isArray(ca) && ca.every((x) => typeof x === "string"))) {
       throw invalidArgument(`nydusd config ${source}: ${p}.ca_cert_files must be a list of paths`);
     }
+    const mirrorsRaw = bc.mirrors ?? [];
+    if (!Array.isArray(mirrorsRaw) || !mirrorsRaw.every(isObj)) throw invalidArgument(`nydusd config ${source}: ${p}.mirrors must be a list of objects`);
+    const mirrors = (mirrorsRaw as Obj[]).map((m, i): MirrorConfig => {
+      const mhost: string = field(m, "host", `${p}.mirrors[${i}]`, "string", "");
+      if (!mhost) throw invalidArgument(`nydusd config ${source}: ${p}.mirrors[${i}].host is required`);
+      return {
+        host: mhost,
+        failureLimit: field(m, "failure_limit", `${p}.mirrors[${i}]`, "number", 5),
+        healthCheckIntervalSeconds: field(m, "health_check_interval", `${p}.mirrors[${i}]`, "number", 5),
+      };
+    });
+    let proxy: { url: string; fallback: boolean; checkIntervalSeconds: number } | undefined;
+    if (bc.proxy !== undefined && bc.proxy !== null) {
+      if (!isObj(bc.proxy)) throw invalidArgument(`nydusd config ${source}: ${p}.proxy must be an object`);
+      const url: string = field(bc.proxy, "url", `${p}.proxy`, "string", "");
+      if (url) proxy = { url, fallback: field(bc.proxy, "fallback", `${p}.proxy`, "boolean", true), checkIntervalSeconds: field(bc.proxy, "check_interval", `${p}.proxy`, "number", 5) };
+    }
     backend = {
       type: "registry",
       host,
       repo,
+      mirrors,
+      proxy,
       scheme,
       auth: imagePullAuth || field(bc, "auth", p, "string", ""),
       registryToken: field(bc, "registry_token", p, "string", ""),

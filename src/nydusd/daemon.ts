@@ -52,6 +52,9 @@ export class Daemon implements DaemonApi {
 
   constructor(private readonly opts: DaemonOptions) {}
 
+  /** Backend failovers are warnings in the daemon's log. */
+  private readonly backendLog = (msg: string) => this.opts.logger.withTag("backend").warn(msg);
+
   /** The daemon's one blobfs, mounted on first use. */
   private blobfsMount(config: DaemonConfig): BlobfsMount {
     this.blobfs ??= startBlobfs(this.opts.runDir, { amplifyIo: config.amplifyIo, logger: this.opts.logger });
@@ -68,7 +71,7 @@ export class Daemon implements DaemonApi {
 
   /** Dedicated mode: mounts `bootstrap` at the mountpoint and starts. */
   async startDedicated(bootstrap: string, config: DaemonConfig, prefetchFiles: string[] = []): Promise<void> {
-    const inst = await mountInstance({ id: "/", bootstrap, mountpoint: this.opts.mountpoint, config, blobfs: this.blobfsMount(config), prefetchFiles });
+    const inst = await mountInstance({ id: "/", bootstrap, mountpoint: this.opts.mountpoint, config, blobfs: this.blobfsMount(config), prefetchFiles, log: this.backendLog });
     this.instances.set("/", inst);
     this.sm.fire("Mount");
     this.sm.fire("Start");
@@ -154,7 +157,7 @@ export class Daemon implements DaemonApi {
     const pending: BlobfsMount = adoptBlobfs(state.blobfsDir, got.fd, fs, this.opts.logger);
     this.blobfs = pending;
     for (const i of state.instances) {
-      const inst = await mountInstance({ id: i.id, bootstrap: i.bootstrap, mountpoint: i.mountpoint, config: i.config, blobfs: pending, attach: attachAll });
+      const inst = await mountInstance({ id: i.id, bootstrap: i.bootstrap, mountpoint: i.mountpoint, config: i.config, blobfs: pending, attach: attachAll, log: this.backendLog });
       this.instances.set(i.id, inst);
     }
     pending.session.notifyResend();
@@ -179,6 +182,7 @@ export class Daemon implements DaemonApi {
       config,
       blobfs: this.blobfsMount(config),
       prefetchFiles: req.prefetch_files,
+      log: this.backendLog,
     });
     this.instances.set(mountpoint, inst);
     if (this.sm.state === "INIT") this.sm.fire("Mount");

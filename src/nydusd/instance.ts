@@ -6,7 +6,7 @@ import type { Logger } from "../log/index.ts";
 import { MountFlags, mount, mountAsync, UmountFlags, umount, umountAsync } from "../mount/index.ts";
 import { RafsImage } from "../rafs/index.ts";
 import { RegistryClient } from "../registry/index.ts";
-import { type BlobBackend, localfsBackend, registryBackend } from "./backend.ts";
+import { type BlobBackend, localfsBackend, registryBackend, type Tier, tieredBackend } from "./backend.ts";
 import { Blobfs, openBlob } from "./blobfs.ts";
 import type { BackendConfig, DaemonConfig } from "./config.ts";
 
@@ -96,21 +96,29 @@ export function decodeAuth(auth: string, what: string): { username: string; pass
 }
 
 /** The backend a daemon config names. */
-export function backendOf(c: BackendConfig): BlobBackend {
+export function backendOf(c: BackendConfig, log?: (msg: string) => void): BlobBackend {
   if (c.type === "localfs") {
     return c.blobFile ? localfsBackend(c.dir ?? "", c.blobFile) : localfsBackend(c.dir as string);
   }
   const credentials = c.auth ? decodeAuth(c.auth, "nydusd config: device.backend.config.auth") : undefined;
-  const client = new RegistryClient(c.host, {
-    plainHttp: c.scheme === "http" ? true : c.scheme === "https" ? false : undefined,
-    skipVerify: c.skipVerify,
-    caCert: c.caCertFiles.length ? c.caCertFiles.map((f) => readFileSync(f, "utf8")).join("\n") : undefined,
-    credentials,
-    bearerToken: c.registryToken || undefined,
-    retries: c.retryLimit,
-    timeoutMs: c.timeoutSeconds * 1000,
-  });
-  return registryBackend(client, c.repo);
+  const caCert = c.caCertFiles.length ? c.caCertFiles.map((f) => readFileSync(f, "utf8")).join("\n") : undefined;
+  const common = { skipVerify: c.skipVerify, caCert, credentials, bearerToken: c.registryToken || undefined, timeoutMs: c.timeoutSeconds * 1000 };
+  const origin = registryBackend(
+    new RegistryClient(c.host, { ...common, plainHttp: c.scheme === "http" ? true : c.scheme === "https" ? false : undefined, retries: c.retryLimit }),
+    c.repo,
+  );
+  if (c.mirrors.length === 0 && !c.proxy) return origin;
+  // Mirrors and the proxy fail over quickly (one retry); the origin keeps retry_limit.
+  const endpoint = (url: string) => {
+    const m = url.match(/^(https?):\/\/([^/]+)/);
+    const host = m ? (m[2] as string) : url.replace(/\/.*$/, "");
+    return registryBackend(new RegistryClient(host, { ...common, plainHttp: m ? m[1] === "http" : undefined, retries: 1 }), c.repo);
+  };
+  const tiers: Tier[] = [];
+  if (c.proxy) tiers.push({ backend: endpoint(c.proxy.url), failureLimit: 1, skipMs: c.proxy.checkIntervalSeconds * 1000, fallback: c.proxy.fallback });
+  for (const m of c.mirrors) tiers.push({ backend: endpoint(m.host), failureLimit: m.failureLimit, skipMs: m.healthCheckIntervalSeconds * 1000, fallback: true });
+  tiers.push({ backend: origin, failureLimit: 1, skipMs: 0, fallback: false });
+  return tieredBackend(tiers, log);
 }
 
 /**
@@ -133,6 +141,8 @@ export async function mountInstance(opts: {
   attach?: Map<string, bigint>;
   /** Paths to fetch first (`--prefetch-files`, or a mount request's `prefetch_files`). */
   prefetchFiles?: string[];
+  /** Hears about backend failovers (mirror/proxy → next endpoint). */
+  log?: (msg: string) => void;
 }): Promise<Instance> {
   const bytes = new Uint8Array(readFileSync(opts.bootstrap));
   if (bytes.length >= 4 && new TextDecoder().decode(bytes.subarray(0, 4)) === "RAFS") {
@@ -144,7 +154,7 @@ export async function mountInstance(opts: {
   } catch (e) {
     throw invalidArgument(`${opts.bootstrap}: ${(e as Error).message}`, e);
   }
-  const backend = backendOf(opts.config.backend);
+  const backend = backendOf(opts.config.backend, opts.log);
   const added: string[] = [];
   const release = () => {
     for (const id of added) opts.blobfs.fs.remove(id);
