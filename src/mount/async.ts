@@ -37,3 +37,8 @@ export function mountAsync(source: string, target: string, fstype: string, flags
 export function umountAsync(target: string, flags = 0): Promise<void> {
   return inWorker({ op: "umount", target, flags });
 }
+
+/** `fsMountReadonly` (the new mount API, no option length limit) on a worker thread. */
+export function fsMountReadonlyAsync(fstype: string, source: string, target: string, options: [string, string][]): Promise<void> {
+  return inWorker({ op: "fsmount", fstype, source, target, options });
+}

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { invalidArgument, notImplemented } from "../errdefs/index.ts";
 import { FuseSession } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
-import { MountFlags, mount, mountAsync, UmountFlags, umount, umountAsync } from "../mount/index.ts";
+import { MountFlags, mount, mountErofs, UmountFlags, umount, umountAsync } from "../mount/index.ts";
 import { RafsImage } from "../rafs/index.ts";
 import { RegistryClient } from "../registry/index.ts";
 import { type BlobBackend, localfsBackend, registryBackend, type Tier, tieredBackend } from "./backend.ts";
@@ -169,8 +169,9 @@ export async function mountInstance(opts: {
     }
     if (!opts.attach) {
       mkdirSync(opts.mountpoint, { recursive: true });
-      const devices = image.blobs.map((b) => `device=${join(opts.blobfs.dir, b.blobId)}`).join(",");
-      await mountAsync(opts.bootstrap, opts.mountpoint, "erofs", MountFlags.MS_RDONLY, devices || null);
+      const paths = image.blobs.map((b) => join(opts.blobfs.dir, b.blobId));
+      const m = await mountErofs(opts.bootstrap, opts.mountpoint, paths, process.env.RAFSNAP_EROFS_LOOP === "1");
+      if (m.via === "loop") opts.log?.(`${opts.mountpoint}: this kernel has no file-backed EROFS; mounted over loop devices ${m.loops.join(" ")}`);
     }
   } catch (e) {
     release();

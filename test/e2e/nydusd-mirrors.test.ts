@@ -2,9 +2,10 @@
 // real endpoints on 127.0.0.1: a registry, a counting proxy in front of it (standing in for a
 // mirror or a P2P proxy, which serve the same /v2 paths) and a port nobody listens on. Reads
 // go to the first working endpoint; a dead mirror is skipped; a proxy answering 500 falls back
-// to the origin. Root only (FUSE, EROFS).
+// to the origin. Also: EROFS over loop devices (the fallback for kernels without file-backed
+// EROFS, forced here). Root only (FUSE, EROFS).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup } from "../harness/cleanup.ts";
@@ -18,7 +19,7 @@ import { startNydusd } from "../support/nydusd.ts";
 const isRoot = process.getuid?.() === 0;
 const sha = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
 
-describe.skipIf(!isRoot)("nydusd registry backend: mirrors and proxy", () => {
+describe.skipIf(!isRoot)("nydusd: registry mirrors and proxy; loop-device mounts", () => {
   const cleanup = new Cleanup();
   let dir = "";
   let reg: Registry;
@@ -69,6 +70,17 @@ describe.skipIf(!isRoot)("nydusd registry backend: mirrors and proxy", () => {
     await readAll(nd.mnt);
     expect(proxy.blobBytes()).toBeGreaterThan(6 << 20);
     expect(await nd.proc.stop()).toBe(0);
+  }, 120_000);
+
+  test("loop devices instead of file-backed EROFS (RAFSNAP_EROFS_LOOP=1): same files, loops gone after stop", async () => {
+    const cfg = config("loop", { host: reg.host });
+    const nd = await startNydusd(dir, "loop", cfg, { bootstrap: boot, env: { RAFSNAP_EROFS_LOOP: "1" }, onStart: (p) => cleanup.add("nydusd loop", p) });
+    const mi = readFileSync("/proc/self/mountinfo", "utf8").split("\n").find((l) => l.split(" ")[4] === nd.mnt) ?? "";
+    expect(mi).toContain(" - erofs /dev/loop");
+    await readAll(nd.mnt);
+    expect(await nd.proc.stop()).toBe(0);
+    const loops = (await run(["losetup", "--list", "--noheadings", "--output", "BACK-FILE"])).stdout;
+    expect(loops).not.toContain(dir);
   }, 120_000);
 
   test("proxy with fallback: when it answers 500 the origin serves; without fallback reads fail", async () => {

@@ -48,7 +48,7 @@ export async function startNydusd(
   dir: string,
   name: string,
   config: object,
-  opts: { bootstrap?: string; args?: string[]; onStart?: (p: ChildProcess) => void } = {},
+  opts: { bootstrap?: string; args?: string[]; env?: Record<string, string>; onStart?: (p: ChildProcess) => void } = {},
 ): Promise<NydusdProcess> {
   const cfg = join(dir, `${name}.json`);
   writeFileSync(cfg, JSON.stringify(config));
@@ -69,7 +69,7 @@ export async function startNydusd(
       ...(opts.args ?? []),
     ],
     logFile: join(dir, `${name}.log`),
-    env: { PATH: SYSTEM_PATH, RAFSNAP_RUN_DIR: join(dir, "run") },
+    env: { PATH: SYSTEM_PATH, RAFSNAP_RUN_DIR: join(dir, "run"), ...opts.env },
   });
   opts.onStart?.(proc);
   const api = (method: string, path: string, body?: unknown) =>
