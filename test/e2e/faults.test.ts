@@ -1,11 +1,14 @@
 // Faults in the data path (compiled binary, root): a chunk corrupted in the registry's own
 // storage is caught by digest_validate — the read fails with EIO, the daemon logs the blob,
-// other files keep working, nothing wrong is ever returned, and the kernel logs no oops.
+// other files keep working, nothing wrong is ever returned, and the kernel logs no oops. A
+// registry answering 5xx, slowly, or cutting connections is retried (reads come back right);
+// one that keeps failing gives EIO, and reads work again once it recovers.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, openSync, readFileSync, writeFileSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import { RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup, mountsUnder } from "../harness/cleanup.ts";
+import { type FlakyProxy, startFlakyProxy } from "../harness/flaky-proxy.ts";
 import { noise, pushDirImage } from "../harness/oci-image.ts";
 import { run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
@@ -66,5 +69,48 @@ describe.skipIf(!isRoot)("data-path faults", () => {
     expect(mountsUnder(dir)).toEqual([]);
     const dmesgNew = (await run(["dmesg"])).stdout.split("\n").slice(dmesgBefore - 1).join("\n");
     expect(dmesgNew).not.toMatch(/BUG|Oops|general protection|Call Trace/);
+  }, 120_000);
+
+  test("registry 5xx, slow answers and cut connections: retried and read right; a registry that keeps failing gives EIO", async () => {
+    const tree = join(dir, "tree2");
+    mkdirSync(tree);
+    const files = [noise(2 << 20, 21), noise(2 << 20, 22), noise(2 << 20, 23)];
+    files.forEach((f, i) => writeFileSync(join(tree, `f${i}`), f));
+    // `m` (never read, larger than the read-ahead) keeps `z` out of reach of earlier reads.
+    writeFileSync(join(tree, "m"), noise(12 << 20, 25));
+    const z = noise(2 << 20, 24);
+    writeFileSync(join(tree, "z"), z);
+    const c = new RegistryClient(reg.host);
+    await pushDirImage(c, "net", "oci", tree, join(dir, "layer2"));
+    expect((await rafsnapCli(["convert", "--source", `${reg.host}/net:oci`, "--target", `${reg.host}/net:nydus`])).code).toBe(0);
+    const m = JSON.parse(new TextDecoder().decode((await c.getManifest("net", "nydus")).bytes)) as { layers: { digest: string }[] };
+    mkdirSync(join(dir, "net"));
+    writeFileSync(join(dir, "net/boot.tgz"), await c.readBlob("net", m.layers.at(-1)?.digest as string));
+    expect((await run(["tar", "-xzf", join(dir, "net/boot.tgz"), "-C", join(dir, "net")])).code).toBe(0);
+    const proxy: FlakyProxy = startFlakyProxy(reg.url);
+    cleanup.defer("proxy", () => proxy.stop());
+    const cfg = {
+      device: {
+        backend: { type: "registry", config: { host: proxy.host, repo: "net", scheme: "http", retry_limit: 3, timeout: 1 } },
+        cache: { type: "blobcache", config: { work_dir: join(dir, "net-cache") } },
+      },
+      digest_validate: true,
+    };
+    const nd = await startNydusd(join(dir, "net"), "nydusd", cfg, { bootstrap: join(dir, "net/image/image.boot"), onStart: (p) => cleanup.add("nydusd net", p) });
+    const sha = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+    const read = (i: number) => run(["sha256sum", join(nd.mnt, `f${i}`)]);
+    proxy.fail500(2);
+    expect((await read(0)).stdout.split(" ")[0]).toBe(sha(files[0] as Uint8Array));
+    proxy.slowBlobs(1, 2500); // longer than the 1 s timeout: the first attempt is abandoned
+    expect((await read(1)).stdout.split(" ")[0]).toBe(sha(files[1] as Uint8Array));
+    proxy.cutBlobs(2);
+    expect((await read(2)).stdout.split(" ")[0]).toBe(sha(files[2] as Uint8Array));
+    proxy.fail500(1000);
+    const failed = await run(["cat", join(nd.mnt, "z")]);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain("Input/output error");
+    proxy.fail500(0);
+    expect((await run(["sha256sum", join(nd.mnt, "z")])).stdout.split(" ")[0]).toBe(sha(z)); // and it recovers
+    expect(await nd.proc.stop()).toBe(0);
   }, 120_000);
 });

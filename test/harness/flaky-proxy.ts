@@ -8,6 +8,8 @@ export interface FlakyProxy {
   fail500(n: number): void;
   /** The next `n` blob GETs send only the first half of their body, then drop the connection. */
   cutBlobs(n: number): void;
+  /** The next `n` blob GETs wait `ms` before answering. */
+  slowBlobs(n: number, ms: number): void;
   /** Requests seen so far (method and path). */
   seen(): string[];
   /** Body bytes sent for blob GETs since the last reset. */
@@ -20,6 +22,8 @@ export interface FlakyProxy {
 export function startFlakyProxy(upstream: string): FlakyProxy {
   let fail = 0;
   let cut = 0;
+  let slow = 0;
+  let slowMs = 0;
   let blobBytes = 0;
   const log: string[] = [];
   const server = Bun.serve({
@@ -39,6 +43,10 @@ export function startFlakyProxy(upstream: string): FlakyProxy {
       const outHeaders = new Headers(res.headers);
       const loc = outHeaders.get("location");
       if (loc?.startsWith(upstream)) outHeaders.set("location", loc.replace(upstream, `http://127.0.0.1:${server.port}`));
+      if (req.method === "GET" && url.pathname.includes("/blobs/") && slow > 0) {
+        slow--;
+        await Bun.sleep(slowMs);
+      }
       if (req.method === "GET" && url.pathname.includes("/blobs/") && cut > 0 && res.ok) {
         cut--;
         const bytes = new Uint8Array(await res.arrayBuffer());
@@ -69,6 +77,10 @@ export function startFlakyProxy(upstream: string): FlakyProxy {
   });
   return {
     host: `127.0.0.1:${server.port}`,
+    slowBlobs: (n, ms) => {
+      slow = n;
+      slowMs = ms;
+    },
     fail500: (n) => {
       fail = n;
     },
