@@ -12,7 +12,7 @@ import { type FlakyProxy, startFlakyProxy } from "../harness/flaky-proxy.ts";
 import { noise, pushDirImage } from "../harness/oci-image.ts";
 import { run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { registryConfig, startNydusd } from "../support/nydusd.ts";
+import { convertAndFetchBootstrap, registryConfig, startNydusd } from "../support/nydusd.ts";
 import { rafsnapCli } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -82,11 +82,8 @@ describe.skipIf(!isRoot)("data-path faults", () => {
     writeFileSync(join(tree, "z"), z);
     const c = new RegistryClient(reg.host);
     await pushDirImage(c, "net", "oci", tree, join(dir, "layer2"));
-    expect((await rafsnapCli(["convert", "--source", `${reg.host}/net:oci`, "--target", `${reg.host}/net:nydus`])).code).toBe(0);
-    const m = JSON.parse(new TextDecoder().decode((await c.getManifest("net", "nydus")).bytes)) as { layers: { digest: string }[] };
     mkdirSync(join(dir, "net"));
-    writeFileSync(join(dir, "net/boot.tgz"), await c.readBlob("net", m.layers.at(-1)?.digest as string));
-    expect((await run(["tar", "-xzf", join(dir, "net/boot.tgz"), "-C", join(dir, "net")])).code).toBe(0);
+    const { boot } = await convertAndFetchBootstrap(c, "net", "oci", "nydus", join(dir, "net"));
     const proxy: FlakyProxy = startFlakyProxy(reg.url);
     cleanup.defer("proxy", () => proxy.stop());
     const cfg = {
@@ -96,7 +93,7 @@ describe.skipIf(!isRoot)("data-path faults", () => {
       },
       digest_validate: true,
     };
-    const nd = await startNydusd(join(dir, "net"), "nydusd", cfg, { bootstrap: join(dir, "net/image/image.boot"), onStart: (p) => cleanup.add("nydusd net", p) });
+    const nd = await startNydusd(join(dir, "net"), "nydusd", cfg, { bootstrap: boot, onStart: (p) => cleanup.add("nydusd net", p) });
     const sha = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
     const read = (i: number) => run(["sha256sum", join(nd.mnt, `f${i}`)]);
     proxy.fail500(2);

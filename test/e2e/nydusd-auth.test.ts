@@ -10,8 +10,7 @@ import { Cleanup } from "../harness/cleanup.ts";
 import { noise, pushDirImage } from "../harness/oci-image.ts";
 import { run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { SYSTEM_PATH, requireBinary } from "../support/binary.ts";
-import { startNydusd } from "../support/nydusd.ts";
+import { convertAndFetchBootstrap, startNydusd } from "../support/nydusd.ts";
 
 const isRoot = process.getuid?.() === 0;
 const b64 = (s: string) => Buffer.from(s).toString("base64");
@@ -37,15 +36,7 @@ describe.skipIf(!isRoot)("nydusd: registry credentials, replaced at run time", (
     const cfgDir = join(dir, "docker");
     mkdirSync(cfgDir);
     writeFileSync(join(cfgDir, "config.json"), JSON.stringify({ auths: { [reg.host]: { auth: b64("alice:s3cret") } } }));
-    const conv = await run([requireBinary(), "convert", "--source", `${reg.host}/app:oci`, "--target", `${reg.host}/app:nydus`], {
-      env: { PATH: SYSTEM_PATH, DOCKER_CONFIG: cfgDir },
-      timeoutMs: 60_000,
-    });
-    if (conv.code !== 0) throw new Error(conv.stderr);
-    const m = JSON.parse(new TextDecoder().decode((await client.getManifest("app", "nydus")).bytes)) as { layers: { digest: string }[] };
-    writeFileSync(join(dir, "boot.tgz"), await client.readBlob("app", m.layers.at(-1)?.digest as string));
-    expect((await run(["tar", "-xzf", join(dir, "boot.tgz"), "-C", dir])).code).toBe(0);
-    boot = join(dir, "image/image.boot");
+    boot = (await convertAndFetchBootstrap(client, "app", "oci", "nydus", dir, { DOCKER_CONFIG: cfgDir })).boot;
   }, 120_000);
   afterAll(() => cleanup.run());
 

@@ -13,8 +13,7 @@ import { type FlakyProxy, startFlakyProxy } from "../harness/flaky-proxy.ts";
 import { noise, pushDirImage } from "../harness/oci-image.ts";
 import { freePort, run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { rafsnapCli } from "../support/rafsnap.ts";
-import { startNydusd } from "../support/nydusd.ts";
+import { convertAndFetchBootstrap, startNydusd } from "../support/nydusd.ts";
 
 const isRoot = process.getuid?.() === 0;
 const sha = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
@@ -39,12 +38,7 @@ describe.skipIf(!isRoot)("nydusd: registry mirrors and proxy; loop-device mounts
     files.forEach((f, i) => writeFileSync(join(tree, `f${i}`), f));
     const c = new RegistryClient(reg.host);
     await pushDirImage(c, "app", "oci", tree, join(dir, "layer"));
-    const conv = await rafsnapCli(["convert", "--source", `${reg.host}/app:oci`, "--target", `${reg.host}/app:nydus`]);
-    if (conv.code !== 0) throw new Error(conv.stderr);
-    const m = JSON.parse(new TextDecoder().decode((await c.getManifest("app", "nydus")).bytes)) as { layers: { digest: string }[] };
-    writeFileSync(join(dir, "boot.tgz"), await c.readBlob("app", m.layers.at(-1)?.digest as string));
-    expect((await run(["tar", "-xzf", join(dir, "boot.tgz"), "-C", dir])).code).toBe(0);
-    boot = join(dir, "image/image.boot");
+    boot = (await convertAndFetchBootstrap(c, "app", "oci", "nydus", dir)).boot;
   }, 120_000);
   afterAll(() => cleanup.run());
 

@@ -1,7 +1,8 @@
 // Starts `rafsnap nydusd` (the compiled binary) for data-plane tests.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ChildProcess, spawnProcess, waitFor } from "../harness/process.ts";
+import type { RegistryClient } from "../../src/registry/index.ts";
+import { type ChildProcess, run, spawnProcess, waitFor } from "../harness/process.ts";
 import { requireBinary, SYSTEM_PATH } from "./binary.ts";
 
 /** A running daemon: its process, mountpoint, API socket and an API caller. */
@@ -85,4 +86,31 @@ export async function startNydusd(
     throw new Error(`${(e as Error).message}\n${proc.logTail()}`);
   });
   return { proc, mnt, sock, api, state };
+}
+
+/**
+ * Converts `repo:srcTag` to `repo:dstTag` with the compiled `rafsnap convert` (extra
+ * environment, e.g. DOCKER_CONFIG, in `env`), then downloads the nydus image's bootstrap layer
+ * and unpacks it into `dir`. Returns the bootstrap's path (`<dir>/image/image.boot`) and the
+ * image's layer digests. Throws with convert's stderr when it fails.
+ */
+export async function convertAndFetchBootstrap(
+  client: RegistryClient,
+  repo: string,
+  srcTag: string,
+  dstTag: string,
+  dir: string,
+  env: Record<string, string> = {},
+): Promise<{ boot: string; layers: string[] }> {
+  const conv = await run([requireBinary(), "convert", "--source", `${client.host}/${repo}:${srcTag}`, "--target", `${client.host}/${repo}:${dstTag}`], {
+    env: { PATH: SYSTEM_PATH, ...env },
+    timeoutMs: 120_000,
+  });
+  if (conv.code !== 0) throw new Error(`rafsnap convert: ${conv.stderr}`);
+  const m = JSON.parse(new TextDecoder().decode((await client.getManifest(repo, dstTag)).bytes)) as { layers: { digest: string }[] };
+  const layers = m.layers.map((l) => l.digest);
+  writeFileSync(join(dir, "boot.tgz"), await client.readBlob(repo, layers.at(-1) as string));
+  const t = await run(["tar", "-xzf", join(dir, "boot.tgz"), "-C", dir]);
+  if (t.code !== 0) throw new Error(`tar: ${t.stderr}`);
+  return { boot: join(dir, "image/image.boot"), layers };
 }
