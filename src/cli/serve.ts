@@ -1,5 +1,5 @@
 import { defineCommand } from "citty";
-import { loadConfig } from "../config/index.ts";
+import { loadConfig, unbuiltFeatureWarnings } from "../config/index.ts";
 import { createLogger } from "../log/index.ts";
 import { runUntilSignal } from "../service/index.ts";
 import { loadOptionsOf, snapshotterArgs } from "./_args.ts";
@@ -34,7 +34,7 @@ export default defineCommand({
         compress: l.log_rotation_compress,
       },
     });
-    for (const w of warnings) logger.warn(w);
+    for (const w of [...warnings, ...unbuiltFeatureWarnings(config)]) logger.warn(w);
     await runUntilSignal(config, logger);
     // Daemons are detached and unref'd, but a recovery or API call in flight at shutdown may
     // still hold the event loop: the service has stopped, so the process ends here.

@@ -53,3 +53,4 @@ export {
 } from "./load.ts";
 export { REDACTED, configToToml, isSecretKey, type TomlOptions } from "./toml.ts";
 export { durationMs, isGoDuration, nanosToGoDuration, parseGoDuration } from "./duration.ts";
+export { unbuiltFeatureWarnings } from "./unbuilt.ts";

@@ -1,0 +1,14 @@
+import { expect, test } from "bun:test";
+import { defaultConfig } from "./schema.ts";
+import { unbuiltFeatureWarnings } from "./unbuilt.ts";
+
+test("the defaults turn on nothing unbuilt; each such setting gives one warning naming its key", () => {
+  const c = defaultConfig();
+  expect(unbuiltFeatureWarnings(c)).toEqual([]);
+  c.image.validate_signature = true;
+  c.experimental.tarfs.enable_tarfs = true;
+  const w = unbuiltFeatureWarnings(c);
+  expect(w.length).toBe(2);
+  expect(w[0]).toContain("[image] validate_signature");
+  expect(w[1]).toContain("enable_tarfs");
+});
