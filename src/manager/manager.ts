@@ -161,20 +161,26 @@ export class Manager {
         this.cgroup?.add(pid);
         this.log.info(`started nydusd ${row.id} (pid ${pid}, ${row.mode}, mountpoint ${row.mountpoint})`);
       };
-      if (opts.takeover && l.supervisor?.has()) {
-        // The successor finds the stale socket and the live mount, waits in INIT, and takes
-        // the FUSE fd and state from the supervisor (§4.4 failover).
-        await l.supervisor.restore(async () => {
+      try {
+        if (opts.takeover && l.supervisor?.has()) {
+          // The successor finds the stale socket and the live mount, waits in INIT, and takes
+          // the FUSE fd and state from the supervisor (§4.4 failover).
+          await l.supervisor.restore(async () => {
+            await launch();
+            await waitForState(client, ["INIT"], this.timeout, () => exited);
+            await client.takeover();
+          });
+          await waitForState(client, ["READY", "RUNNING"], this.timeout, () => exited);
+          await client.start();
+        } else {
           await launch();
-          await waitForState(client, ["INIT"], this.timeout, () => exited);
-          await client.takeover();
-        });
-        await waitForState(client, ["READY", "RUNNING"], this.timeout, () => exited);
-        await client.start();
-      } else {
-        await launch();
+        }
+        await waitForState(client, ["RUNNING"], this.timeout, () => exited);
+      } catch (e) {
+        // A daemon that did not come up is not left behind half started.
+        if (child && !exited) child.kill("SIGKILL");
+        throw e;
       }
-      await waitForState(client, ["RUNNING"], this.timeout, () => exited);
       l.child = child;
       l.client = client;
       l.dead = false;
