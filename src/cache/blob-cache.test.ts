@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrorKind, kindOf } from "../errdefs/index.ts";
@@ -51,4 +51,22 @@ test("bad ids and out-of-range chunks are InvalidArgument", () => {
   expect(() => c.put(0, 90, new Uint8Array(20))).toThrow("outside the blob");
   expect(() => c.put(3, 0, new Uint8Array(1))).toThrow("outside the blob");
   c.close();
+});
+
+test("the ready bitmap is shared memory, set only once the chunk's bytes are in the data file", () => {
+  const c = BlobCache.open(dir, ID, 2 * 4096, 10);
+  expect(c.bitmap.buffer).toBeInstanceOf(SharedArrayBuffer);
+  expect(c.bitmap.length).toBe(2);
+  const seen: number[] = [];
+  // What another thread sees: the bit, then the bytes (read back through the data descriptor).
+  c.put(9, 4096, new Uint8Array(4096).fill(5));
+  if ((Atomics.load(c.bitmap, 1) >> 1) & 1) {
+    const b = new Uint8Array(1);
+    readSync(c.dataFd, b, 0, 1, 4096);
+    seen.push(b[0] as number);
+  }
+  expect(seen).toEqual([5]);
+  expect([...c.bitmap]).toEqual([0, 0b10]);
+  c.close();
+  expect([...BlobCache.open(dir, ID, 2 * 4096, 10).bitmap]).toEqual([0, 0b10]); // flushed on close
 });

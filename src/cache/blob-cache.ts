@@ -25,6 +25,11 @@ const BLOB_ID = /^[0-9a-f]{64}$/;
  * fdatasync ({@link BlobCache.flush}, also run every `flushEvery` chunks and on close), so a
  * power loss can lose cached chunks (they are fetched again) but never mark garbage as
  * ready. A map of another size or format is discarded (everything is fetched again).
+ *
+ * In memory the bitmap lives in a SharedArrayBuffer ({@link BlobCache.bitmap}) so that other
+ * threads (the FUSE readers' fast path) can read it: a chunk's bit is published with
+ * `Atomics.or` only after its bytes were written to the data file (the page cache, which
+ * every reader of the file sees), never before, and never cleared.
  */
 export class BlobCache {
   private readonly ready: Uint8Array;
@@ -37,7 +42,8 @@ export class BlobCache {
     readonly blobId: string,
     readonly size: number,
     readonly chunkCount: number,
-    private readonly dataFd: number,
+    /** Descriptor of the data file (read-write; owned by the cache, closed by {@link close}). */
+    readonly dataFd: number,
     private readonly mapFd: number,
     bitmap: Uint8Array,
     private readonly flushEvery: number,
@@ -61,7 +67,7 @@ export class BlobCache {
       if (statSync(f.data).size !== size) ftruncateSync(dataFd, size);
       const mapFd = openSync(f.chunkMap, existsSync(f.chunkMap) ? "r+" : "w+", 0o600);
       const bytes = Math.ceil(chunkCount / 8);
-      const bitmap = new Uint8Array(bytes);
+      const bitmap = new Uint8Array(new SharedArrayBuffer(Math.max(4, (bytes + 3) & ~3)), 0, bytes);
       const head = new Uint8Array(HEADER);
       const got = readSync(mapFd, head, 0, HEADER, 0);
       const hv = new DataView(head.buffer);
@@ -80,6 +86,14 @@ export class BlobCache {
       if (dataFd >= 0) closeSync(dataFd);
       throw internal(`open cache of blob ${blobId} in ${dir}: ${(e as Error).message}`, e);
     }
+  }
+
+  /**
+   * The in-memory ready bitmap (bit `ci` = `bitmap[ci >> 3] >> (ci & 7) & 1`), over a
+   * SharedArrayBuffer: read it with `Atomics.load` from other threads.
+   */
+  get bitmap(): Uint8Array {
+    return this.ready;
   }
 
   /** True when chunk `ci` is in the data file. */
@@ -104,7 +118,8 @@ export class BlobCache {
     }
     let done = 0;
     while (done < data.length) done += writeSync(this.dataFd, data, done, data.length - done, offset + done);
-    this.ready[ci >> 3] = (this.ready[ci >> 3] as number) | (1 << (ci & 7));
+    // Published only now that the bytes are in the data file (see the class comment).
+    Atomics.or(this.ready, ci >> 3, 1 << (ci & 7));
     this.dirty.add(ci >> 3);
     if (this.dirty.size >= this.flushEvery) this.flush();
   }

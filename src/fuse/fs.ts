@@ -1,3 +1,4 @@
+import type { FastReadRegistry } from "./fast-read.ts";
 import type { Attr, DirEntry } from "./protocol.ts";
 
 /**
@@ -14,4 +15,22 @@ export interface ReadonlyFs {
   readlink?(ino: bigint): string;
   /** Totals for statfs: 4 KiB blocks and inodes. */
   totals?(): { blocks: number; files: number };
+  /**
+   * Files are opened with FOPEN_DIRECT_IO (and FUSE_ASYNC_DIO negotiated): the kernel keeps
+   * no page cache of them and every read reaches {@link read} (or the fast path) with the
+   * reader's own size. For files whose reader caches the content itself (EROFS over blobfs),
+   * this saves a second page cache and a copy; default false (FOPEN_KEEP_CACHE).
+   */
+  readonly directIo?: boolean;
+  /**
+   * Called once when a session starts serving this fs with the fast path enabled: files
+   * registered with `fast` have the reads of their ready ranges answered by the reader
+   * threads, without {@link read}. Unregister a file before its cache descriptor closes.
+   */
+  attachFastRead?(fast: FastReadRegistry): void;
+  /**
+   * A read of `ino` the fast path served, reported only when the bytes right after it are
+   * not ready yet: lets the fs read ahead for sequential readers.
+   */
+  readServedFast?(ino: bigint, offset: number, length: number): void;
 }

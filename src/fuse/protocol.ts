@@ -47,12 +47,16 @@ export const ATTR_SIZE = 88;
 export const InitFlag = {
   ASYNC_READ: 1 << 0,
   BIG_WRITES: 1 << 5,
+  /** Direct I/O requests may be submitted asynchronously (several in flight per file). */
+  ASYNC_DIO: 1 << 15,
   PARALLEL_DIROPS: 1 << 18,
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
   INIT_EXT: 1 << 30,
 } as const;
 
+/** `FOPEN_DIRECT_IO`: reads of the file bypass the kernel's page cache for it. */
+export const FOPEN_DIRECT_IO = 1 << 0;
 /** `FOPEN_KEEP_CACHE`: keep the page cache of a file across opens (content never changes). */
 export const FOPEN_KEEP_CACHE = 1 << 1;
 

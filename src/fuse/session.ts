@@ -1,6 +1,8 @@
 import { writeSync } from "node:fs";
+import { MessageChannel, type MessagePort } from "node:worker_threads";
 import type { Logger } from "../log/index.ts";
 import { Errno, errnoOf } from "./errno.ts";
+import { FastReadRegistry } from "./fast-read.ts";
 import type { ReadonlyFs } from "./fs.ts";
 import {
   decodeInHeader,
@@ -11,6 +13,7 @@ import {
   encodeOpenOut,
   encodeReply,
   encodeStatfs,
+  FOPEN_DIRECT_IO,
   FOPEN_KEEP_CACHE,
   IN_HEADER,
   InitFlag,
@@ -28,7 +31,15 @@ export interface SessionOptions {
   logger: Logger;
   /** The reader worker module; the default resolves next to this file. */
   workerUrl?: string | URL;
+  /**
+   * Let the reader threads answer reads of ready ranges themselves (`ReadonlyFs.attachFastRead`,
+   * src/fuse/fast-read.ts); default true when the fs supports it.
+   */
+  fastRead?: boolean;
 }
+
+/** What a reader thread posts: a request for the main thread, or a note. */
+type ReaderMessage = Uint8Array | { end: string } | { warn: string } | { fastRead: number; offset: number; length: number };
 
 const DOT_ENTRIES = (self: bigint, parent: bigint) => [
   { name: ".", ino: self, type: 4 },
@@ -38,7 +49,9 @@ const DOT_ENTRIES = (self: bigint, parent: bigint) => [
 /**
  * Serves a {@link ReadonlyFs} on an open `/dev/fuse` descriptor that is already mounted:
  * worker threads read requests, the main thread answers them (asynchronous reads included)
- * by writing replies to the same descriptor. Every write-type request gets EROFS.
+ * by writing replies to the same descriptor — except reads the fast path serves: when the fs
+ * registers files with {@link FastReadRegistry} (`attachFastRead`), the reader threads answer
+ * reads of their ready ranges themselves. Every write-type request gets EROFS.
  * {@link FuseSession.done} resolves when the kernel ends the session (unmount).
  */
 export class FuseSession {
@@ -48,6 +61,8 @@ export class FuseSession {
   private readonly maxPages: number;
   private readonly log: Logger;
   private readonly parents = new Map<bigint, bigint>();
+  /** The fast path's registry, when enabled (the fs has `attachFastRead`). */
+  readonly fastRead: FastReadRegistry | undefined;
 
   private constructor(
     private readonly fd: number,
@@ -70,20 +85,38 @@ export class FuseSession {
     this.done = new Promise<void>((r) => {
       resolve = r;
     });
+    const fast = (opts.fastRead ?? true) && typeof fs.attachFastRead === "function";
+    const seq = new Int32Array(new SharedArrayBuffer(4));
+    const served = new Float64Array(new SharedArrayBuffer(8 * n));
+    const ports: MessagePort[] = [];
     for (let i = 0; i < n; i++) {
       const w = new Worker(url);
-      w.onmessage = (e: MessageEvent<Uint8Array | { end: string }>) => {
-        if (e.data instanceof Uint8Array) {
-          this.dispatch(e.data);
-          return;
+      w.onmessage = (e: MessageEvent<ReaderMessage>) => {
+        const m = e.data;
+        if (m instanceof Uint8Array) {
+          this.dispatch(m);
+        } else if ("fastRead" in m) {
+          this.fs.readServedFast?.(BigInt(m.fastRead), m.offset, m.length);
+        } else if ("warn" in m) {
+          this.log.warn(m.warn);
+        } else {
+          this.log.debug(`reader ${i} ended: ${m.end}`);
+          w.terminate();
+          if (++ended === n) resolve();
         }
-        this.log.debug(`reader ${i} ended: ${e.data.end}`);
-        w.terminate();
-        if (++ended === n) resolve();
       };
-      w.postMessage({ fd, bufferSize: this.maxPages * 4096 + 4096 });
+      const bufferSize = this.maxPages * 4096 + 4096;
+      if (fast) {
+        const ch = new MessageChannel();
+        ports.push(ch.port1);
+        w.postMessage({ fd, bufferSize, index: i, port: ch.port2, seq, served }, [ch.port2]);
+      } else {
+        w.postMessage({ fd, bufferSize, index: i });
+      }
       this.workers.push(w);
     }
+    this.fastRead = fast ? new FastReadRegistry(ports, seq, served) : undefined;
+    if (this.fastRead) fs.attachFastRead?.(this.fastRead);
   }
 
   /** Starts serving `fs` on the mounted FUSE descriptor `fd`. */
@@ -114,6 +147,7 @@ export class FuseSession {
   /** Stops the reader threads now (after an unmount they end by themselves). */
   stop(): void {
     for (const w of this.workers) w.terminate();
+    this.fastRead?.close();
   }
 
   private reply(unique: bigint, errno: number, body?: Uint8Array): void {
@@ -135,7 +169,7 @@ export class FuseSession {
           const minor = v.getUint32(4, true);
           const readahead = v.getUint32(8, true);
           const offered = v.getUint32(12, true);
-          const want = InitFlag.ASYNC_READ | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES | InitFlag.CACHE_SYMLINKS;
+          const want = InitFlag.ASYNC_READ | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES | InitFlag.CACHE_SYMLINKS | (this.fs.directIo ? InitFlag.ASYNC_DIO : 0);
           this.reply(h.unique, 0, encodeInitOut(Math.min(minor, 36), readahead, offered & want, this.maxPages));
           return;
         }
@@ -157,7 +191,7 @@ export class FuseSession {
         case Op.OPEN: {
           const flags = v.getUint32(0, true);
           if ((flags & 3) !== 0) return this.reply(h.unique, Errno.EROFS); // O_WRONLY / O_RDWR
-          return this.reply(h.unique, 0, encodeOpenOut(0n, FOPEN_KEEP_CACHE));
+          return this.reply(h.unique, 0, encodeOpenOut(0n, this.fs.directIo ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE));
         }
         case Op.OPENDIR:
           return this.reply(h.unique, 0, encodeOpenOut(0n, 0));

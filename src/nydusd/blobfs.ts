@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { BlobCache, cacheFiles } from "../cache/index.ts";
 import { invalidArgument, notFound } from "../errdefs/index.ts";
-import type { Attr, DirEntry, ReadonlyFs } from "../fuse/index.ts";
+import { type Attr, type DirEntry, type FastReadRegistry, type ReadonlyFs, spanTable } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
 import {
   type BlobEntry,
@@ -112,9 +112,19 @@ interface Slot {
  * failed fetch or a digest mismatch fails the read (EIO): wrong bytes are never returned.
  * Blobs are added and removed as instances come and go (shared by reference count), so one
  * FUSE mount — one `/dev/fuse` descriptor for failover — serves the whole daemon.
+ *
+ * Warm reads: every blob is registered with the session's fast path ({@link attachFastRead}),
+ * so reads whose chunks are all cached are answered by the FUSE reader threads straight from
+ * the cache file; only the others reach {@link read}. `stats.reads` counts both (the fast
+ * ones approximately); `readErrors` only happen here and are exact.
  */
 export class Blobfs implements ReadonlyFs {
-  readonly stats: BlobfsStats = { reads: 0, readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0, prefetchRequests: 0, prefetchBytes: 0 };
+  /** Counters; `reads` includes the reads the fast path served. */
+  readonly stats: BlobfsStats;
+  /** EROFS caches what it reads from a blob file: the kernel keeps no second copy. */
+  readonly directIo = true;
+  private mainReads = 0;
+  private fast: FastReadRegistry | undefined;
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly byIno = new Map<bigint, Slot>();
   private readonly byId = new Map<string, Slot>();
@@ -131,6 +141,32 @@ export class Blobfs implements ReadonlyFs {
 
   constructor(private readonly opts: BlobfsOptions) {
     this.log = opts.logger.withTag("blobfs");
+    const stats = { readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0, prefetchRequests: 0, prefetchBytes: 0 } as BlobfsStats;
+    Object.defineProperty(stats, "reads", { enumerable: true, get: () => this.mainReads + (this.fast?.servedReads() ?? 0) });
+    this.stats = stats;
+  }
+
+  /**
+   * Registers every blob (now and as they are added) with a FUSE session's fast path, which
+   * then serves reads of cached chunks without calling {@link read}.
+   */
+  attachFastRead(fast: FastReadRegistry): void {
+    this.fast = fast;
+    for (const s of this.byIno.values()) this.register(s);
+  }
+
+  /** Registers `s` with the fast path; without one (or when that fails) reads all come here. */
+  private register(s: Slot): void {
+    if (!this.fast) return;
+    const b = s.blob;
+    try {
+      const spans = spanTable(b.meta.chunks.map((c) => ({ start: c.uncompressedOffset, size: c.uncompressedSize, bit: c.ciIndex })));
+      if (!this.fast.register(s.ino, { fd: b.cache.dataFd, size: b.entry.uncompressedSize, spans, bitmap: b.cache.bitmap })) {
+        this.log.warn(`blob ${b.entry.blobId}: reads all take the main thread (the fast path ended or cannot reopen the cache file)`);
+      }
+    } catch (err) {
+      this.log.warn(`blob ${b.entry.blobId}: reads all take the main thread:`, err);
+    }
   }
 
   /**
@@ -152,6 +188,7 @@ export class Blobfs implements ReadonlyFs {
     this.inoHistory.set(blob.entry.blobId, slot.ino);
     this.byIno.set(slot.ino, slot);
     this.byId.set(blob.entry.blobId, slot);
+    this.register(slot);
   }
 
   /** The inode number of `blobId`, if served. */
@@ -163,6 +200,8 @@ export class Blobfs implements ReadonlyFs {
   remove(blobId: string): void {
     const slot = this.byId.get(blobId);
     if (!slot || --slot.refs > 0) return;
+    // The readers stop using the cache file before it is closed (fast-read.ts handshake).
+    this.fast?.unregister(slot.ino);
     slot.blob.cache.close();
     this.byId.delete(blobId);
     this.byIno.delete(slot.ino);
@@ -206,25 +245,43 @@ export class Blobfs implements ReadonlyFs {
     const b = slot.blob;
     const length = Math.max(0, Math.min(size, b.entry.uncompressedSize - offset));
     if (length === 0) return new Uint8Array(0);
-    this.stats.reads++;
+    this.mainReads++;
     try {
       await this.ensure(b, slot.backend, offset, length);
-      // Read-ahead, for sequential readers only (the third read in a row starting near where
-      // the previous one of this blob ended; requests may arrive slightly out of order): fetch
-      // what follows before it is asked for. Lone reads — small files — fetch only what they cover.
-      const ahead = this.opts.readAhead ?? 4 << 20;
-      const near = slot.lastEnd !== undefined && Math.abs(offset - slot.lastEnd) <= SEQUENTIAL_SLACK;
-      slot.streak = near ? (slot.streak ?? 0) + 1 : 0;
-      slot.lastEnd = offset + length;
-      if ((slot.streak ?? 0) >= 2 && ahead > 0 && offset + length < b.entry.uncompressedSize && !this.cachedAt(b, offset + length)) {
-        void this.prefetch(b.entry.blobId, { offset: offset + length, length: ahead, concurrency: 2 });
-      }
+      this.readAhead(slot, offset, length);
     } catch (err) {
       this.stats.readErrors++;
       this.log.error(`blob ${b.entry.blobId} read ${offset}+${length} failed:`, err);
       throw err;
     }
     return b.cache.read(offset, length);
+  }
+
+  /** A read the fast path served whose next bytes are not cached: maybe read ahead. */
+  readServedFast(ino: bigint, offset: number, length: number): void {
+    const slot = this.byIno.get(ino);
+    if (slot) this.readAhead(slot, offset, length);
+  }
+
+  /**
+   * Read-ahead, for sequential readers only (the third read in a row starting near where the
+   * previous one of this blob ended — by this thread or the fast path; requests may arrive
+   * slightly out of order): fetch what follows before it is asked for. Lone reads — small
+   * files — fetch only what they cover.
+   */
+  private readAhead(slot: Slot, offset: number, length: number): void {
+    const b = slot.blob;
+    const ahead = this.opts.readAhead ?? 4 << 20;
+    const fastEnd = this.fast?.lastEnd(slot.ino) ?? -1;
+    // The fast path's last read may be this very one (a report) or one just before it.
+    const near =
+      (slot.lastEnd !== undefined && Math.abs(offset - slot.lastEnd) <= SEQUENTIAL_SLACK) ||
+      (fastEnd >= 0 && fastEnd >= offset - SEQUENTIAL_SLACK && fastEnd <= offset + length + SEQUENTIAL_SLACK);
+    slot.streak = near ? (slot.streak ?? 0) + 1 : 0;
+    slot.lastEnd = offset + length;
+    if (slot.streak >= 2 && ahead > 0 && offset + length < b.entry.uncompressedSize && !this.cachedAt(b, offset + length)) {
+      void this.prefetch(b.entry.blobId, { offset: offset + length, length: ahead, concurrency: 2 });
+    }
   }
 
   /**
@@ -336,7 +393,10 @@ export class Blobfs implements ReadonlyFs {
 
   /** Flushes and closes every blob cache. */
   close(): void {
-    for (const s of this.byId.values()) s.blob.cache.close();
+    for (const s of this.byId.values()) {
+      this.fast?.unregister(s.ino);
+      s.blob.cache.close();
+    }
     this.byId.clear();
     this.byIno.clear();
   }
