@@ -1,5 +1,9 @@
 import { fsMountReadonlyAsync, mountAsync } from "./async.ts";
 import { MAX_MOUNT_DATA, MountFlags } from "./mount.ts";
+import { setReadAheadKb } from "./readahead.ts";
+
+/** Read-ahead of file-backed EROFS mounts over blobfs, KiB (the kernel's default is 128). */
+export const EROFS_READ_AHEAD_KB = 512;
 
 /** How {@link mountErofs} mounted an image. */
 export interface ErofsMount {
@@ -19,7 +23,7 @@ async function losetup(args: string[]): Promise<string> {
 /**
  * Mounts the EROFS image `bootstrap` read-only at `target` with `devices` as its blob devices.
  * File-backed first (mount(2) with `device=` options, or fsconfig when they do not fit one
- * page); when the kernel answers ENOTBLK — it has no file-backed EROFS and wants block
+ * page), with a {@link EROFS_READ_AHEAD_KB} KiB read-ahead where the kernel lets us set it; when the kernel answers ENOTBLK — it has no file-backed EROFS and wants block
  * devices — or `forceLoop` is set, the bootstrap and every device go on read-only loop devices
  * (util-linux `losetup`), which are detached right after mounting so the kernel frees them
  * when the mount goes. Loop devices made for a mount that fails are detached again. Throws the
@@ -29,6 +33,7 @@ export async function mountErofs(bootstrap: string, target: string, devices: str
   if (!forceLoop) {
     try {
       await mountWith(bootstrap, target, devices);
+      setReadAheadKb(target, EROFS_READ_AHEAD_KB);
       return { via: "file", loops: [] };
     } catch (e) {
       if (!String((e as Error).message).includes("ENOTBLK")) throw e;

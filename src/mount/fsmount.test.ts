@@ -80,7 +80,7 @@ describe.skipIf(!isRoot)("mountErofs over loop devices (kernels without file-bac
   const FIX = join(import.meta.dir, "../../../shared/fixtures/rafs");
   const BLOB_ID = "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef";
 
-  test("forced loop mode mounts the real nydus fixture; the loop devices go away with the mount", async () => {
+  test("file-backed with a 512 KiB read-ahead; forced loop mode mounts the real nydus fixture and its loop devices go away with the mount", async () => {
     const { mountErofs } = await import("./erofs.ts");
     const { bytesSource, readBlobMeta, readChunkDigests } = await import("../rafs/index.ts");
     const d = mkdtempSync(join(tmpdir(), "rafsnap-loop-"));
@@ -93,6 +93,13 @@ describe.skipIf(!isRoot)("mountErofs over loop devices (kernels without file-bac
       const blob = img.blobs[0] as (typeof img.blobs)[number];
       const dev = join(d, `${BLOB_ID}.blob.data`);
       writeFileSync(dev, uncompressedBlob({ blob, src, chunks: readBlobMeta(src, blob).chunks, digests: readChunkDigests(src, blob) }));
+      const file = await mountErofs(bootPath, target, [dev]);
+      expect(file.via).toBe("file");
+      const { fsSysfsPath } = await import("./readahead.ts");
+      const name = fsSysfsPath(target)?.split("/").pop();
+      expect(name).toMatch(/^erofs-?\d*|^\d+:\d+$/);
+      expect(readFileSync(`/sys/class/bdi/${name}/read_ahead_kb`, "utf8").trim()).toBe("512");
+      umount(target);
       const m = await mountErofs(bootPath, target, [dev], true);
       expect(m.via).toBe("loop");
       expect(m.loops.length).toBe(2);

@@ -6,3 +6,4 @@ export { type FdState, fetchState, receiveState, sendState, serveState, Supervis
 export { isMountpoint, mountPoints } from "./mountinfo.ts";
 export { prepareSocketPath, socketAccepts } from "./socket.ts";
 export { type ErofsMount, mountErofs } from "./erofs.ts";
+export { fsSysfsPath, setReadAheadKb } from "./readahead.ts";

@@ -274,9 +274,12 @@ export class Blobfs implements ReadonlyFs {
     const ahead = this.opts.readAhead ?? 4 << 20;
     const fastEnd = this.fast?.lastEnd(slot.ino) ?? -1;
     // The fast path's last read may be this very one (a report) or one just before it.
+    // Requests of one read-ahead window arrive in parallel and out of order: the slack grows
+    // with the request size (EROFS read-ahead windows, up to 512 KiB here).
+    const slack = Math.max(SEQUENTIAL_SLACK, 4 * length);
     const near =
-      (slot.lastEnd !== undefined && Math.abs(offset - slot.lastEnd) <= SEQUENTIAL_SLACK) ||
-      (fastEnd >= 0 && fastEnd >= offset - SEQUENTIAL_SLACK && fastEnd <= offset + length + SEQUENTIAL_SLACK);
+      (slot.lastEnd !== undefined && Math.abs(offset - slot.lastEnd) <= slack) ||
+      (fastEnd >= 0 && fastEnd >= offset - slack && fastEnd <= offset + length + slack);
     slot.streak = near ? (slot.streak ?? 0) + 1 : 0;
     slot.lastEnd = offset + length;
     if (slot.streak >= 2 && ahead > 0 && offset + length < b.entry.uncompressedSize && !this.cachedAt(b, offset + length)) {
