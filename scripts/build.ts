@@ -33,6 +33,7 @@ const cmd = [
   `${root}src/fuse/reader-worker.ts`,
   `${root}src/mount/mount-worker.ts`,
   `${root}src/mount/fdpass-worker.ts`,
+  `${root}src/convert/layer-worker.ts`,
   "--outfile",
   outfile,
 ];

@@ -1,11 +1,11 @@
 import { invalidArgument } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
-import { buildImageBootstrap, buildLayer, type Compressor, fastChunkHasher, type LayerResult } from "../rafs/index.ts";
+import { buildImageBootstrap, type Compressor, type LayerResult } from "../rafs/index.ts";
 import { credentialsFromDockerConfig, manifestRefOf, parseImageRef, RegistryClient } from "../registry/index.ts";
-import { decompressLayer } from "./layer.ts";
+import { convertLayer } from "./layer-build.ts";
+import { LayerThread } from "./layer-thread.ts";
 import { bootstrapLayer, mergedIndex, type NydusBlobLayer, nydusImage } from "./nydus-image.ts";
 import { hostPlatform, type Platform, resolveImage } from "./oci.ts";
-import { readTar } from "./tar.ts";
 
 /** Options of {@link convertImage}. */
 export interface ConvertOptions {
@@ -24,6 +24,13 @@ export interface ConvertOptions {
   platform?: Platform;
   /** Layers converted at the same time; default 2. */
   concurrency?: number;
+  /**
+   * Convert layers with worker threads, one per concurrent layer (default true): each worker
+   * downloads its layer, decompresses it and cuts, hashes and compresses its chunks; this
+   * thread builds the layer trees and uploads the blobs, so concurrent layers use as many
+   * cores. False runs everything on the calling thread (same output, byte for byte).
+   */
+  layerThreads?: boolean;
   logger: Logger;
   /** Called when a layer is done: its index, the uncompressed bytes read, seconds taken. */
   onLayer?: (e: { index: number; count: number; bytes: number; seconds: number; blob: NydusBlobLayer }) => void;
@@ -38,15 +45,6 @@ export interface ConvertResult {
   bootstrap: { digest: string; size: number };
 }
 
-function counted(src: AsyncIterable<Uint8Array>, c: { bytes: number }): AsyncIterable<Uint8Array> {
-  return (async function* () {
-    for await (const b of src) {
-      c.bytes += b.length;
-      yield b;
-    }
-  })();
-}
-
 /**
  * Converts an OCI image in a registry into a nydus (RAFS v6) image in a registry: each
  * layer is streamed from the source (digest and diff_id checked), turned into a nydus blob
@@ -59,14 +57,13 @@ export async function convertImage(opts: ConvertOptions): Promise<ConvertResult>
   const src = parseImageRef(opts.source);
   const dst = parseImageRef(opts.target);
   if (!dst.tag) throw invalidArgument(`target ${JSON.stringify(opts.target)} needs a tag`);
-  const clientFor = (host: string) =>
-    new RegistryClient(host, {
-      plainHttp: opts.plainHttp ? true : opts.tls ? false : undefined,
-      caCert: opts.tls?.caCert,
-      skipVerify: opts.tls?.skipVerify,
-      credentials: credentialsFromDockerConfig(host),
-      logger: opts.logger,
-    });
+  const registryOptions = (host: string) => ({
+    plainHttp: opts.plainHttp ? true : opts.tls ? false : undefined,
+    caCert: opts.tls?.caCert,
+    skipVerify: opts.tls?.skipVerify,
+    credentials: credentialsFromDockerConfig(host),
+  });
+  const clientFor = (host: string) => new RegistryClient(host, { ...registryOptions(host), logger: opts.logger });
   const from = clientFor(src.host);
   const to = dst.host === src.host ? from : clientFor(dst.host);
   const platform = opts.platform ?? hostPlatform();
@@ -76,7 +73,14 @@ export async function convertImage(opts: ConvertOptions): Promise<ConvertResult>
   const blobs: NydusBlobLayer[] = new Array(layers.length);
   let next = 0;
   const worker = async () => {
-    const hasher = await fastChunkHasher();
+    const thread = opts.layerThreads === false ? undefined : new LayerThread();
+    try {
+      await convertLayers(thread);
+    } finally {
+      thread?.close();
+    }
+  };
+  const convertLayers = async (thread: LayerThread | undefined) => {
     for (;;) {
       const i = next++;
       if (i >= layers.length) return;
@@ -84,17 +88,19 @@ export async function convertImage(opts: ConvertOptions): Promise<ConvertResult>
       if (!layer) return;
       const what = `layer ${i + 1}/${layers.length} (${layer.digest}) of ${opts.source}`;
       const t0 = performance.now();
-      const c = { bytes: 0 };
-      const tar = counted(decompressLayer(from.blobStream(src.repository, layer.digest), { what, digest: layer.digest, diffId: image.config.rootfs.diff_ids[i] }), c);
-      const build = buildLayer(readTar(tar), { compressor: opts.compressor ?? "zstd", chunkSize: opts.chunkSize, hasher });
+      const job = { what, digest: layer.digest, diffId: image.config.rootfs.diff_ids[i], compressor: opts.compressor ?? "zstd", chunkSize: opts.chunkSize };
+      // A layer thread downloads the layer itself: its bytes never cross threads.
+      const build = thread
+        ? thread.convert({ host: src.host, repo: src.repository, digest: layer.digest, registry: registryOptions(src.host) }, job)
+        : convertLayer(from.blobStream(src.repository, layer.digest), job);
       const pushed = await to.pushBlobStream(dst.repository, build.blob);
-      const res = build.finish();
+      const { result: res, bytes } = await build.finish();
       if (pushed.digest !== res.blob.digest) {
         throw invalidArgument(`${what}: uploaded blob has digest ${pushed.digest}, the builder computed ${res.blob.digest}`);
       }
       results[i] = res;
       blobs[i] = { digest: pushed.digest, size: pushed.size };
-      opts.onLayer?.({ index: i, count: layers.length, bytes: c.bytes, seconds: (performance.now() - t0) / 1000, blob: blobs[i] as NydusBlobLayer });
+      opts.onLayer?.({ index: i, count: layers.length, bytes, seconds: (performance.now() - t0) / 1000, blob: blobs[i] as NydusBlobLayer });
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 2, layers.length)) }, worker));

@@ -53,6 +53,8 @@ export interface BlobWriterOptions {
   chunkSize: number;
   /** Chunk digests (default {@link digest}; see `fastChunkHasher`). */
   hasher?: ChunkHasher;
+  /** CRC-32C of a chunk (default {@link crc32c}; see `fastCrc32c`). */
+  crc32c?: (data: Uint8Array) => number;
 }
 
 /** Features of every blob this writer makes (ALIGNED, INLINED_CHUNK_DIGEST, tar headers, ToC). */
@@ -105,9 +107,13 @@ export function crc32c(data: Uint8Array): number {
 }
 
 /**
- * Compresses `raw` with `algo` (zstd: one standard frame, level 3, content size in the header).
- * Returns undefined when the result is not strictly smaller (the caller stores raw bytes).
- * lz4_block: one LZ4 block ({@link lz4BlockEncode}). Throws NotImplemented for gzip.
+ * Compresses `raw` with `algo` (zstd: one standard frame, level 3, content size in the header,
+ * no checksum). Returns undefined when the result is not strictly smaller (the caller stores
+ * raw bytes). lz4_block: one LZ4 block ({@link lz4BlockEncode}). Throws NotImplemented for gzip.
+ *
+ * zstd stays on `node:zlib`'s streaming compressor: `Bun.zstdCompressSync` (one-shot
+ * `ZSTD_compress`) is faster and leaves less garbage, but splits blocks differently on mixed
+ * data, and blob bytes (and so blob ids) must not change (compress.test.ts).
  */
 export function compress(algo: Compressor, raw: Uint8Array): Uint8Array | undefined {
   if (algo === "none") return undefined;
@@ -171,13 +177,18 @@ export class BlobWriter {
   private readonly ci: Uint8Array[] = [];
   private readonly digests: Uint8Array[] = [];
   private readonly dedup = new Map<string, ChunkRef>();
-  /** sha256 of everything except the digest array payload (§15.7). */
-  private readonly idHash = new Bun.CryptoHasher("sha256");
-  /** sha256 of every byte (the OCI layer digest). */
+  /**
+   * sha256 of every byte (the OCI layer digest). The other two digests are prefixes or
+   * near-copies of the same stream, so they fork from it instead of hashing the chunk data
+   * again: the ToC `image.blob` digest (chunk data + its tar header) is a copy taken after
+   * that header, and {@link idHash} a copy taken just before the digest array.
+   */
   private readonly fileHash = new Bun.CryptoHasher("sha256");
-  /** sha256 of the chunk data (and then its tar header): the ToC `image.blob` digest. */
-  private readonly dataHash = new Bun.CryptoHasher("sha256");
+  /** sha256 of everything except the digest array payload (§15.7); forked at that array. */
+  private idHash: Bun.CryptoHasher | undefined;
   private finished = false;
+  /** ToC entries between {@link finishSections} and {@link finishToc}. */
+  private toc: Uint8Array[] | undefined;
 
   /** Throws InvalidArgument for a bad chunk size, NotImplemented for gzip. */
   constructor(private readonly opts: BlobWriterOptions) {
@@ -201,8 +212,10 @@ export class BlobWriter {
     };
   }
 
+  /** Accounts for `b` as the next bytes of the file; `hashed` false leaves it out of the blob id. */
   private emit(b: Uint8Array, hashed = true): Uint8Array {
-    if (hashed) this.idHash.update(b);
+    if (!hashed) this.idHash ??= this.fileHash.copy();
+    else this.idHash?.update(b);
     this.fileHash.update(b);
     this.offset += b.length;
     return b;
@@ -224,7 +237,7 @@ export class BlobWriter {
       blob: this.info,
       ciIndex: this.ci.length,
       digest: d,
-      crc32: crc32c(raw),
+      crc32: (this.opts.crc32c ?? crc32c)(raw),
       compressedOffset: this.offset,
       compressedSize: stored.length,
       uncompressedOffset: this.uncompressedEnd,
@@ -235,7 +248,6 @@ export class BlobWriter {
     this.ci.push(ciV1(ref));
     this.digests.push(d);
     this.dedup.set(key, ref);
-    this.dataHash.update(stored);
     return { ref, bytes: this.emit(stored) };
   }
 
@@ -247,18 +259,28 @@ export class BlobWriter {
    * but the digest array). Returns the parts to append, in order. Call once.
    */
   finish(inlineBootstrap?: (info: BlobInfo) => Uint8Array): Uint8Array[] {
+    const parts = this.finishSections(inlineBootstrap !== undefined);
+    return parts.concat(this.finishToc(inlineBootstrap?.(this.info)));
+  }
+
+  /**
+   * {@link finish} in two steps, for an inline bootstrap made elsewhere (another thread):
+   * this one writes everything up to where `image.boot` goes and leaves {@link info}
+   * complete but for what `finish` fills after calling `inlineBootstrap`; then call
+   * {@link finishToc} with the bootstrap (or nothing when `inline` is false).
+   */
+  finishSections(inline: boolean): Uint8Array[] {
     if (this.finished) throw new Error("BlobWriter.finish called twice");
     this.finished = true;
     const parts: Uint8Array[] = [];
     const info = this.info;
     const dataSize = this.offset;
-    const th = blobTarHeader("image.blob", dataSize);
-    this.dataHash.update(th);
-    parts.push(this.emit(th));
+    parts.push(this.emit(blobTarHeader("image.blob", dataSize)));
+    const dataDigest = this.fileHash.copy().digest("hex");
     // CI array, CI header.
     const ciData = concat(this.ci);
     const ciPacked = ciData.length > 0 ? compress(this.opts.compressor, ciData) : undefined;
-    info.features = BASE_FEATURES | (inlineBootstrap ? BlobFeatures.INLINED_FS_META : 0);
+    info.features = BASE_FEATURES | (inline ? BlobFeatures.INLINED_FS_META : 0);
     info.chunkCount = this.ci.length;
     info.uncompressedSize = this.uncompressedEnd;
     info.ciCompressor = ciPacked ? this.opts.compressor : "none";
@@ -271,16 +293,29 @@ export class BlobWriter {
     const digestArray = concat(this.digests);
     const digestAt = this.offset;
     parts.push(this.emit(digestArray, false), this.emit(blobTarHeader("blob.digest", digestArray.length)));
-    const toc = [
-      tocEntry("image.blob", "none", this.dataHash.digest("hex"), 0, dataSize, info.uncompressedSize),
+    this.toc = [
+      tocEntry("image.blob", "none", dataDigest, 0, dataSize, info.uncompressedSize),
       tocEntry("blob.meta", info.ciCompressor, sha256Hex(ciData), info.ciOffset, info.ciCompressedSize, info.ciUncompressedSize),
       tocEntry("blob.meta.header", "none", sha256Hex(header), info.ciOffset + info.ciCompressedSize, CI_HEADER_SIZE, CI_HEADER_SIZE),
       tocEntry("blob.digest", "none", sha256Hex(digestArray), digestAt, digestArray.length, digestArray.length),
     ];
-    if (inlineBootstrap) {
+    if (inline) {
       info.compressedSize = this.offset;
       info.blobId = "x".repeat(64);
-      const boot = inlineBootstrap(info);
+    }
+    return parts;
+  }
+
+  /** The second step of {@link finish}: `boot` is the inline bootstrap, if the blob has one. */
+  finishToc(boot?: Uint8Array): Uint8Array[] {
+    const toc = this.toc;
+    if (!toc) throw new Error("BlobWriter.finishToc called before finishSections");
+    this.toc = undefined;
+    const parts: Uint8Array[] = [];
+    const info = this.info;
+    const inline = (info.features & BlobFeatures.INLINED_FS_META) !== 0;
+    if (inline !== (boot !== undefined)) throw new Error("BlobWriter.finishToc: the inline bootstrap is missing or unexpected");
+    if (boot) {
       const packed = compress("zstd", boot);
       const at = this.offset;
       parts.push(this.emit(packed ?? boot), this.emit(blobTarHeader("image.boot", (packed ?? boot).length)));
@@ -291,10 +326,11 @@ export class BlobWriter {
     parts.push(this.emit(tocBytes), this.emit(tocHeader));
     info.size = this.offset;
     info.digest = `sha256:${this.fileHash.digest("hex")}`;
-    if (inlineBootstrap) {
+    if (inline) {
       info.blobId = info.digest.slice(7);
     } else {
       info.compressedSize = this.offset;
+      if (!this.idHash) throw new Error("BlobWriter: the digest array was never emitted");
       info.blobId = this.idHash.digest("hex");
       info.blobTocSize = tocBytes.length + 512;
       info.blobTocDigest = Buffer.from(sha256Hex(tocBytes, tocHeader), "hex");

@@ -10,7 +10,7 @@ import { parseCiHeader } from "../blob-meta.ts";
 import { RafsImage } from "../image.ts";
 import { computeBlobId, readInlineBootstrap, readToc, walkReverseTar } from "../toc.ts";
 import { listTree } from "../tree.ts";
-import { blobTarHeader, buildImageBootstrap, buildLayer, writeBootstrap, type BlobInfo, type FileInode, type LayerEntry, type TreeNode } from "./index.ts";
+import { blobTarHeader, buildImageBootstrap, buildLayer, LayerTreeBuilder, storesData, writeBootstrap, type BlobInfo, type FileInode, type LayerEntry, type TreeNode } from "./index.ts";
 import { blobAccess, buildFromTar, rafsView } from "../../../test/support/rafs-testing.ts";
 
 const FIX = join(import.meta.dir, "../../../../shared/fixtures/rafs");
@@ -171,6 +171,58 @@ describe("chunking and dedup", () => {
     const two = await buildFromTar(ALL, { compressor: "none", inlineBootstrap: false });
     expect(Buffer.from(one.blob)).toEqual(Buffer.from(two.blob));
     expect(Buffer.from(buildImageBootstrap([one.result]))).toEqual(Buffer.from(buildImageBootstrap([two.result])));
+  });
+
+  test("transient pieces (chunk buffer reused, whole chunks not copied) give the same blob and bootstrap", async () => {
+    // Bodies in pieces of many sizes: chunks inside one piece, across pieces, and a tail.
+    async function* split(list: { path: string; data: Uint8Array }[], step: number): AsyncGenerator<LayerEntry> {
+      for (const [k, e] of list.entries()) {
+        yield {
+          header: { path: e.path, type: "file", mode: 0o644, uid: 0, gid: 0, size: e.data.length, mtime: 1, linkname: "", devmajor: 0, devminor: 0, xattrs: {}, offset: k * 512 },
+          body: (async function* () {
+            for (let o = 0; o < e.data.length; o += step) yield e.data.slice(o, o + step);
+          })(),
+        };
+      }
+    }
+    const bytes = (n: number, seed: number) => new Uint8Array(n).map((_, i) => (i * seed + (i >> 7)) & 0xff);
+    const list = [
+      { path: "a", data: bytes(3 * 0x1000 + 17, 7) },
+      { path: "b", data: bytes(0x1000, 3) },
+      { path: "c", data: bytes(5 * 0x1000, 7).subarray(0, 3 * 0x1000) }, // same chunks as a: deduplicated
+      { path: "d", data: bytes(100, 5) },
+    ];
+    for (const step of [0x1000, 0x2800, 333, 1 << 20]) {
+      const build = async (transientPieces: boolean) => {
+        const b = buildLayer(split(list, step), { chunkSize: 0x1000, compressor: "zstd", transientPieces });
+        const parts: Uint8Array[] = [];
+        for await (const p of b.blob) parts.push(p.slice());
+        return { blob: Buffer.concat(parts), boot: b.finish().bootstrap };
+      };
+      const [kept, transient] = [await build(false), await build(true)];
+      expect(transient.blob.equals(kept.blob)).toBe(true);
+      expect(Buffer.from(transient.boot).equals(Buffer.from(kept.boot))).toBe(true);
+    }
+  });
+
+  test("storesData says exactly which entries LayerTreeBuilder.add returns an inode for", () => {
+    const t = new LayerTreeBuilder();
+    const h = (path: string, type: LayerEntry["header"]["type"], size = 0, linkname = ""): LayerEntry["header"] => ({ path, type, mode: 0o644, uid: 0, gid: 0, size, mtime: 0, linkname, devmajor: 0, devminor: 0, xattrs: {} });
+    const cases = [
+      h("", "dir"),
+      h("d", "dir"),
+      h("d/f", "file", 3),
+      h("d/empty", "file", 0),
+      h("stargz.index.json", "file", 9),
+      h(".prefetch.landmark", "file", 9),
+      h("d/stargz.index.json", "file", 9),
+      h("./x/./y", "file", 1),
+      h("d/l", "link", 0, "d/f"),
+      h("d/s", "symlink", 0, "f"),
+      h("d/c", "char"),
+      h("d/p", "fifo"),
+    ];
+    for (const c of cases) expect([c.path, storesData(c)]).toEqual([c.path, t.add(c) !== undefined]);
   });
 
   test("streams: no piece is larger than a chunk plus its tail sections", async () => {

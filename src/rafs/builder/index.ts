@@ -9,10 +9,11 @@ import type { ChunkHasher } from "../compress.ts";
 import { BlobWriter, type BlobInfo } from "./blob-writer.ts";
 import { writeBootstrap } from "./bootstrap-writer.ts";
 import { mergeTrees } from "./merge.ts";
-import { LayerTreeBuilder, type LayerEntry, type TreeNode } from "./tree.ts";
+import { type ChunkRef, type LayerEntry, type LayerEntryHeader, LayerTreeBuilder, type TreeNode } from "./tree.ts";
 
 export * from "./blob-writer.ts";
 export * from "./bootstrap-writer.ts";
+export * from "./fast-hash.ts";
 export * from "./merge.ts";
 export * from "./tree.ts";
 
@@ -32,6 +33,14 @@ export interface LayerBuildOptions {
   inlineBootstrap?: boolean;
   /** Chunk digest function (default the pure-JS one; `fastChunkHasher()` for speed). */
   hasher?: ChunkHasher;
+  /** CRC-32C of a chunk (default the pure-JS one; `fastCrc32c()` for speed). */
+  crc32c?: (data: Uint8Array) => number;
+  /**
+   * Reuse memory across blob pieces (default false): each piece is then valid only until the
+   * next one is requested. Saves an allocation and a copy per chunk, for consumers that copy
+   * anyway (an upload buffer, a ring shared with another thread).
+   */
+  transientPieces?: boolean;
 }
 
 /** What a finished layer build yields. */
@@ -59,29 +68,101 @@ function checkChunkSize(n: number): void {
 
 /**
  * Cuts a file body of `size` bytes into FS chunks. Throws InvalidArgument naming `what` when
- * the body is shorter or longer than `size`.
+ * the body is shorter or longer than `size`. Each chunk is a buffer of its own, unless
+ * `scratch` (chunk-size bytes) is given: then chunks are views of it, or of the body's pieces
+ * when a whole chunk lies in one, valid until the next chunk is requested.
  */
-async function* chunksOf(body: AsyncIterable<Uint8Array>, size: number, chunkSize: number, what: string): AsyncGenerator<Uint8Array> {
+async function* chunksOf(body: AsyncIterable<Uint8Array>, size: number, chunkSize: number, what: string, scratch?: Uint8Array): AsyncGenerator<Uint8Array> {
   let left = size;
-  let buf = new Uint8Array(Math.min(chunkSize, left));
+  const nextBuf = () => (scratch ? scratch.subarray(0, Math.min(chunkSize, left)) : new Uint8Array(Math.min(chunkSize, left)));
+  let buf = nextBuf();
   let fill = 0;
   for await (const piece of body) {
     let o = 0;
     while (o < piece.length) {
       if (buf.length === 0) throw invalidArgument(`rafs builder: ${what}: more data than the ${size} bytes its header says`);
+      if (scratch && fill === 0 && piece.length - o >= buf.length) {
+        const whole = piece.subarray(o, o + buf.length);
+        o += whole.length;
+        left -= whole.length;
+        buf = nextBuf();
+        yield whole;
+        continue;
+      }
       const n = Math.min(buf.length - fill, piece.length - o);
       buf.set(piece.subarray(o, o + n), fill);
       fill += n;
       o += n;
       if (fill === buf.length) {
-        yield buf;
-        left -= buf.length;
-        buf = new Uint8Array(Math.min(chunkSize, left));
+        const full = buf;
+        left -= full.length;
+        buf = nextBuf();
         fill = 0;
+        yield full;
       }
     }
   }
   if (left !== 0) throw invalidArgument(`rafs builder: ${what}: body ended ${left} bytes short of its ${size}-byte size`);
+}
+
+/**
+ * Where {@link buildLayerBlob} puts the entries it reads: the layer tree
+ * ({@link LayerTreeBuilder}), or something that hands them on to the thread holding it.
+ */
+export interface EntrySink {
+  /**
+   * Takes the next entry, in tar order. Returns the array the references to the entry's
+   * chunks are to be appended to (its inode's `chunks`) when its body is stored, else
+   * undefined (the body is skipped). May throw (a bad entry ends the build).
+   */
+  entry(header: LayerEntryHeader): ChunkRef[] | undefined;
+}
+
+/** Options of {@link buildLayerBlob}: those of {@link buildLayer}, the inline bootstrap made by the caller. */
+export interface LayerBlobOptions extends Omit<LayerBuildOptions, "inlineBootstrap"> {
+  /**
+   * Makes the inline bootstrap (`image.boot`) from the blob info, complete but for its id
+   * (`"x"×64`) and ToC fields; absent: the blob has none and its id follows §15.7.
+   */
+  inlineBootstrap?: (info: BlobInfo) => Uint8Array | Promise<Uint8Array>;
+}
+
+/** A blob build in progress ({@link buildLayerBlob}). */
+export interface LayerBlobBuild {
+  /** The data blob, as {@link LayerBuild.blob}. */
+  blob: AsyncIterable<Uint8Array>;
+  /** The blob's table data; complete once `blob` has ended. */
+  info: BlobInfo;
+}
+
+/**
+ * The blob half of {@link buildLayer}: reads `entries` in order, gives each to `sink`, cuts
+ * the bodies it asks for into chunks (digest, dedup, compression) and yields the blob bytes,
+ * then the tail sections. The tree half is whatever `sink` does with the entries, so it can
+ * live on another thread; with `LayerTreeBuilder.add` it is `buildLayer`. Throws
+ * InvalidArgument for a bad chunk size and NotImplemented for gzip at once; the other
+ * failure modes of `buildLayer` come from the blob iteration.
+ */
+export function buildLayerBlob(entries: AsyncIterable<LayerEntry>, sink: EntrySink, opts: LayerBlobOptions = {}): LayerBlobBuild {
+  const chunkSize = opts.chunkSize ?? 0x100000;
+  checkChunkSize(chunkSize);
+  const writer = new BlobWriter({ compressor: opts.compressor ?? "zstd", digester: opts.digester ?? "blake3", chunkSize, hasher: opts.hasher, crc32c: opts.crc32c });
+  const scratch = opts.transientPieces ? new Uint8Array(chunkSize) : undefined;
+  async function* blob(): AsyncGenerator<Uint8Array> {
+    for await (const { header, body } of entries) {
+      const chunks = sink.entry(header);
+      if (!chunks) continue;
+      for await (const raw of chunksOf(body, header.size, chunkSize, `/${header.path}`, scratch)) {
+        const { ref, bytes } = writer.addChunk(raw);
+        chunks.push(ref);
+        if (bytes) yield bytes;
+      }
+    }
+    const inline = opts.inlineBootstrap;
+    yield* writer.finishSections(inline !== undefined);
+    yield* writer.finishToc(inline ? await inline(writer.info) : undefined);
+  }
+  return { blob: blob(), info: writer.info };
 }
 
 /**
@@ -97,35 +178,17 @@ async function* chunksOf(body: AsyncIterable<Uint8Array>, size: number, chunkSiz
  */
 export function buildLayer(entries: AsyncIterable<LayerEntry>, opts: LayerBuildOptions = {}): LayerBuild {
   const chunkSize = opts.chunkSize ?? 0x100000;
-  checkChunkSize(chunkSize);
   const compressor = opts.compressor ?? "zstd";
   const digester = opts.digester ?? "blake3";
-  const inline = opts.inlineBootstrap ?? true;
-  const writer = new BlobWriter({ compressor, digester, chunkSize, hasher: opts.hasher });
   const tree = new LayerTreeBuilder();
-  let result: LayerResult | undefined;
   const boot = () => writeBootstrap(tree.root, { chunkSize, compressor, digester, merged: false });
+  let inlineBoot: Uint8Array | undefined;
+  const inlineBootstrap = (opts.inlineBootstrap ?? true) ? () => (inlineBoot = boot()) : undefined;
+  const b = buildLayerBlob(entries, { entry: (h) => tree.add(h)?.chunks }, { ...opts, inlineBootstrap });
+  let result: LayerResult | undefined;
   async function* blob(): AsyncGenerator<Uint8Array> {
-    for await (const { header, body } of entries) {
-      const inode = tree.add(header);
-      if (!inode) continue;
-      for await (const raw of chunksOf(body, header.size, chunkSize, `/${header.path}`)) {
-        const { ref, bytes } = writer.addChunk(raw);
-        inode.chunks.push(ref);
-        if (bytes) yield bytes;
-      }
-    }
-    let inlineBoot: Uint8Array | undefined;
-    const tail = writer.finish(
-      inline
-        ? () => {
-            inlineBoot = boot();
-            return inlineBoot;
-          }
-        : undefined,
-    );
-    yield* tail;
-    result = { blob: writer.info, tree: tree.root, bootstrap: inlineBoot ?? boot() };
+    yield* b.blob;
+    result = { blob: b.info, tree: tree.root, bootstrap: inlineBoot ?? boot() };
   }
   return {
     blob: blob(),

@@ -101,6 +101,17 @@ const TYPE_BITS: Readonly<Record<LayerEntryHeader["type"], number>> = {
 /** Paths tar-rafs ignores (§20). */
 const IGNORED = new Set(["stargz.index.json", ".prefetch.landmark", ".no.prefetch.landmark"]);
 
+/**
+ * True when {@link LayerTreeBuilder.add} stores the body of entry `h` (it returns an inode
+ * for it, unless it throws): a regular file with data, not at the root, not a path tar-rafs
+ * ignores. Lets a thread without the tree decide which bodies to cut into chunks.
+ */
+export function storesData(h: LayerEntryHeader): boolean {
+  if (h.type !== "file" || h.size <= 0) return false;
+  const parts = h.path.split("/").filter((p) => p !== "" && p !== ".");
+  return parts.length > 1 || (parts.length === 1 && !IGNORED.has(parts[0] as string));
+}
+
 /** A new directory inode with nydus's synthesized defaults (040755, uid/gid 0, mtime 0). */
 export function syntheticDir(name: Uint8Array): TreeNode {
   return { name, inode: { mode: FileMode.S_IFDIR | 0o755, uid: 0, gid: 0, mtime: 0, size: 0, xattrs: new Map(), rdevMajor: 0, rdevMinor: 0, chunks: [] }, children: new Map(), synthesized: true };
