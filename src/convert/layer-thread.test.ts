@@ -7,24 +7,13 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { ErrorKind } from "../errdefs/index.ts";
 import type { TreeNode } from "../rafs/index.ts";
+import { noise } from "../../test/harness/oci-image.ts";
 import { convertLayer, type LayerConversion, type LayerJob } from "./layer-build.ts";
 import { convertLayerInWorker, LayerThread } from "./layer-thread.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "layer-build-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** Pseudo-random bytes (xorshift), incompressible. */
-function noise(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** A gzip layer: big random files, many small text files, duplicates and a hard link. */
 function makeLayer(): { gz: Uint8Array; digest: string; diffId: string } {

@@ -6,13 +6,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { silentLogger } from "../log/index.ts";
-import { MountFlags, mount, umount } from "../mount/index.ts";
 import { run } from "../../test/harness/process.ts";
+import { mountTestFuse, type TestFuseMount } from "../../test/support/fuse-mount.ts";
 import { type FastReadRegistry, publishBit, spanTable } from "./fast-read.ts";
 import type { ReadonlyFs } from "./fs.ts";
 import type { Attr } from "./protocol.ts";
-import { FuseSession } from "./session.ts";
 
 const isRoot = process.getuid?.() === 0;
 const CHUNK = 256 * 1024;
@@ -24,9 +22,8 @@ const sha = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("
 describe.skipIf(!isRoot)("FUSE session fast path", () => {
   let dir: string;
   let mnt: string;
-  let fd: number;
   let cacheFd: number;
-  let session: FuseSession;
+  let fuse: TestFuseMount;
   const bitmap = new Uint8Array(new SharedArrayBuffer(4), 0, 1);
   const mainReads: number[] = [];
   const reported: number[] = [];
@@ -62,19 +59,10 @@ describe.skipIf(!isRoot)("FUSE session fast path", () => {
     cacheFd = openSync(join(dir, "cache"), "r");
     mnt = join(dir, "mnt");
     mkdirSync(mnt);
-    fd = openSync("/dev/fuse", "r+");
-    mount("rafsnap-test", mnt, "fuse.rafsnap-test", MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV, `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`);
-    session = FuseSession.start(fd, fs, { logger: silentLogger(), workers: 2 });
+    fuse = mountTestFuse(mnt, fs);
   });
   afterAll(async () => {
-    try {
-      umount(mnt, 2 /* MNT_DETACH */);
-    } catch {
-      // already gone
-    }
-    await Promise.race([session?.done, Bun.sleep(3000)]);
-    session?.stop();
-    closeSync(fd);
+    await fuse?.stop();
     closeSync(cacheFd);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -90,7 +78,7 @@ describe.skipIf(!isRoot)("FUSE session fast path", () => {
     publishBit(bitmap, 1);
     expect(await readRange(0, 2)).toBe(sha(content.subarray(0, 2 * CHUNK)));
     expect(mainReads).toEqual([]);
-    expect(session.fastRead?.servedReads()).toBeGreaterThan(0);
+    expect(fuse.session.fastRead?.servedReads()).toBeGreaterThan(0);
     // The read ending where chunk 2 (not ready) starts says so: the fs may read ahead.
     expect(reported).toContain(2 * CHUNK);
     expect(await readRange(2, 2)).toBe(sha(content.subarray(2 * CHUNK, 4 * CHUNK)));

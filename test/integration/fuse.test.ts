@@ -2,14 +2,14 @@
 // served by worker threads + the main thread, and read with ordinary tools in subprocesses
 // (a synchronous read from this thread would wait on itself).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { notFound, unavailable } from "../../src/errdefs/index.ts";
-import { type Attr, type DirEntry, FuseSession, type ReadonlyFs } from "../../src/fuse/index.ts";
-import { silentLogger } from "../../src/log/index.ts";
-import { MountFlags, mount, umount } from "../../src/mount/index.ts";
+import type { Attr, DirEntry, ReadonlyFs } from "../../src/fuse/index.ts";
+import { umount } from "../../src/mount/index.ts";
 import { run } from "../harness/process.ts";
+import { mountTestFuse, type TestFuseMount } from "../support/fuse-mount.ts";
 
 const isRoot = process.getuid?.() === 0;
 const BIG = 3 * 1024 * 1024 + 123;
@@ -64,27 +64,17 @@ function memFs(): ReadonlyFs & { reads: number } {
 describe.skipIf(!isRoot)("FUSE session", () => {
   let dir: string;
   let mnt: string;
-  let fd: number;
-  let session: FuseSession;
+  let fuse: TestFuseMount;
   const fs = memFs();
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "rafsnap-fuse-"));
     mnt = join(dir, "mnt");
     mkdirSync(mnt);
-    fd = openSync("/dev/fuse", "r+");
-    mount("rafsnap-test", mnt, "fuse.rafsnap-test", MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV, `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`);
-    session = FuseSession.start(fd, fs, { logger: silentLogger(), workers: 2 });
+    fuse = mountTestFuse(mnt, fs);
   });
   afterAll(async () => {
-    try {
-      umount(mnt, 2 /* MNT_DETACH */);
-    } catch {
-      // already gone
-    }
-    await Promise.race([session?.done, Bun.sleep(3000)]);
-    session?.stop();
-    closeSync(fd);
+    await fuse?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -114,7 +104,7 @@ describe.skipIf(!isRoot)("FUSE session", () => {
 
   test("unmounting ends the session", async () => {
     umount(mnt);
-    await session.done;
+    await fuse.session.done;
     expect((await run(["ls", mnt])).stdout).toBe("");
   });
 });
