@@ -128,10 +128,10 @@ export class Snapshotter {
     return this.remoteOr(key, this.mountsOf(s, s.labels));
   }
 
-  /** The nearest ancestor of `parent` (itself included) labelled as a nydus bootstrap layer. */
-  private metaLayer(parent: string): MetaLayer | undefined {
+  /** The nearest ancestor of snapshot `key` labelled as a nydus bootstrap layer. */
+  private metaLayer(key: string): MetaLayer | undefined {
     return this.opts.store.read((tx) => {
-      for (let name = parent; name !== ""; ) {
+      for (let name = tx.getInfo(key).info.parent; name !== ""; ) {
         const { id, info } = tx.getInfo(name);
         if (Label.NydusMetaLayer in info.labels) return { id, labels: info.labels };
         name = info.parent;
@@ -148,10 +148,9 @@ export class Snapshotter {
   private async remoteOr(key: string, native: Mount[]): Promise<Mount[]> {
     const remote = this.opts.remote;
     if (!remote) return native;
+    const meta = this.metaLayer(key);
+    if (!meta) return native; // plain OCI: nothing more to read
     const s = this.opts.store.read((tx) => tx.getSnapshot(key));
-    const parent = this.opts.store.read((tx) => tx.getInfo(key).info.parent);
-    const meta = parent === "" ? undefined : this.metaLayer(parent);
-    if (!meta) return native;
     const metaDir = join(this.snapshotsDir, meta.id);
     const style = this.opts.remoteStyle ?? { nydusOverlayfs: false, overlayfsPath: "" };
     const volatile = this.opts.volatileAlways === true || wantsVolatile(s.labels);
