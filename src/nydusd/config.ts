@@ -19,8 +19,23 @@ export type BackendConfig =
       /** Registry mirrors tried in order before the origin (`mirrors[]`). */
       mirrors: MirrorConfig[];
       /** A caching proxy tried first (`proxy`); with `fallback` the mirrors/origin follow. */
-      proxy?: { url: string; fallback: boolean; checkIntervalSeconds: number };
+      proxy?: ProxyConfig;
     };
+
+/** The backend's `proxy` (a P2P or caching proxy serving the registry's `/v2` paths). */
+export interface ProxyConfig {
+  /** `http(s)://host[:port]`. */
+  url: string;
+  /** When the proxy fails (or fails its ping), may the mirrors and the origin be tried? Default true. */
+  fallback: boolean;
+  /**
+   * `check_interval`, seconds (default 5): with `pingUrl`, how often the proxy is pinged;
+   * without, how long it is skipped after a failed read.
+   */
+  checkIntervalSeconds: number;
+  /** `ping_url`: health-check URL (a 2xx answer within 3 s is healthy), or "" for none. */
+  pingUrl: string;
+}
 
 /** One entry of the backend's `mirrors` list. */
 export interface MirrorConfig {
@@ -28,8 +43,15 @@ export interface MirrorConfig {
   host: string;
   /** Consecutive failures before the mirror is skipped (`failure_limit`, default 5). */
   failureLimit: number;
-  /** How long a failed mirror is skipped, seconds (`health_check_interval`, default 5). */
+  /**
+   * `health_check_interval`, seconds (default 5): with `pingUrl`, how often the mirror is
+   * pinged; without, how long it is skipped after `failureLimit` failed reads.
+   */
   healthCheckIntervalSeconds: number;
+  /** `ping_url`: health-check URL (a 2xx answer within 3 s is healthy), or "" for none. */
+  pingUrl: string;
+  /** `headers`: sent with every request to this mirror (names lower-cased). */
+  headers: Record<string, string>;
 }
 
 /** The parts of a nydusd fusedev (v1 "RafsConfig") JSON that rafsnap's daemon uses. */
@@ -40,7 +62,15 @@ export interface DaemonConfig {
   digestValidate: boolean;
   /** Merge fetches of chunks closer than this (`amplify_io`, bytes). */
   amplifyIo: number;
-  prefetch: { enable: boolean; prefetchAll: boolean; threadsCount: number };
+  prefetch: {
+    enable: boolean;
+    prefetchAll: boolean;
+    threadsCount: number;
+    /** `merging_size`, bytes: the largest merged prefetch request (default 128 KiB, as nydusd). */
+    mergingSize: number;
+    /** `bandwidth_rate`, bytes per second prefetch may fetch; 0 (the default) is unlimited. */
+    bandwidthRate: number;
+  };
 }
 
 type Obj = Record<string, unknown>;
@@ -53,11 +83,58 @@ function field<T>(o: Obj, key: string, path: string, type: "string" | "boolean" 
   return v as T;
 }
 
+/** A number field that must be finite and ≥ 0; InvalidArgument naming the key. */
+function amount(o: Obj, key: string, path: string, dflt: number): number {
+  const v: number = field(o, key, path, "number", dflt);
+  if (!Number.isFinite(v) || v < 0) throw invalidArgument(`nydusd config: ${path}.${key} must be a non-negative number, got ${v}`);
+  return v;
+}
+
+/** An interval in seconds: absent or 0 is `dflt` (Go writes zero values), negative is InvalidArgument. */
+const interval = (o: Obj, key: string, path: string, dflt: number) => amount(o, key, path, dflt) || dflt;
+
+/** An optional `ping_url`: "" or an absolute http(s) URL; InvalidArgument naming the key. */
+function pingUrlOf(o: Obj, path: string): string {
+  const url: string = field(o, "ping_url", path, "string", "");
+  if (url === "") return "";
+  let u: URL | undefined;
+  try {
+    u = new URL(url);
+  } catch {
+    u = undefined;
+  }
+  // The URL itself stays out of the message: it may carry user:password.
+  if (!u || (u.protocol !== "http:" && u.protocol !== "https:")) throw invalidArgument(`nydusd config: ${path}.ping_url must be an http(s) URL`);
+  return url;
+}
+
+/** A mirror's `headers`: an object of strings, valid as HTTP headers; names lower-cased. */
+function headersOf(o: Obj, path: string): Record<string, string> {
+  const h = o.headers;
+  if (h === undefined || h === null) return {};
+  if (!isObj(h) || !Object.values(h).every((v) => typeof v === "string")) {
+    throw invalidArgument(`nydusd config: ${path}.headers must be an object of strings`);
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h as Record<string, string>)) {
+    try {
+      new Headers([[k, v]]);
+    } catch {
+      // Values stay out of the message: a header may carry a credential.
+      throw invalidArgument(`nydusd config: ${path}.headers[${JSON.stringify(k)}] is not a valid HTTP header`);
+    }
+    out[k.toLowerCase()] = v;
+  }
+  return out;
+}
+
 /**
  * Parses a nydusd fusedev config (`{"device":{"backend":…,"cache":…},"digest_validate":…}`).
  * Supported backends: `registry` and `localfs` (oss/s3 are InvalidArgument naming the type).
  * `imagePullAuth` (the `IMAGE_PULL_AUTH` environment variable, base64 `user:password`)
- * replaces the registry auth, as nydusd does. Wrong types are InvalidArgument naming the key.
+ * replaces the registry auth, as nydusd does. Wrong types are InvalidArgument naming the key;
+ * so are negative sizes, rates and intervals (0 is the default 5 s), a `ping_url` that is not an
+ * http(s) URL and mirror `headers` that are not valid HTTP headers (never quoting values).
  */
 export function parseDaemonConfig(text: string, source: string, imagePullAuth?: string): DaemonConfig {
   let raw: unknown;
@@ -91,17 +168,28 @@ export function parseDaemonConfig(text: string, source: string, imagePullAuth?: 
     const mirrors = (mirrorsRaw as Obj[]).map((m, i): MirrorConfig => {
       const mhost: string = field(m, "host", `${p}.mirrors[${i}]`, "string", "");
       if (!mhost) throw invalidArgument(`nydusd config ${source}: ${p}.mirrors[${i}].host is required`);
+      const mp = `${p}.mirrors[${i}]`;
       return {
         host: mhost,
-        failureLimit: field(m, "failure_limit", `${p}.mirrors[${i}]`, "number", 5),
-        healthCheckIntervalSeconds: field(m, "health_check_interval", `${p}.mirrors[${i}]`, "number", 5),
+        failureLimit: amount(m, "failure_limit", mp, 5),
+        healthCheckIntervalSeconds: interval(m, "health_check_interval", mp, 5),
+        pingUrl: pingUrlOf(m, mp),
+        headers: headersOf(m, mp),
       };
     });
-    let proxy: { url: string; fallback: boolean; checkIntervalSeconds: number } | undefined;
+    let proxy: ProxyConfig | undefined;
     if (bc.proxy !== undefined && bc.proxy !== null) {
-      if (!isObj(bc.proxy)) throw invalidArgument(`nydusd config ${source}: ${p}.proxy must be an object`);
-      const url: string = field(bc.proxy, "url", `${p}.proxy`, "string", "");
-      if (url) proxy = { url, fallback: field(bc.proxy, "fallback", `${p}.proxy`, "boolean", true), checkIntervalSeconds: field(bc.proxy, "check_interval", `${p}.proxy`, "number", 5) };
+      const pp = `${p}.proxy`;
+      if (!isObj(bc.proxy)) throw invalidArgument(`nydusd config ${source}: ${pp} must be an object`);
+      const url: string = field(bc.proxy, "url", pp, "string", "");
+      if (url) {
+        proxy = {
+          url,
+          fallback: field(bc.proxy, "fallback", pp, "boolean", true),
+          checkIntervalSeconds: interval(bc.proxy, "check_interval", pp, 5),
+          pingUrl: pingUrlOf(bc.proxy, pp),
+        };
+      }
     }
     backend = {
       type: "registry",
@@ -134,6 +222,8 @@ export function parseDaemonConfig(text: string, source: string, imagePullAuth?: 
       enable: field(fp, "enable", "fs_prefetch", "boolean", false),
       prefetchAll: field(fp, "prefetch_all", "fs_prefetch", "boolean", false),
       threadsCount: field(fp, "threads_count", "fs_prefetch", "number", 4),
+      mergingSize: amount(fp, "merging_size", "fs_prefetch", 128 << 10),
+      bandwidthRate: amount(fp, "bandwidth_rate", "fs_prefetch", 0),
     },
   };
 }

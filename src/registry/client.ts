@@ -34,6 +34,12 @@ export interface RegistryOptions {
   retries?: number;
   /** Per-attempt time limit to get response headers, ms; default 60 s. */
   timeoutMs?: number;
+  /**
+   * Extra headers sent with every request to this registry (a mirror's `headers`), never to
+   * its token service. Names are matched case-insensitively; the headers a request sets
+   * itself (`range`, `accept`, `authorization`, …) win. Never logged.
+   */
+  headers?: Record<string, string>;
   logger?: Logger;
 }
 
@@ -64,6 +70,7 @@ export class RegistryClient {
   private readonly tokens = new Map<string, Token>();
   private challenge: Challenge | undefined;
   private readonly retries: number;
+  private readonly extraHeaders: Record<string, string>;
 
   constructor(
     readonly host: string,
@@ -72,6 +79,7 @@ export class RegistryClient {
     const scheme = (opts.plainHttp ?? isLoopbackHost(host)) ? "http" : "https";
     this.base = `${scheme}://${endpointHost(host)}`;
     this.retries = opts.retries ?? 3;
+    this.extraHeaders = Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
     const tls = opts.caCert || opts.skipVerify ? { ca: opts.caCert, rejectUnauthorized: !opts.skipVerify } : undefined;
     const retryStatuses = new Set([408, 429, 500, 502, 503, 504]);
     this.http = ky.create({
@@ -157,7 +165,7 @@ export class RegistryClient {
     const full = url.startsWith("http") ? url : `${this.base}${url}`;
     const scope = this.scopeOf(init.repo, init.push === true);
     for (let attempt = 0; ; attempt++) {
-      const headers: Record<string, string> = { ...init.headers };
+      const headers: Record<string, string> = { ...this.extraHeaders, ...init.headers };
       const auth = this.authHeader(scope);
       if (auth) headers.authorization = auth;
       let res: Response;
