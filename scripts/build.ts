@@ -34,6 +34,7 @@ const cmd = [
   `${root}src/mount/mount-worker.ts`,
   `${root}src/mount/fdpass-worker.ts`,
   `${root}src/convert/layer-worker.ts`,
+  `${root}src/nydusd/decode-worker.ts`,
   "--outfile",
   outfile,
 ];

@@ -118,22 +118,37 @@ export class BlobCache {
     }
     let done = 0;
     while (done < data.length) done += writeSync(this.dataFd, data, done, data.length - done, offset + done);
+    this.markWritten(ci);
+  }
+
+  /**
+   * Marks chunk `ci` ready once another thread has written its bytes to the data file through
+   * {@link dataFd} (in memory at once; in the map file at the next flush). InvalidArgument for
+   * an index outside the blob.
+   */
+  markWritten(ci: number): void {
+    if (ci < 0 || ci >= this.chunkCount) throw invalidArgument(`blob ${this.blobId}: chunk ${ci} is outside the blob`);
     // Published only now that the bytes are in the data file (see the class comment).
     Atomics.or(this.ready, ci >> 3, 1 << (ci & 7));
     this.dirty.add(ci >> 3);
     if (this.dirty.size >= this.flushEvery) this.flush();
   }
 
-  /** Reads `[offset, offset + length)` of the uncompressed blob from the data file. */
-  read(offset: number, length: number): Uint8Array {
+  /**
+   * Reads `[offset, offset + length)` of the uncompressed blob from the data file (clipped to
+   * the blob), placed after `headroom` bytes the caller fills; returns the whole array.
+   */
+  read(offset: number, length: number, headroom = 0): Uint8Array {
     const n = Math.max(0, Math.min(length, this.size - offset));
-    const out = new Uint8Array(n);
+    // Not zero-filled: every byte after the headroom is read or zeroed below.
+    const out = Buffer.allocUnsafe(headroom + n);
     let done = 0;
     while (done < n) {
-      const r = readSync(this.dataFd, out, done, n - done, offset + done);
+      const r = readSync(this.dataFd, out, headroom + done, n - done, offset + done);
       if (r === 0) break;
       done += r;
     }
+    if (done < n) out.fill(0, headroom + done);
     return out;
   }
 

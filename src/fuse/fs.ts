@@ -12,6 +12,12 @@ export interface ReadonlyFs {
   /** Entries of a directory, without `.` and `..`. */
   readdir(ino: bigint): DirEntry[];
   read(ino: bigint, offset: number, size: number): Uint8Array | Promise<Uint8Array>;
+  /**
+   * Optional form of {@link read} that saves the session a copy: the data goes at
+   * `[headroom, end)` of the returned array, whose first `headroom` bytes the caller fills
+   * (the reply header). Same errors as {@link read}.
+   */
+  readFramed?(ino: bigint, offset: number, size: number, headroom: number): Uint8Array | Promise<Uint8Array>;
   readlink?(ino: bigint): string;
   /** Totals for statfs: 4 KiB blocks and inodes. */
   totals?(): { blocks: number; files: number };

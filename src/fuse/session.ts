@@ -18,6 +18,7 @@ import {
   IN_HEADER,
   InitFlag,
   Op,
+  OUT_HEADER,
 } from "./protocol.ts";
 
 /** Options of {@link FuseSession.start}. */
@@ -159,6 +160,19 @@ export class FuseSession {
     }
   }
 
+  /** A successful reply whose first {@link OUT_HEADER} bytes are free for the header. */
+  private replyFramed(unique: bigint, frame: Uint8Array): void {
+    const v = new DataView(frame.buffer, frame.byteOffset, OUT_HEADER);
+    v.setUint32(0, frame.length, true);
+    v.setInt32(4, 0, true);
+    v.setBigUint64(8, unique, true);
+    try {
+      writeSync(this.fd, frame);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") this.log.warn("reply failed", e);
+    }
+  }
+
   private dispatch(req: Uint8Array): void {
     const h = decodeInHeader(req);
     const body = req.subarray(IN_HEADER, h.len);
@@ -198,8 +212,10 @@ export class FuseSession {
         case Op.READ: {
           const offset = Number(v.getBigUint64(8, true));
           const size = v.getUint32(16, true);
-          Promise.resolve(this.fs.read(h.nodeid, offset, size)).then(
-            (data) => this.reply(h.unique, 0, data),
+          const framed = this.fs.readFramed !== undefined;
+          const data = framed ? this.fs.readFramed?.(h.nodeid, offset, size, OUT_HEADER) : this.fs.read(h.nodeid, offset, size);
+          Promise.resolve(data as Uint8Array | Promise<Uint8Array>).then(
+            (data) => (framed ? this.replyFramed(h.unique, data) : this.reply(h.unique, 0, data)),
             (err) => {
               this.log.warn(`read of inode ${h.nodeid} at ${offset}+${size} failed`, err);
               this.reply(h.unique, errnoOf(err));

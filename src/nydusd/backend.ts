@@ -56,7 +56,7 @@ export function localfsBackend(dir: string, blobFile?: string): BlobBackend {
 
 /**
  * nydusd's `registry` backend: blob `<id>` is `sha256:<id>` in `repo`, read with HTTP Range
- * requests (retried and resumed by the client).
+ * requests (whole ranges, retried by the client: `RegistryClient.readRange`).
  */
 export function registryBackend(client: RegistryClient, repo: string): BlobBackend {
   return {
@@ -64,9 +64,7 @@ export function registryBackend(client: RegistryClient, repo: string): BlobBacke
     setAuth: (auth) => client.setAuth(auth),
     async read(blobId, offset, length) {
       checkId(blobId);
-      const parts: Uint8Array[] = [];
-      for await (const c of client.blobStream(repo, `sha256:${blobId}`, offset, offset + length)) parts.push(c);
-      return parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+      return client.readRange(repo, `sha256:${blobId}`, offset, offset + length);
     },
   };
 }

@@ -18,6 +18,7 @@ import {
   readBlobMeta,
 } from "../rafs/index.ts";
 import type { BlobBackend } from "./backend.ts";
+import { DecodeError, DecodePool } from "./decode-pool.ts";
 
 /** CI header size at the end of a `.blob.meta` file and after the CI array in a blob. */
 const CI_HEADER = 4096;
@@ -73,8 +74,16 @@ export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir:
 export interface BlobfsOptions {
   /** Merge fetches of chunks closer than this many bytes (`amplify_io`); default 1 MiB. */
   amplifyIo?: number;
-  /** Bytes fetched ahead after a read that needed a fetch; default 4 MiB, 0 for none. */
+  /**
+   * Most bytes fetched ahead of a sequential reader; default {@link READ_AHEAD}, 0 for none.
+   * The window starts small and grows with the sequential run (twice what it has read).
+   */
   readAhead?: number;
+  /**
+   * Threads that decompress, verify and cache fetched chunks ({@link DecodePool}), started on
+   * the first fetch; default {@link DECODE_THREADS}. 0: the main thread does it.
+   */
+  decodeThreads?: number;
   logger: Logger;
 }
 
@@ -90,6 +99,21 @@ export interface BlobfsStats {
   prefetchBytes: number;
 }
 
+/**
+ * Default decode threads. One: on these 2-core machines a second one only competes with the
+ * main thread, the FUSE readers and the registry for the CPU (measured with
+ * bench/lazy-read.ts, docs/nydusd.md).
+ */
+export const DECODE_THREADS = 1;
+
+/**
+ * Read-ahead: at most 32 MiB ahead, in requests of at most `amplify_io` bytes, 8 at a time —
+ * enough in flight that fetching, decoding and answering overlap (bench/lazy-read.ts, cold
+ * sequential read: 4 MiB as one request gave about two thirds of this).
+ */
+export const READ_AHEAD = 32 << 20;
+const READ_AHEAD_FETCHES = 8;
+
 /** How far from the previous read's end a read may start and still count as sequential. */
 const SEQUENTIAL_SLACK = 256 << 10;
 
@@ -102,6 +126,8 @@ interface Slot {
   /** End of the last read, and how many reads in a row started near it (read-ahead). */
   lastEnd?: number;
   streak?: number;
+  /** Where the current sequential run started (read-ahead window = 2 × its length). */
+  runStart?: number;
 }
 
 /**
@@ -138,9 +164,18 @@ export class Blobfs implements ReadonlyFs {
   private readonly log: Logger;
   /** blake3 in WebAssembly for digest checks (created once per blobfs, on first use). */
   private hasher: Promise<ChunkHasher> | undefined;
+  private readonly pool: DecodePool | undefined;
+  /**
+   * Decode jobs running per blob cache: a cache whose blob is removed meanwhile is closed
+   * when its last job ends (the workers write through its descriptor).
+   */
+  private readonly jobs = new Map<BlobCache, number>();
+  private readonly closeWhenIdle = new Set<BlobCache>();
 
   constructor(private readonly opts: BlobfsOptions) {
     this.log = opts.logger.withTag("blobfs");
+    const threads = opts.decodeThreads ?? DECODE_THREADS;
+    this.pool = threads > 0 ? new DecodePool(threads) : undefined;
     const stats = { readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0, prefetchRequests: 0, prefetchBytes: 0 } as BlobfsStats;
     Object.defineProperty(stats, "reads", { enumerable: true, get: () => this.mainReads + (this.fast?.servedReads() ?? 0) });
     this.stats = stats;
@@ -202,7 +237,8 @@ export class Blobfs implements ReadonlyFs {
     if (!slot || --slot.refs > 0) return;
     // The readers stop using the cache file before it is closed (fast-read.ts handshake).
     this.fast?.unregister(slot.ino);
-    slot.blob.cache.close();
+    if (this.jobs.has(slot.blob.cache)) this.closeWhenIdle.add(slot.blob.cache);
+    else slot.blob.cache.close();
     this.byId.delete(blobId);
     this.byIno.delete(slot.ino);
   }
@@ -240,11 +276,15 @@ export class Blobfs implements ReadonlyFs {
     return { blocks, files: this.byId.size + 1 };
   }
 
-  async read(ino: bigint, offset: number, size: number): Promise<Uint8Array> {
+  read(ino: bigint, offset: number, size: number): Promise<Uint8Array> {
+    return this.readFramed(ino, offset, size, 0);
+  }
+
+  async readFramed(ino: bigint, offset: number, size: number, headroom: number): Promise<Uint8Array> {
     const slot = this.slotOf(ino);
     const b = slot.blob;
     const length = Math.max(0, Math.min(size, b.entry.uncompressedSize - offset));
-    if (length === 0) return new Uint8Array(0);
+    if (length === 0) return new Uint8Array(headroom);
     this.mainReads++;
     try {
       await this.ensure(b, slot.backend, offset, length);
@@ -254,7 +294,7 @@ export class Blobfs implements ReadonlyFs {
       this.log.error(`blob ${b.entry.blobId} read ${offset}+${length} failed:`, err);
       throw err;
     }
-    return b.cache.read(offset, length);
+    return b.cache.read(offset, length, headroom);
   }
 
   /** A read the fast path served whose next bytes are not cached: maybe read ahead. */
@@ -271,7 +311,7 @@ export class Blobfs implements ReadonlyFs {
    */
   private readAhead(slot: Slot, offset: number, length: number): void {
     const b = slot.blob;
-    const ahead = this.opts.readAhead ?? 4 << 20;
+    const most = this.opts.readAhead ?? READ_AHEAD;
     const fastEnd = this.fast?.lastEnd(slot.ino) ?? -1;
     // The fast path's last read may be this very one (a report) or one just before it.
     // Requests of one read-ahead window arrive in parallel and out of order: the slack grows
@@ -281,9 +321,11 @@ export class Blobfs implements ReadonlyFs {
       (slot.lastEnd !== undefined && Math.abs(offset - slot.lastEnd) <= slack) ||
       (fastEnd >= 0 && fastEnd >= offset - slack && fastEnd <= offset + length + slack);
     slot.streak = near ? (slot.streak ?? 0) + 1 : 0;
+    if (!near || slot.runStart === undefined) slot.runStart = offset;
     slot.lastEnd = offset + length;
-    if (slot.streak >= 2 && ahead > 0 && offset + length < b.entry.uncompressedSize && !this.cachedAt(b, offset + length)) {
-      void this.prefetch(b.entry.blobId, { offset: offset + length, length: ahead, concurrency: 2 });
+    const ahead = Math.min(most, Math.max(1 << 20, 2 * (offset + length - slot.runStart)));
+    if (slot.streak >= 2 && most > 0 && offset + length < b.entry.uncompressedSize && !this.cachedAt(b, offset + length)) {
+      void this.prefetch(b.entry.blobId, { offset: offset + length, length: ahead, concurrency: READ_AHEAD_FETCHES });
     }
   }
 
@@ -293,7 +335,7 @@ export class Blobfs implements ReadonlyFs {
    * consecutive chunks (a planned range split where an in-flight chunk sits).
    */
   private async ensure(b: BlobfsBlob, backend: BlobBackend, offset: number, length: number): Promise<void> {
-    const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.opts.amplifyIo ?? 1 << 20 });
+    const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.opts.amplifyIo ?? 1 << 20, maxSize: this.opts.amplifyIo ?? 1 << 20 });
     const waits: Promise<void>[] = [];
     const key = (c: ChunkInfo) => `${b.entry.blobId}/${c.ciIndex}`;
     for (const f of plan.fetches) {
@@ -323,13 +365,15 @@ export class Blobfs implements ReadonlyFs {
     const last = chunks[chunks.length - 1] as ChunkInfo;
     const f = { offset: first.compressedOffset, length: last.compressedOffset + last.compressedSize - first.compressedOffset, chunks };
     const job = (async () => {
-      this.hasher ??= fastChunkHasher();
-      const hasher = await this.hasher;
       this.stats.fetches++;
       const data = await backend.read(b.entry.blobId, f.offset, f.length);
       this.stats.fetchedBytes += data.length;
-      for (const c of chunks) {
-        if (b.cache.has(c.ciIndex)) continue;
+      if (data.length !== f.length) throw invalidArgument(`blob ${b.entry.blobId}: read ${f.offset}+${f.length} returned ${data.length} bytes`);
+      const todo = chunks.filter((c) => !b.cache.has(c.ciIndex));
+      if (this.pool) return this.decodeElsewhere(b, this.pool, data, f.offset, todo);
+      this.hasher ??= fastChunkHasher();
+      const hasher = await this.hasher;
+      for (const c of todo) {
         const bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest: b.digests.get(c.ciIndex), hasher });
         b.cache.put(c.ciIndex, c.uncompressedOffset, bytes);
         this.stats.chunksFetched++;
@@ -340,6 +384,37 @@ export class Blobfs implements ReadonlyFs {
     return job.finally(() => {
       for (const c of chunks) if (this.inflight.get(keyOf(c)) === job) this.inflight.delete(keyOf(c));
     });
+  }
+
+  /**
+   * Hands fetched chunks to the decode pool, which writes them into `b`'s cache file; marks
+   * the chunks it wrote ready — also those before a chunk that failed, whose error is thrown.
+   */
+  private async decodeElsewhere(b: BlobfsBlob, pool: DecodePool, data: Uint8Array, base: number, chunks: ChunkInfo[]): Promise<void> {
+    if (chunks.length === 0) return;
+    const cache = b.cache;
+    this.jobs.set(cache, (this.jobs.get(cache) ?? 0) + 1);
+    let written: number[] = [];
+    try {
+      const digests = chunks.map((c) => b.digests.get(c.ciIndex));
+      written = await pool.decode({ blob: b.entry, fd: cache.dataFd, data, base, chunks, digests }).catch((e: unknown) => {
+        if (e instanceof DecodeError) written = (e as DecodeError).written;
+        throw e;
+      });
+    } finally {
+      const left = (this.jobs.get(cache) ?? 1) - 1;
+      if (left > 0) this.jobs.set(cache, left);
+      else this.jobs.delete(cache);
+      if (this.closeWhenIdle.has(cache)) {
+        if (left === 0) {
+          this.closeWhenIdle.delete(cache);
+          cache.close();
+        }
+      } else {
+        for (const ci of written) cache.markWritten(ci);
+        this.stats.chunksFetched += written.length;
+      }
+    }
   }
 
   /**
@@ -354,7 +429,7 @@ export class Blobfs implements ReadonlyFs {
     const offset = opts.offset ?? 0;
     const length = Math.min(opts.length ?? b.entry.uncompressedSize, b.entry.uncompressedSize - offset);
     if (length <= 0) return;
-    const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.opts.amplifyIo ?? 1 << 20 });
+    const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.opts.amplifyIo ?? 1 << 20, maxSize: this.opts.amplifyIo ?? 1 << 20 });
     const todo = plan.fetches.filter((f) => f.chunks.some((c) => !b.cache.has(c.ciIndex)));
     let next = 0;
     const worker = async () => {
@@ -394,8 +469,11 @@ export class Blobfs implements ReadonlyFs {
     return slots.map((s) => s.blob.cache.dataPath);
   }
 
-  /** Flushes and closes every blob cache. */
+  /** Stops the decode threads, then flushes and closes every blob cache. */
   close(): void {
+    this.pool?.close();
+    for (const c of this.closeWhenIdle) c.close();
+    this.closeWhenIdle.clear();
     for (const s of this.byId.values()) {
       this.fast?.unregister(s.ino);
       s.blob.cache.close();

@@ -32,6 +32,11 @@ export interface RangePlan {
 export interface PlanOptions {
   /** Merge two compressed ranges separated by at most this many bytes (default 0: only adjacent). */
   maxGap?: number;
+  /**
+   * Do not grow a merged range past this many bytes (a single chunk may still exceed it);
+   * default unlimited. Smaller requests let decoding one overlap fetching the next.
+   */
+  maxSize?: number;
 }
 
 const UNSUPPORTED = 0x2 | 0x4 | 0x8; // CiFlags ZRAN | BATCH | ENCRYPTED
@@ -71,11 +76,12 @@ export function planRange(blob: BlobEntry, chunks: readonly ChunkInfo[], offset:
     hit.push(c);
   }
   const maxGap = opts.maxGap ?? 0;
+  const maxSize = opts.maxSize ?? Number.POSITIVE_INFINITY;
   const fetches: FetchRange[] = [];
   for (const c of [...hit].sort((a, b) => a.compressedOffset - b.compressedOffset)) {
     const last = fetches.at(-1);
     const gap = last ? c.compressedOffset - (last.offset + last.length) : -1;
-    if (last && gap >= 0 && gap <= maxGap) {
+    if (last && gap >= 0 && gap <= maxGap && c.compressedOffset + c.compressedSize - last.offset <= maxSize) {
       last.length = c.compressedOffset + c.compressedSize - last.offset;
       last.chunks.push(c);
     } else {
@@ -110,7 +116,7 @@ export interface DecodeOptions {
  * Throws InvalidArgument naming the blob, the chunk's ci index and uncompressed offset when the
  * input length is wrong, decompression fails or yields the wrong size, or the digest differs.
  */
-export function decodeChunk(blob: BlobEntry, chunk: ChunkInfo, bytes: Uint8Array, opts: DecodeOptions = {}): Uint8Array {
+export function decodeChunk(blob: Pick<BlobEntry, "blobId" | "compressor" | "digester">, chunk: ChunkInfo, bytes: Uint8Array, opts: DecodeOptions = {}): Uint8Array {
   const what = `blob ${blob.blobId} chunk ${chunk.ciIndex} (uncompressed offset ${chunk.uncompressedOffset})`;
   if (bytes.length !== chunk.compressedSize) throw malformed(what, chunk.compressedOffset, `got ${bytes.length} bytes, expected ${chunk.compressedSize}`);
   const out = chunk.compressed ? decompress(blob.compressor, bytes, chunk.uncompressedSize, what) : decompress("none", bytes, chunk.uncompressedSize, what);

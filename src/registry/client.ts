@@ -248,6 +248,35 @@ export class RegistryClient {
     }
   }
 
+  /**
+   * Bytes `[start, end)` of blob `digest` in one piece: one Range request whose body is taken
+   * whole by the runtime (no stream pieces to join — the data plane's cache misses). A body
+   * cut short is requested again, up to the client's retries; a registry that ignores Range
+   * is read through {@link blobStream}. Errors as {@link blobStream}.
+   */
+  async readRange(repo: string, digest: string, start: number, end: number): Promise<Uint8Array> {
+    const what = `blob ${digest} in ${repo} on ${this.host}`;
+    for (let failures = 0; ; ) {
+      const res = await this.send("GET", `/v2/${repo}/blobs/${digest}`, { repo, what, headers: { range: `bytes=${start}-${end - 1}` } });
+      if (!res.ok) throw await registryError(what, res);
+      if (res.status !== 206) {
+        await res.body?.cancel();
+        const parts: Uint8Array[] = [];
+        for await (const c of this.blobStream(repo, digest, start, end)) parts.push(c);
+        return parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
+      }
+      try {
+        const body = new Uint8Array(await res.arrayBuffer());
+        if (body.length !== end - start) throw new Error(`body has ${body.length} bytes, expected ${end - start}`);
+        return body;
+      } catch (e) {
+        if (++failures > this.retries) throw unavailable(`${what}: reading ${start}-${end} failed: ${(e as Error).message}`, e);
+        this.opts.logger?.warn(`${what}: read of ${start}-${end} interrupted, retrying (${failures}/${this.retries})`);
+        await Bun.sleep(Math.min(2_000, 100 * 2 ** failures));
+      }
+    }
+  }
+
   /** A whole blob in memory, verified against its sha256 digest (for manifests and configs). */
   async readBlob(repo: string, digest: string): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
