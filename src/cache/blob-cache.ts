@@ -134,21 +134,16 @@ export class BlobCache {
     if (this.dirty.size >= this.flushEvery) this.flush();
   }
 
-  /**
-   * Reads `[offset, offset + length)` of the uncompressed blob from the data file (clipped to
-   * the blob), placed after `headroom` bytes the caller fills; returns the whole array.
-   */
-  read(offset: number, length: number, headroom = 0): Uint8Array {
+  /** Reads `[offset, offset + length)` of the uncompressed blob from the data file. */
+  read(offset: number, length: number): Uint8Array {
     const n = Math.max(0, Math.min(length, this.size - offset));
-    // Not zero-filled: every byte after the headroom is read or zeroed below.
-    const out = Buffer.allocUnsafe(headroom + n);
+    const out = new Uint8Array(n);
     let done = 0;
     while (done < n) {
-      const r = readSync(this.dataFd, out, headroom + done, n - done, offset + done);
+      const r = readSync(this.dataFd, out, done, n - done, offset + done);
       if (r === 0) break;
       done += r;
     }
-    if (done < n) out.fill(0, headroom + done);
     return out;
   }
 

@@ -1,6 +1,13 @@
 import type { FastReadRegistry } from "./fast-read.ts";
 import type { Attr, DirEntry } from "./protocol.ts";
 
+/** A range of an open file: where a read's bytes are ({@link ReadonlyFs.readSource}). */
+export interface FileRange {
+  fd: number;
+  offset: number;
+  length: number;
+}
+
 /**
  * A read-only filesystem served over FUSE. Inode 1 is the root. Lookups and attributes are
  * synchronous (they come from memory); reads may be asynchronous (they may fetch data).
@@ -13,11 +20,13 @@ export interface ReadonlyFs {
   readdir(ino: bigint): DirEntry[];
   read(ino: bigint, offset: number, size: number): Uint8Array | Promise<Uint8Array>;
   /**
-   * Optional form of {@link read} that saves the session a copy: the data goes at
-   * `[headroom, end)` of the returned array, whose first `headroom` bytes the caller fills
-   * (the reply header). Same errors as {@link read}.
+   * Optional form of {@link read} for data that sits in a file: the read's bytes are
+   * `length` bytes of descriptor `fd` at `offset` (fewer than asked only at the end of the
+   * file). The session sends them at once — spliced into `/dev/fuse` when it can, so they are
+   * never copied through this process — so `fd` only has to stay open until the promise's
+   * callbacks have run. Same errors as {@link read}.
    */
-  readFramed?(ino: bigint, offset: number, size: number, headroom: number): Uint8Array | Promise<Uint8Array>;
+  readSource?(ino: bigint, offset: number, size: number): Promise<FileRange>;
   readlink?(ino: bigint): string;
   /** Totals for statfs: 4 KiB blocks and inodes. */
   totals?(): { blocks: number; files: number };

@@ -1,9 +1,11 @@
-import { writeSync } from "node:fs";
+import { readSync, writeSync } from "node:fs";
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import type { Logger } from "../log/index.ts";
 import { Errno, errnoOf } from "./errno.ts";
+import { FuseSplicer, SpliceResult } from "./splice.ts";
+import { readerSys } from "./sys.ts";
 import { FastReadRegistry } from "./fast-read.ts";
-import type { ReadonlyFs } from "./fs.ts";
+import type { FileRange, ReadonlyFs } from "./fs.ts";
 import {
   decodeInHeader,
   encodeAttrOut,
@@ -62,6 +64,8 @@ export class FuseSession {
   private readonly maxPages: number;
   private readonly log: Logger;
   private readonly parents = new Map<bigint, bigint>();
+  /** Splices the replies of {@link replyFromFile}; null when splicing is not possible. */
+  private splicer: FuseSplicer | null | undefined;
   /** The fast path's registry, when enabled (the fs has `attachFastRead`). */
   readonly fastRead: FastReadRegistry | undefined;
 
@@ -147,6 +151,7 @@ export class FuseSession {
 
   /** Stops the reader threads now (after an unmount they end by themselves). */
   stop(): void {
+    this.splicer?.close();
     for (const w of this.workers) w.terminate();
     this.fastRead?.close();
   }
@@ -160,14 +165,46 @@ export class FuseSession {
     }
   }
 
-  /** A successful reply whose first {@link OUT_HEADER} bytes are free for the header. */
-  private replyFramed(unique: bigint, frame: Uint8Array): void {
+  /**
+   * Answers a read with `r.length` bytes of file `r.fd`: spliced (the pages are referenced,
+   * not copied — src/fuse/splice.ts, the same as the readers' fast path), else read into the
+   * reply buffer behind its header and written. A short file falls back to the copy, which
+   * answers with what there is.
+   */
+  private replyFromFile(unique: bigint, r: FileRange): void {
+    if (this.splicer === undefined) {
+      try {
+        this.splicer = new FuseSplicer(readerSys(), this.fd, OUT_HEADER + this.maxPages * 4096);
+      } catch (e) {
+        this.log.debug(`replies to cold reads are copied, not spliced: ${(e as Error).message}`);
+        this.splicer = null;
+      }
+    }
+    if (this.splicer?.fits(r.offset, r.length)) {
+      const id = new Uint8Array(8);
+      new DataView(id.buffer).setBigUint64(0, unique, true);
+      const sent = this.splicer.reply(id, r.fd, r.offset, r.length);
+      if (sent === SpliceResult.SENT) return;
+      if (sent === SpliceResult.BROKEN) {
+        this.log.warn("/dev/fuse refused a spliced reply; replies to cold reads are copied from now on");
+        this.splicer.close();
+        this.splicer = null;
+      }
+    }
+    // Not zero-filled: every byte sent is read below.
+    const frame = Buffer.allocUnsafe(OUT_HEADER + r.length);
+    let n = 0;
+    while (n < r.length) {
+      const got = readSync(r.fd, frame, OUT_HEADER + n, r.length - n, r.offset + n);
+      if (got <= 0) break;
+      n += got;
+    }
     const v = new DataView(frame.buffer, frame.byteOffset, OUT_HEADER);
-    v.setUint32(0, frame.length, true);
+    v.setUint32(0, OUT_HEADER + n, true);
     v.setInt32(4, 0, true);
     v.setBigUint64(8, unique, true);
     try {
-      writeSync(this.fd, frame);
+      writeSync(this.fd, frame, 0, OUT_HEADER + n);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") this.log.warn("reply failed", e);
     }
@@ -212,10 +249,9 @@ export class FuseSession {
         case Op.READ: {
           const offset = Number(v.getBigUint64(8, true));
           const size = v.getUint32(16, true);
-          const framed = this.fs.readFramed !== undefined;
-          const data = framed ? this.fs.readFramed?.(h.nodeid, offset, size, OUT_HEADER) : this.fs.read(h.nodeid, offset, size);
-          Promise.resolve(data as Uint8Array | Promise<Uint8Array>).then(
-            (data) => (framed ? this.replyFramed(h.unique, data) : this.reply(h.unique, 0, data)),
+          const fromFile = this.fs.readSource?.(h.nodeid, offset, size);
+          (fromFile ?? Promise.resolve(this.fs.read(h.nodeid, offset, size))).then(
+            (got) => (got instanceof Uint8Array ? this.reply(h.unique, 0, got) : this.replyFromFile(h.unique, got)),
             (err) => {
               this.log.warn(`read of inode ${h.nodeid} at ${offset}+${size} failed`, err);
               this.reply(h.unique, errnoOf(err));

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { BlobCache, cacheFiles } from "../cache/index.ts";
 import { invalidArgument, notFound } from "../errdefs/index.ts";
-import { type Attr, type DirEntry, type FastReadRegistry, type ReadonlyFs, spanTable } from "../fuse/index.ts";
+import { type Attr, type DirEntry, type FastReadRegistry, type FileRange, type ReadonlyFs, spanTable } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
 import {
   type BlobEntry,
@@ -276,15 +276,17 @@ export class Blobfs implements ReadonlyFs {
     return { blocks, files: this.byId.size + 1 };
   }
 
-  read(ino: bigint, offset: number, size: number): Promise<Uint8Array> {
-    return this.readFramed(ino, offset, size, 0);
+  async read(ino: bigint, offset: number, size: number): Promise<Uint8Array> {
+    const r = await this.readSource(ino, offset, size);
+    return this.slotOf(ino).blob.cache.read(r.offset, r.length);
   }
 
-  async readFramed(ino: bigint, offset: number, size: number, headroom: number): Promise<Uint8Array> {
+  /** {@link read} for the session: where in the cache file the bytes are, once cached. */
+  async readSource(ino: bigint, offset: number, size: number): Promise<FileRange> {
     const slot = this.slotOf(ino);
     const b = slot.blob;
     const length = Math.max(0, Math.min(size, b.entry.uncompressedSize - offset));
-    if (length === 0) return new Uint8Array(headroom);
+    if (length === 0) return { fd: b.cache.dataFd, offset, length: 0 };
     this.mainReads++;
     try {
       await this.ensure(b, slot.backend, offset, length);
@@ -294,7 +296,7 @@ export class Blobfs implements ReadonlyFs {
       this.log.error(`blob ${b.entry.blobId} read ${offset}+${length} failed:`, err);
       throw err;
     }
-    return b.cache.read(offset, length, headroom);
+    return { fd: b.cache.dataFd, offset, length };
   }
 
   /** A read the fast path served whose next bytes are not cached: maybe read ahead. */
