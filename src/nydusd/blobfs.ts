@@ -19,6 +19,7 @@ import {
 } from "../rafs/index.ts";
 import type { BlobBackend } from "./backend.ts";
 import { DecodeError, DecodePool } from "./decode-pool.ts";
+import type { RateLimiter } from "./rate-limit.ts";
 
 /** CI header size at the end of a `.blob.meta` file and after the CI array in a blob. */
 const CI_HEADER = 4096;
@@ -421,10 +422,11 @@ export class Blobfs implements ReadonlyFs {
 
   /**
    * Prefetch: makes `[offset, offset+length)` of blob `blobId` cached (all of it when no range
-   * is given), `concurrency` fetch groups at a time, stopping early when `signal` aborts.
+   * is given), `concurrency` fetch groups at a time, each after `limiter` allows its bytes
+   * (`bandwidth_rate`), stopping early when `signal` aborts.
    * Failures are logged and counted, never thrown: prefetch is best effort, reads retry.
    */
-  async prefetch(blobId: string, opts: { offset?: number; length?: number; concurrency?: number; signal?: AbortSignal } = {}): Promise<void> {
+  async prefetch(blobId: string, opts: { offset?: number; length?: number; concurrency?: number; signal?: AbortSignal; limiter?: RateLimiter } = {}): Promise<void> {
     const slot = this.byId.get(blobId);
     if (!slot) return;
     const b = slot.blob;
@@ -438,6 +440,8 @@ export class Blobfs implements ReadonlyFs {
       while (next < todo.length && !opts.signal?.aborted && this.byId.get(blobId) === slot) {
         const f = todo[next++];
         if (!f) return;
+        // `fs_prefetch.bandwidth_rate`: false when aborted while waiting.
+        if (opts.limiter && !(await opts.limiter.take(f.length, opts.signal))) return;
         this.stats.prefetchRequests++;
         const before = this.stats.fetchedBytes;
         try {
