@@ -104,7 +104,7 @@ export async function convertImage(opts: ConvertOptions): Promise<ConvertResult>
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 2, layers.length)) }, worker));
-  const boot = bootstrapLayer(buildImageBootstrap(results as LayerResult[]));
+  const boot = bootstrapLayer(buildImageBootstrap(results as LayerResult[], { dedup: true }));
   await to.pushBlob(dst.repository, boot.digest, boot.bytes);
   const { config, manifest } = nydusImage(image, blobs, boot, { inIndex: opts.mergePlatform === true });
   await to.pushBlob(dst.repository, config.descriptor.digest, config.bytes);

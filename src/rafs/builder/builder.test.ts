@@ -269,6 +269,39 @@ describe("merge (reader view; the kernel check is in kernel.test.ts)", () => {
   });
 });
 
+describe("image-wide chunk dedup (buildImageBootstrap dedup)", () => {
+  const layer = async (list: Parameters<typeof entries>[0]) => {
+    const b = buildLayer(entries(list), { compressor: "none", chunkSize: 0x1000 });
+    const blob = await drain(b);
+    return { blob, result: b.finish() };
+  };
+  const big = "abcdefgh".repeat(1024); // two identical 4 KiB chunks
+  const sha = (s: string) => new Bun.CryptoHasher("sha256").update(s).digest("hex");
+
+  test("repeats of lower layers' chunks point at the lowest copy; a blob left unused drops out", async () => {
+    const lower = await layer([{ path: "a", data: big }, { path: "gone", data: "only here" }]);
+    const middle = await layer([{ path: "b", data: big }, { path: ".wh.gone", data: "" }, { path: "c", data: "only here" }]);
+    const upper = await layer([{ path: "d", data: `${big}tail` }, { path: "a", data: big }]);
+    const layers = [lower.result, middle.result, upper.result];
+    const plain = RafsImage.open(buildImageBootstrap(layers));
+    const img = RafsImage.open(buildImageBootstrap(layers, { dedup: true }));
+    // Plain merge: first use in tree order (/a is the upper layer's now, /b and /c the middle's).
+    expect(plain.blobs.map((b) => b.blobId)).toEqual([upper, middle].map((l) => l.result.blob.blobId));
+    // Dedup: everything the middle layer holds repeats the lower one (even a deleted file's
+    // content), so it drops out; /d's tail is only in the upper blob.
+    expect(img.blobs.map((b) => b.blobId)).toEqual([lower.result.blob.blobId, upper.result.blob.blobId]);
+    const blobs = new Map([lower, middle, upper].map((l) => [l.result.blob.blobId, l.blob]));
+    const view = rafsView(img, blobAccess(img, blobs));
+    expect(view["/a"]?.sha256).toBe(sha(big));
+    expect(view["/b"]?.sha256).toBe(sha(big));
+    expect(view["/c"]?.sha256).toBe(sha("only here"));
+    expect(view["/d"]?.sha256).toBe(sha(`${big}tail`));
+    expect(view["/gone"]).toBeUndefined();
+    // The layer trees were not changed: without dedup the same layers give the plain image.
+    expect(Buffer.from(buildImageBootstrap(layers))).toEqual(Buffer.from(plain.src.readAt(0, plain.src.size)));
+  });
+});
+
 describe("bad input", () => {
   const kindOf = async (list: Parameters<typeof entries>[0]) => {
     try {

@@ -8,11 +8,13 @@ import type { Compressor, Digester } from "../blob-table.ts";
 import type { ChunkHasher } from "../compress.ts";
 import { BlobWriter, type BlobInfo } from "./blob-writer.ts";
 import { writeBootstrap } from "./bootstrap-writer.ts";
+import { dedupChunks } from "./dedup.ts";
 import { mergeTrees } from "./merge.ts";
 import { type ChunkRef, type LayerEntry, type LayerEntryHeader, LayerTreeBuilder, type TreeNode } from "./tree.ts";
 
 export * from "./blob-writer.ts";
 export * from "./bootstrap-writer.ts";
+export * from "./dedup.ts";
 export * from "./fast-hash.ts";
 export * from "./merge.ts";
 export * from "./tree.ts";
@@ -203,12 +205,18 @@ export function buildLayer(entries: AsyncIterable<LayerEntry>, opts: LayerBuildO
 export interface ImageBootstrapOptions {
   /** Write the `[root]` prefetch table (nydusify passes `/`; default true). */
   prefetchRoot?: boolean;
+  /**
+   * Point chunks repeated across layers at their lowest copy ({@link dedupChunks}); default
+   * false, the merge nydus-image does. `rafsnap convert` turns it on.
+   */
+  dedup?: boolean;
 }
 
 /**
  * Merges layer results (lower → upper) with overlay semantics and writes the image
  * bootstrap: every inode extended, HAS_XATTR set, INLINED_FS_META cleared, blobs numbered in
- * first-use order, unused blobs (layers without file data) left out.
+ * first-use order, unused blobs (layers without file data, or with `dedup` only repeats of
+ * lower layers' chunks) left out.
  *
  * Throws InvalidArgument when `layers` is empty or the layers disagree on chunk size, plus
  * the failure modes of {@link writeBootstrap}.
@@ -220,5 +228,6 @@ export function buildImageBootstrap(layers: readonly LayerResult[], opts: ImageB
     if (l.blob.chunkSize !== first.blob.chunkSize) throw invalidArgument(`rafs builder: layer blob ${l.blob.blobId} has chunk size 0x${l.blob.chunkSize.toString(16)}, the first layer 0x${first.blob.chunkSize.toString(16)}`);
   }
   const root = mergeTrees(layers.map((l) => l.tree)) as TreeNode;
+  if (opts.dedup) dedupChunks(root, layers.map((l) => l.tree));
   return writeBootstrap(root, { chunkSize: first.blob.chunkSize, compressor: first.blob.compressor, digester: first.blob.digester, merged: true, prefetchRoot: opts.prefetchRoot });
 }

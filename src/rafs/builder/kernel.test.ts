@@ -231,4 +231,33 @@ describe.skipIf(!isRoot)("kernel EROFS mounts what the builder makes (root)", ()
     expect(got["/data/c-link"]?.linkGroup).toBe("/data/c");
     expect(got["/hl2"]?.linkGroup).toBeUndefined();
   }, 60_000);
+
+  test("image-wide dedup: files repeated in an upper layer read through the kernel from the lower blob", async () => {
+    const dir = join(tmp, "dedup");
+    const [l1, l2] = [1, 2].map((i) => join(dir, `l${i}`)) as [string, string];
+    const content = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251));
+    mkdirSync(join(l1, "data"), { recursive: true });
+    mkdirSync(join(l2, "data"), { recursive: true });
+    writeFileSync(join(l1, "data/a"), content);
+    writeFileSync(join(l2, "data/copy"), content);
+    writeFileSync(join(l2, "data/new"), "only in layer 2");
+    const results: LayerResult[] = [];
+    const blobs = new Map<string, Uint8Array>();
+    for (const [i, l] of [l1, l2].entries()) {
+      tarDir(l, join(dir, `l${i + 1}.tar`));
+      const { blob, result } = await buildFromTar(join(dir, `l${i + 1}.tar`), { compressor: "zstd" });
+      results.push(result);
+      blobs.set(result.blob.blobId, blob);
+    }
+    const boot = buildImageBootstrap(results, { dedup: true });
+    const img = RafsImage.open(boot);
+    const lower = img.blobs.findIndex((b) => b.blobId === results[0]?.blob.blobId);
+    expect(img.chunks(img.lookup("/data/copy")).map((c) => c.blobIndex)).toEqual([lower]);
+    expect(img.chunks(img.lookup("/data/new")).map((c) => c.blobIndex)).toEqual([1 - lower]);
+    const exp = join(dir, "expected");
+    mkdirSync(exp);
+    for (const l of [l1, l2]) sh("sh", "-c", `tar --numeric-owner -C '${l}' -cf - . | tar --numeric-owner -C '${exp}' -xpf -`);
+    const want = diskView(exp, true);
+    expect(withMount(dir, boot, blobs, (mnt) => diskView(mnt, true))).toEqual(want);
+  }, 60_000);
 });
