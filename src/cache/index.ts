@@ -1,1 +1,2 @@
 export { BlobCache, blobCacheUsage, cacheFiles, removeBlobCache } from "./blob-cache.ts";
+export { writeFileAtomic } from "./atomic.ts";

@@ -1,5 +1,6 @@
-import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../cache/index.ts";
 import { failedPrecondition } from "../errdefs/index.ts";
 import { RafsImage } from "../rafs/index.ts";
 
@@ -73,9 +74,7 @@ export function copyBlobMeta(bootstrap: string, cacheDir: string): void {
     if (!name.endsWith(".blob.meta")) continue;
     const dst = join(cacheDir, name);
     if (existsSync(dst)) continue;
-    const tmp = `${dst}.tmp-${process.pid}`;
-    copyFileSync(join(dir, name), tmp);
-    renameSync(tmp, dst);
+    writeFileAtomic(dst, readFileSync(join(dir, name)));
   }
 }
 

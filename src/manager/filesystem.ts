@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { blobCacheUsage } from "../cache/index.ts";
+import { blobCacheUsage, writeFileAtomic } from "../cache/index.ts";
 import type { Config } from "../config/index.ts";
 import { failedPrecondition, invalidArgument, isNotFound } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -8,7 +8,7 @@ import { mountPoints, UmountFlags, umountAsync } from "../mount/index.ts";
 import type { DaemonStore, InstanceRow } from "../store/index.ts";
 import { bootstrapPath, copyBlobMeta, fsVersion, stableBootstrap } from "./bootstrap.ts";
 import { instanceConfig, loadTemplate, type NydusdJson } from "./daemon-config.ts";
-import { type Manager, writeFileAtomic } from "./manager.ts";
+import type { Manager } from "./manager.ts";
 
 /** Label keys the filesystem reads (nydus-facts §2). */
 const IMAGE_REF = "containerd.io/snapshot/cri.image-ref";

@@ -1,5 +1,5 @@
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Config } from "../config/index.ts";
 import { failedPrecondition, unavailable } from "../errdefs/index.ts";
@@ -33,14 +33,6 @@ interface Live {
   ready: Promise<void>;
   /** Set while the daemon is known dead and not (yet) started again. */
   dead: boolean;
-}
-
-/** Writes `text` to `path` atomically (temp file + rename), mode 0600. */
-export function writeFileAtomic(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
 }
 
 /**

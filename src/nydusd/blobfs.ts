@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { BlobCache, cacheFiles } from "../cache/index.ts";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { BlobCache, cacheFiles, writeFileAtomic } from "../cache/index.ts";
 import { invalidArgument, notFound } from "../errdefs/index.ts";
 import { type Attr, type DirEntry, type FastReadRegistry, type FileRange, type ReadonlyFs, spanTable } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -64,8 +64,7 @@ export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir:
     const file = new Uint8Array(padded + CI_HEADER);
     file.set(meta.ciData, 0);
     file.set(window.subarray(window.length - CI_HEADER), padded);
-    writeFileSync(`${files.meta}.tmp`, file, { mode: 0o600 });
-    renameSync(`${files.meta}.tmp`, files.meta);
+    writeFileAtomic(files.meta, file);
   }
   const cache = BlobCache.open(cacheDir, entry.blobId, entry.uncompressedSize, meta.chunks.length);
   return { entry, meta, cache, digests };
