@@ -24,6 +24,10 @@ const cmd = [
   "build",
   "--compile",
   "--minify-syntax",
+  // Each lazily imported command (and what only it needs) becomes a chunk of its own, loaded
+  // when that command runs: `rafsnap nydusd` no longer parses the snapshotter's gRPC,
+  // drizzle and protobuf code, ~5 MiB less RSS per daemon (docs/nydusd.md, "Memory").
+  "--splitting",
   "--sourcemap=inline",
   `--define=RAFSNAP_REVISION=${JSON.stringify(revision)}`,
   `--define=RAFSNAP_BUILD_TIME=${JSON.stringify(buildTime)}`,

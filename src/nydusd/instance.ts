@@ -121,6 +121,17 @@ export function backendOf(c: BackendConfig, log?: (msg: string) => void): BlobBa
   return tieredBackend(tiers, log);
 }
 
+/** The chunk table's digests by blob index, then CI index (one pass over the table). */
+function chunkDigests(image: RafsImage): Map<number, Map<number, string>> {
+  const byBlob = new Map<number, Map<number, string>>();
+  for (const e of image.chunkTable) {
+    let m = byBlob.get(e.blobIndex);
+    if (!m) byBlob.set(e.blobIndex, (m = new Map()));
+    m.set(e.ciIndex, e.digest);
+  }
+  return byBlob;
+}
+
 /**
  * Mounts the RAFS v6 image `bootstrap` at `mountpoint`: opens its blobs (fetching each CI
  * table once, then cached in `config.workDir`), adds them to the daemon's blobfs, and mounts
@@ -160,11 +171,10 @@ export async function mountInstance(opts: {
     for (const id of added) opts.blobfs.fs.remove(id);
   };
   try {
+    const digests = opts.config.digestValidate ? chunkDigests(image) : undefined;
     for (const entry of image.blobs) {
-      const digests = opts.config.digestValidate
-        ? new Map(image.chunkTable.filter((e) => e.blobIndex === entry.blobIndex).map((e) => [e.ciIndex, e.digest]))
-        : new Map<number, string>();
-      opts.blobfs.fs.add(await openBlob(entry, backend, opts.config.workDir, digests), backend, opts.attach?.get(entry.blobId));
+      const blob = await openBlob(entry, backend, opts.config.workDir, digests?.get(entry.blobIndex) ?? new Map<number, string>());
+      opts.blobfs.fs.add(blob, backend, opts.attach?.get(entry.blobId));
       added.push(entry.blobId);
     }
     if (!opts.attach) {

@@ -12,9 +12,10 @@ import { isDir, parseInode, type Inode } from "./inode.ts";
 import { parseDeviceTable, parseExtSuperblock, parseSuperblock, type DeviceSlot, type ExtSuperblock, type Superblock } from "./superblock.ts";
 import { readXattrs, type Xattr } from "./xattr.ts";
 
-/** An opened RAFS v6 bootstrap. Holds no state besides what it parsed at open. */
+/** An opened RAFS v6 bootstrap. Holds what it parsed at open (and one index, built on first use). */
 export class RafsImage {
-  private readonly chunkTableIndex: ReadonlyMap<string, ChunkTableEntry>;
+  /** Built on first use: a mount never needs it, and it costs a string key per chunk. */
+  private chunkTableIndex: ReadonlyMap<string, ChunkTableEntry> | undefined;
 
   private constructor(
     /** The bootstrap bytes. */
@@ -26,9 +27,7 @@ export class RafsImage {
     readonly chunkTable: readonly ChunkTableEntry[],
     /** nids listed in the prefetch table. */
     readonly prefetch: readonly number[],
-  ) {
-    this.chunkTableIndex = new Map(chunkTable.map((e) => [chunkKey(e.blobIndex, e.ciIndex, e.uncompressedOffset), e]));
-  }
+  ) {}
 
   /**
    * Parses and validates the fixed structures of a bootstrap.
@@ -95,6 +94,7 @@ export class RafsImage {
 
   /** The chunk table entry for a chunk index, matched by (blob, ci index, uncompressed offset). */
   chunkTableEntry(c: ChunkIndex): ChunkTableEntry | undefined {
+    this.chunkTableIndex ??= new Map(this.chunkTable.map((e) => [chunkKey(e.blobIndex, e.ciIndex, e.uncompressedOffset), e]));
     return this.chunkTableIndex.get(chunkKey(c.blobIndex, c.ciIndex, c.uncompressedOffset));
   }
 
