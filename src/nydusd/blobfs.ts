@@ -226,6 +226,16 @@ export class Blobfs implements ReadonlyFs {
     this.register(slot);
   }
 
+  /**
+   * Counts one more user of `blobId` when it is served already (then the caller need not
+   * open it: see {@link add}); false when it is not.
+   */
+  acquire(blobId: string): boolean {
+    const have = this.byId.get(blobId);
+    if (have) have.refs++;
+    return have !== undefined;
+  }
+
   /** The inode number of `blobId`, if served. */
   inoOf(blobId: string): bigint | undefined {
     return this.byId.get(blobId)?.ino;
@@ -373,8 +383,11 @@ export class Blobfs implements ReadonlyFs {
       if (data.length !== f.length) throw invalidArgument(`blob ${b.entry.blobId}: read ${f.offset}+${f.length} returned ${data.length} bytes`);
       const todo = chunks.filter((c) => !b.cache.has(c.ciIndex));
       if (this.pool) return this.decodeElsewhere(b, this.pool, data, f.offset, todo);
-      this.hasher ??= fastChunkHasher();
-      const hasher = await this.hasher;
+      let hasher: ChunkHasher | undefined;
+      if (b.digests.size > 0) {
+        this.hasher ??= fastChunkHasher();
+        hasher = await this.hasher;
+      }
       for (const c of todo) {
         const bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest: b.digests.get(c.ciIndex), hasher });
         b.cache.put(c.ciIndex, c.uncompressedOffset, bytes);

@@ -15,8 +15,12 @@ let hasher: Promise<ChunkHasher> | undefined;
 
 self.onmessage = async (e: MessageEvent<DecodeRequest>) => {
   const job = e.data;
-  hasher ??= fastChunkHasher();
-  const hash = await hasher;
+  // The hasher (a few MiB of WebAssembly) only once a job asks for a digest check.
+  let hash: ChunkHasher | undefined;
+  if (job.digests.some((d) => d !== undefined)) {
+    hasher ??= fastChunkHasher();
+    hash = await hasher;
+  }
   const written: number[] = [];
   let error: string | undefined;
   try {

@@ -5,10 +5,10 @@ import { FuseSession } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
 import { MountFlags, mount, mountErofs, UmountFlags, umount, umountAsync } from "../mount/index.ts";
 import { RafsImage } from "../rafs/index.ts";
-import { RegistryClient } from "../registry/index.ts";
-import { type BlobBackend, localfsBackend, registryBackend, type Tier, tieredBackend } from "./backend.ts";
+import { type BlobBackend, backendFromConfig } from "./backend.ts";
 import { Blobfs, openBlob } from "./blobfs.ts";
-import type { BackendConfig, DaemonConfig } from "./config.ts";
+import type { DaemonConfig } from "./config.ts";
+import { RateLimiter } from "./rate-limit.ts";
 
 /** A mounted RAFS instance: the EROFS mount over blobs of the daemon's blobfs. */
 export interface Instance {
@@ -87,39 +87,10 @@ export function startBlobfs(runDir: string, opts: { amplifyIo?: number; logger: 
   return blobfsMountOf(fs, dir, fd, FuseSession.start(fd, fs, { logger: opts.logger }));
 }
 
-/** Decodes base64 `user:password` (`auth`, `registry_auth`); InvalidArgument naming `what`. */
-export function decodeAuth(auth: string, what: string): { username: string; password: string } {
-  const plain = Buffer.from(auth, "base64").toString();
-  const i = plain.indexOf(":");
-  if (i <= 0) throw invalidArgument(`${what} is not base64 of user:password`);
-  return { username: plain.slice(0, i), password: plain.slice(i + 1) };
-}
+export { decodeAuth } from "./backend.ts";
 
-/** The backend a daemon config names. */
-export function backendOf(c: BackendConfig, log?: (msg: string) => void): BlobBackend {
-  if (c.type === "localfs") {
-    return c.blobFile ? localfsBackend(c.dir ?? "", c.blobFile) : localfsBackend(c.dir as string);
-  }
-  const credentials = c.auth ? decodeAuth(c.auth, "nydusd config: device.backend.config.auth") : undefined;
-  const caCert = c.caCertFiles.length ? c.caCertFiles.map((f) => readFileSync(f, "utf8")).join("\n") : undefined;
-  const common = { skipVerify: c.skipVerify, caCert, credentials, bearerToken: c.registryToken || undefined, timeoutMs: c.timeoutSeconds * 1000 };
-  const origin = registryBackend(
-    new RegistryClient(c.host, { ...common, plainHttp: c.scheme === "http" ? true : c.scheme === "https" ? false : undefined, retries: c.retryLimit }),
-    c.repo,
-  );
-  if (c.mirrors.length === 0 && !c.proxy) return origin;
-  // Mirrors and the proxy fail over quickly (one retry); the origin keeps retry_limit.
-  const endpoint = (url: string) => {
-    const m = url.match(/^(https?):\/\/([^/]+)/);
-    const host = m ? (m[2] as string) : url.replace(/\/.*$/, "");
-    return registryBackend(new RegistryClient(host, { ...common, plainHttp: m ? m[1] === "http" : undefined, retries: 1 }), c.repo);
-  };
-  const tiers: Tier[] = [];
-  if (c.proxy) tiers.push({ backend: endpoint(c.proxy.url), failureLimit: 1, skipMs: c.proxy.checkIntervalSeconds * 1000, fallback: c.proxy.fallback });
-  for (const m of c.mirrors) tiers.push({ backend: endpoint(m.host), failureLimit: m.failureLimit, skipMs: m.healthCheckIntervalSeconds * 1000, fallback: true });
-  tiers.push({ backend: origin, failureLimit: 1, skipMs: 0, fallback: false });
-  return tieredBackend(tiers, log);
-}
+/** The backend a daemon config names (see {@link backendFromConfig}); `close()` it when done. */
+export const backendOf = backendFromConfig;
 
 /** The chunk table's digests by blob index, then CI index (one pass over the table). */
 function chunkDigests(image: RafsImage): Map<number, Map<number, string>> {
@@ -173,6 +144,12 @@ export async function mountInstance(opts: {
   try {
     const digests = opts.config.digestValidate ? chunkDigests(image) : undefined;
     for (const entry of image.blobs) {
+      // Served already (another instance of an image sharing it): one more reference, no
+      // second parse of its CI table.
+      if (opts.blobfs.fs.acquire(entry.blobId)) {
+        added.push(entry.blobId);
+        continue;
+      }
       const blob = await openBlob(entry, backend, opts.config.workDir, digests?.get(entry.blobIndex) ?? new Map<number, string>());
       opts.blobfs.fs.add(blob, backend, opts.attach?.get(entry.blobId));
       added.push(entry.blobId);
@@ -185,6 +162,7 @@ export async function mountInstance(opts: {
     }
   } catch (e) {
     release();
+    backend.close?.();
     throw e;
   }
   const prefetch = new AbortController();
@@ -200,6 +178,7 @@ export async function mountInstance(opts: {
       prefetch.abort();
       await umountAsync(opts.mountpoint).catch(() => umountAsync(opts.mountpoint, UmountFlags.MNT_DETACH));
       release();
+      backend.close?.();
     },
   };
 }
@@ -207,10 +186,11 @@ export async function mountInstance(opts: {
 /**
  * Background prefetch of one instance (`fs_prefetch`): first the chunks of `files` and of the
  * bootstrap's prefetch table, then — with `prefetch_all` — every blob whole, `threads_count`
- * fetches at a time. Best effort: a path that does not resolve is skipped.
+ * fetches at a time, all within `bandwidth_rate` bytes per second (0: unlimited). Best effort: a path that does not resolve is skipped.
  */
 async function prefetchInstance(image: RafsImage, fs: Blobfs, config: DaemonConfig, files: string[], signal: AbortSignal): Promise<void> {
   const concurrency = Math.max(1, config.prefetch.threadsCount);
+  const limiter = new RateLimiter(config.prefetch.bandwidthRate);
   const inodes = [
     ...files.flatMap((p) => {
       try {
@@ -226,12 +206,12 @@ async function prefetchInstance(image: RafsImage, fs: Blobfs, config: DaemonConf
     for (const c of image.chunks(inode)) {
       if (signal.aborted) return;
       const blob = image.blobs[c.blobIndex];
-      if (blob) await fs.prefetch(blob.blobId, { offset: c.uncompressedOffset, length: c.length, concurrency, signal });
+      if (blob) await fs.prefetch(blob.blobId, { offset: c.uncompressedOffset, length: c.length, concurrency, signal, limiter });
     }
   }
   if (!config.prefetch.prefetchAll) return;
   for (const b of image.blobs) {
     if (signal.aborted) return;
-    await fs.prefetch(b.blobId, { concurrency, signal });
+    await fs.prefetch(b.blobId, { concurrency, signal, limiter });
   }
 }

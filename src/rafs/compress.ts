@@ -76,7 +76,7 @@ const SIMD_MIN = 8192;
 export async function fastChunkHasher(): Promise<ChunkHasher> {
   let small: (data: Uint8Array) => Uint8Array;
   try {
-    const { createBLAKE3 } = await import("hash-wasm");
+    const { createBLAKE3 } = await import("hash-wasm/dist/blake3.umd.min.js");
     const h = await createBLAKE3();
     small = (data) => {
       h.init();

@@ -93,4 +93,20 @@ describe.skipIf(!isRoot)("lazy loading from the registry", () => {
     expect(proxy.blobBytes()).toBe(0);
     expect(await p.d.stop()).toBe(0);
   }, 120_000);
+
+  test("fs_prefetch.bandwidth_rate bounds what prefetch fetches per second", async () => {
+    const rate = 4 << 20;
+    proxy.resetCounters();
+    const t0 = performance.now();
+    const p = await daemon("prefetch-rate", { cache: "cache-prefetch-rate", prefetch: { enable: true, prefetch_all: true, threads_count: 4, bandwidth_rate: rate } });
+    await Bun.sleep(2_000);
+    const secs = (performance.now() - t0) / 1000;
+    const fetched = proxy.blobBytes();
+    // One second's worth of burst, then the rate (plus the request in flight, ≤ amplify_io),
+    // and the bootstrap's CI tables; without the limit the whole 48 MiB arrives in this time.
+    expect(fetched).toBeLessThan(rate * (secs + 1) + (2 << 20));
+    expect(fetched).toBeGreaterThan(rate / 2); // it does prefetch
+    expect((await p.blobcache()).data_all_ready).toBe(false);
+    expect(await p.d.stop()).toBe(0);
+  }, 120_000);
 });

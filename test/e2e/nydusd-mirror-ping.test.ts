@@ -4,7 +4,7 @@
 // While the ping fails, reads never reach the mirror; once it answers 200 they do; after
 // close() nothing pings any more. The backend is built from a parsed fusedev config, as the
 // daemon builds it (needs docker-registry, not root); then the same through `rafsnap nydusd`
-// (root: FUSE, EROFS; a todo until the daemon's instances use that backend).
+// (root: FUSE, EROFS).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -156,9 +156,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(REGISTRY_BIN))("rafsnap 
   }, 120_000);
   afterAll(() => cleanup.run());
 
-  // A todo (not run, nor its beforeAll) until instance.ts builds its backend with
-  // backendFromConfig and closes it on umount; then make it a plain test.
-  test.todo("is never read while its ping answers 500 (mount included); serves once it answers 200; umount stops the pings", async () => {
+  test("is never read while its ping answers 500 (mount included); serves once it answers 200; umount stops the pings", async () => {
     const m = cleanup.add("mirror", startPingedMirror(reg.url));
     const cfg = {
       device: {

@@ -11,7 +11,7 @@ import { crc32c } from "./blob-writer.ts";
  */
 export async function fastCrc32c(): Promise<(data: Uint8Array) => number> {
   try {
-    const { createCRC32 } = await import("hash-wasm");
+    const { createCRC32 } = await import("hash-wasm/dist/crc32.umd.min.js");
     const h = await createCRC32(0x82f63b78);
     return (data) => {
       h.init();
