@@ -6,7 +6,8 @@ import type { Logger } from "../log/index.ts";
 import { MountFlags, mount, mountErofs, UmountFlags, umount, umountAsync } from "../mount/index.ts";
 import { RafsImage } from "../rafs/index.ts";
 import { type BlobBackend, backendFromConfig } from "./backend.ts";
-import { Blobfs, openBlob } from "./blobfs.ts";
+import { openBlob } from "./blob-open.ts";
+import { Blobfs } from "./blobfs.ts";
 import type { DaemonConfig } from "./config.ts";
 import { RateLimiter } from "./rate-limit.ts";
 
