@@ -6,16 +6,16 @@
 // daemon builds it (needs docker-registry, not root); then the same through `rafsnap nydusd`
 // (root: FUSE, EROFS).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { backendFromConfig } from "../../src/nydusd/backend.ts";
 import { parseDaemonConfig } from "../../src/nydusd/config.ts";
 import { RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup } from "../harness/cleanup.ts";
-import { noise, pushDirImage } from "../harness/oci-image.ts";
+import { noise } from "../harness/oci-image.ts";
 import { run, waitFor } from "../harness/process.ts";
 import { REGISTRY_BIN, type Registry, startRegistry } from "../harness/registry.ts";
-import { convertAndFetchBootstrap, startNydusd } from "../support/nydusd.ts";
+import { pushNydusImage, startNydusd } from "../support/nydusd.ts";
 
 /** A registry mirror on 127.0.0.1 with a switchable health endpoint (`/healthz`). */
 interface PingedMirror {
@@ -147,12 +147,7 @@ describe.skipIf(process.getuid?.() !== 0 || !existsSync(REGISTRY_BIN))("rafsnap 
   beforeAll(async () => {
     dir = cleanup.tempDir("rafsnap-ping-daemon-");
     reg = cleanup.add("registry", await startRegistry(join(dir, "registry")));
-    const tree = join(dir, "tree");
-    mkdirSync(tree);
-    files.forEach((f, i) => writeFileSync(join(tree, `f${i}`), f));
-    const c = new RegistryClient(reg.host);
-    await pushDirImage(c, "app", "oci", tree, join(dir, "layer"));
-    boot = (await convertAndFetchBootstrap(c, "app", "oci", "nydus", dir)).boot;
+    boot = (await pushNydusImage(new RegistryClient(reg.host), "app", dir, Object.fromEntries(files.map((f, i) => [`f${i}`, f])))).boot;
   }, 120_000);
   afterAll(() => cleanup.run());
 

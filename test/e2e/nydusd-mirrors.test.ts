@@ -5,15 +5,15 @@
 // to the origin. Also: EROFS over loop devices (the fallback for kernels without file-backed
 // EROFS, forced here). Root only (FUSE, EROFS).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup } from "../harness/cleanup.ts";
 import { type FlakyProxy, startFlakyProxy } from "../harness/flaky-proxy.ts";
-import { noise, pushDirImage } from "../harness/oci-image.ts";
+import { noise } from "../harness/oci-image.ts";
 import { freePort, run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { convertAndFetchBootstrap, startNydusd } from "../support/nydusd.ts";
+import { pushNydusImage, startNydusd } from "../support/nydusd.ts";
 
 const isRoot = process.getuid?.() === 0;
 const sha = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
@@ -33,12 +33,7 @@ describe.skipIf(!isRoot)("nydusd: registry mirrors and proxy; loop-device mounts
     proxy = startFlakyProxy(reg.url);
     cleanup.defer("proxy", () => proxy.stop());
     dead = `127.0.0.1:${await freePort()}`;
-    const tree = join(dir, "tree");
-    mkdirSync(tree);
-    files.forEach((f, i) => writeFileSync(join(tree, `f${i}`), f));
-    const c = new RegistryClient(reg.host);
-    await pushDirImage(c, "app", "oci", tree, join(dir, "layer"));
-    boot = (await convertAndFetchBootstrap(c, "app", "oci", "nydus", dir)).boot;
+    boot = (await pushNydusImage(new RegistryClient(reg.host), "app", dir, Object.fromEntries(files.map((f, i) => [`f${i}`, f])))).boot;
   }, 120_000);
   afterAll(() => cleanup.run());
 

@@ -1,7 +1,8 @@
 // Starts `rafsnap nydusd` (the compiled binary) for data-plane tests.
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RegistryClient } from "../../src/registry/index.ts";
+import { pushDirImage } from "../harness/oci-image.ts";
 import { type ChildProcess, run, spawnProcess, waitFor } from "../harness/process.ts";
 import { requireBinary, SYSTEM_PATH } from "./binary.ts";
 
@@ -113,4 +114,17 @@ export async function convertAndFetchBootstrap(
   const t = await run(["tar", "-xzf", join(dir, "boot.tgz"), "-C", dir]);
   if (t.code !== 0) throw new Error(`tar: ${t.stderr}`);
   return { boot: join(dir, "image/image.boot"), layers };
+}
+
+/**
+ * Pushes a one-layer OCI image `repo:oci` holding `files` (name → content, at the root), then
+ * converts it to `repo:nydus` (see {@link convertAndFetchBootstrap}, whose result this is).
+ * Works in `<dir>/<repo>-tree`, `<dir>/<repo>-layer` and `dir`.
+ */
+export async function pushNydusImage(client: RegistryClient, repo: string, dir: string, files: Record<string, Uint8Array>): Promise<{ boot: string; layers: string[] }> {
+  const tree = join(dir, `${repo}-tree`);
+  mkdirSync(tree, { recursive: true });
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(tree, name), data);
+  await pushDirImage(client, repo, "oci", tree, join(dir, `${repo}-layer`));
+  return convertAndFetchBootstrap(client, repo, "oci", "nydus", dir);
 }
