@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { invalidArgument } from "../errdefs/index.ts";
+import { httpPing } from "../nydusd/index.ts";
 import { type Credentials, credentialsFromDockerConfig, parseImageRef } from "../registry/index.ts";
 import builtinTemplate from "./nydusd-config.json" with { type: "json" };
 
@@ -50,15 +51,15 @@ export interface InstanceFacts {
   cacheDir: string;
   /** Labels of the meta snapshot (pull credentials). */
   labels: Record<string, string>;
-  /** `[remote.mirrors_config] dir`, or "" for none. */
-  mirrorsDir: string;
+  /** The mirror picked from `[remote.mirrors_config] dir` ({@link pickMirror}), if any. */
+  mirror?: Mirror;
   /** docker `config.json` to read credentials from. */
   dockerConfig?: string;
 }
 
 /**
  * Deep-copies `template` and supplements it for one instance (§4.5): registry `host` (the
- * image's; `docker.io` → `index.docker.io`, or the first mirror of its `hosts.toml`) and
+ * image's; `docker.io` → `index.docker.io`, or the `mirror` picked from its `hosts.toml`) and
  * `repo`; credentials from the pull labels, else from the docker config (`auth` =
  * base64 user:pass, or `registry_token` for a token) — the template's own are kept when none
  * is found; `device.id` = `/<rafsKey>`; the cache `work_dir`. InvalidArgument for a bad image
@@ -74,7 +75,7 @@ export function instanceConfig(template: NydusdJson, f: InstanceFacts): NydusdJs
     const host = ref.host === "docker.io" ? "index.docker.io" : ref.host;
     bc.host = host;
     bc.repo = ref.repository;
-    const mirror = f.mirrorsDir ? pickMirror(f.mirrorsDir, ref.host) : undefined;
+    const mirror = f.mirror;
     if (mirror) {
       bc.host = mirror.host;
       bc.scheme = mirror.scheme;
@@ -95,22 +96,24 @@ function credentialsOf(labels: Record<string, string>, host: string, dockerConfi
   return credentialsFromDockerConfig(host, dockerConfig);
 }
 
-/** A registry mirror picked from a containerd `hosts.toml`. */
+/** A registry mirror of a containerd `hosts.toml`. */
 export interface Mirror {
   host: string;
   scheme: "http" | "https";
   ca: string[];
   skipVerify: boolean;
+  /** `ping_url`: when set, the mirror is used only if this answers 2xx within 3 s. */
+  pingUrl?: string;
 }
 
 /**
- * The first mirror of the containerd-style `hosts.toml` for `host` under `dir`: looked up in
- * `<dir>/<host, ":port" written "_port_">`, then `<dir>/<host>`, then `<dir>/_default`
- * (§4.5). Mirrors are `[host."<url>"]` tables in file order; their `ca` (string or list) and
- * `skip_verify` carry over. Undefined when no file or no mirror; InvalidArgument naming the
- * file when it does not parse or a mirror URL is not http(s).
+ * The mirrors of the containerd-style `hosts.toml` for `host` under `dir`, in file order:
+ * looked up in `<dir>/<host, ":port" written "_port_">`, then `<dir>/<host>`, then
+ * `<dir>/_default` (§4.5), the first file found. Mirrors are `[host."<url>"]` tables; their
+ * `ca` (string or list), `skip_verify` and `ping_url` carry over. Empty when no file;
+ * InvalidArgument naming the file when it does not parse or a mirror URL is not http(s).
  */
-export function pickMirror(dir: string, host: string): Mirror | undefined {
+export function mirrorsOf(dir: string, host: string): Mirror[] {
   const candidates = [host.replace(/:(\d+)$/, "_$1_"), host, "_default"];
   for (const c of candidates) {
     const file = join(dir, c, "hosts.toml");
@@ -122,14 +125,29 @@ export function pickMirror(dir: string, host: string): Mirror | undefined {
       throw invalidArgument(`mirrors config ${file}: ${(e as Error).message}`);
     }
     const hosts = isObj(doc.host) ? doc.host : {};
-    for (const [url, v] of Object.entries(hosts)) {
+    return Object.entries(hosts).map(([url, v]) => {
       const m = url.match(/^(https?):\/\/([^/]+)/);
       if (!m) throw invalidArgument(`mirrors config ${file}: mirror ${JSON.stringify(url)} is not an http(s) URL`);
       const t = isObj(v) ? v : {};
       const ca = typeof t.ca === "string" ? [t.ca] : Array.isArray(t.ca) ? t.ca.filter((x): x is string => typeof x === "string") : [];
-      return { scheme: m[1] as "http" | "https", host: m[2] as string, ca, skipVerify: t.skip_verify === true };
-    }
-    return undefined;
+      const mirror: Mirror = { scheme: m[1] as "http" | "https", host: m[2] as string, ca, skipVerify: t.skip_verify === true };
+      if (typeof t.ping_url === "string" && t.ping_url !== "") mirror.pingUrl = t.ping_url;
+      return mirror;
+    });
+  }
+  return [];
+}
+
+/** Asks `url` whether a mirror is up: true on a 2xx answer within 3 s. */
+export type MirrorPing = (url: string) => Promise<boolean>;
+
+/**
+ * The mirror to use for `host` (see {@link mirrorsOf}): the first one without a `ping_url`,
+ * or whose ping answers 2xx within 3 s; undefined when none is usable (the origin is used).
+ */
+export async function pickMirror(dir: string, host: string, ping: MirrorPing = (url) => httpPing(url)(AbortSignal.timeout(3_000))): Promise<Mirror | undefined> {
+  for (const m of mirrorsOf(dir, host)) {
+    if (m.pingUrl === undefined || (await ping(m.pingUrl))) return m;
   }
   return undefined;
 }

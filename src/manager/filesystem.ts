@@ -5,9 +5,10 @@ import type { Config } from "../config/index.ts";
 import { failedPrecondition, invalidArgument, isNotFound } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import { mountPoints, UmountFlags, umountAsync } from "../mount/index.ts";
+import { parseImageRef } from "../registry/index.ts";
 import type { DaemonStore, InstanceRow } from "../store/index.ts";
 import { bootstrapPath, copyBlobMeta, fsVersion, stableBootstrap } from "./bootstrap.ts";
-import { instanceConfig, loadTemplate, type NydusdJson } from "./daemon-config.ts";
+import { instanceConfig, loadTemplate, type NydusdJson, pickMirror } from "./daemon-config.ts";
 import type { Manager } from "./manager.ts";
 
 /** Label keys the filesystem reads (nydus-facts §2). */
@@ -114,14 +115,10 @@ export class NydusFs {
     return ref;
   }
 
-  private configFor(metaId: string, imageRef: string, labels: Record<string, string>): NydusdJson {
-    return instanceConfig(this.template, {
-      imageRef,
-      rafsKey: metaId,
-      cacheDir: this.cacheDir,
-      labels,
-      mirrorsDir: this.opts.config.remote.mirrors_config.dir,
-    });
+  private async configFor(metaId: string, imageRef: string, labels: Record<string, string>): Promise<NydusdJson> {
+    const dir = this.opts.config.remote.mirrors_config.dir;
+    const mirror = dir ? await pickMirror(dir, parseImageRef(imageRef).host) : undefined;
+    return instanceConfig(this.template, { imageRef, rafsKey: metaId, cacheDir: this.cacheDir, labels, mirror });
   }
 
   private brokenError(inst: InstanceRow): Error {
@@ -140,7 +137,7 @@ export class NydusFs {
       const bootstrap = bootstrapPath(snapshotDir);
       const blobIds = await stableBootstrap(bootstrap, imageRef);
       copyBlobMeta(bootstrap, this.cacheDir);
-      const cfg = JSON.stringify(this.configFor(metaId, imageRef, labels));
+      const cfg = JSON.stringify(await this.configFor(metaId, imageRef, labels));
       const m = this.opts.manager;
       let daemonId: string;
       let mountpoint: string;
@@ -248,10 +245,10 @@ export class NydusFs {
     return /^[0-9a-f]{64}$/.test(hex) ? blobCacheUsage(this.cacheDir, hex) : 0;
   }
 
-  extraOption(metaId: string, snapshotDir: string, labels: Record<string, string>): { source: string; config: string; fs_version: string } {
+  async extraOption(metaId: string, snapshotDir: string, labels: Record<string, string>): Promise<{ source: string; config: string; fs_version: string }> {
     const imageRef = this.imageRef(metaId, labels);
     const source = bootstrapPath(snapshotDir);
-    return { source, config: JSON.stringify(this.configFor(metaId, imageRef, labels)), fs_version: fsVersion(source) };
+    return { source, config: JSON.stringify(await this.configFor(metaId, imageRef, labels)), fs_version: fsVersion(source) };
   }
 
   /**

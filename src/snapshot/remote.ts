@@ -25,7 +25,7 @@ export interface RemoteFs {
    * For daemon_mode "none" / enable_nydus_overlayfs: the `extraoption` JSON fields besides
    * `snapshotdir` — the bootstrap path, the nydusd config (JSON text) and `fs_version`.
    */
-  extraOption(metaId: string, snapshotDir: string, labels: Record<string, string>): { source: string; config: string; fs_version: string };
+  extraOption(metaId: string, snapshotDir: string, labels: Record<string, string>): Promise<{ source: string; config: string; fs_version: string }>;
   /**
    * Detaches every mount at or below `dir` (found in /proc/self/mountinfo): the safety net
    * before a snapshot directory is deleted, so `rm -rf` never walks into a mounted image.

@@ -155,11 +155,11 @@ export class Snapshotter {
     const style = this.opts.remoteStyle ?? { nydusOverlayfs: false, overlayfsPath: "" };
     const volatile = this.opts.volatileAlways === true || wantsVolatile(s.labels);
     if (remote.daemonless) {
-      const extra = remote.extraOption(meta.id, metaDir, meta.labels);
+      const extra = await remote.extraOption(meta.id, metaDir, meta.labels);
       return remoteMounts(s, this.paths, join(metaDir, "fs"), { volatile, style: { ...style, nydusOverlayfs: true }, extra, snapshotDir: join(this.snapshotsDir, s.id) });
     }
     const mountpoint = (await remote.ready(meta.id)) ?? (await remote.mount(meta.id, metaDir, meta.labels));
-    const extra = style.nydusOverlayfs ? remote.extraOption(meta.id, metaDir, meta.labels) : undefined;
+    const extra = style.nydusOverlayfs ? await remote.extraOption(meta.id, metaDir, meta.labels) : undefined;
     return remoteMounts(s, this.paths, mountpoint, { volatile, style, extra, snapshotDir: join(this.snapshotsDir, s.id) });
   }
 
