@@ -169,7 +169,7 @@ export class FuseSession {
    * Answers a read with `r.length` bytes of file `r.fd`: spliced (the pages are referenced,
    * not copied — src/fuse/splice.ts, the same as the readers' fast path), else read into the
    * reply buffer behind its header and written. A short file falls back to the copy, which
-   * answers with what there is.
+   * answers with what there is; a file that cannot be read answers EIO.
    */
   private replyFromFile(unique: bigint, r: FileRange): void {
     if (this.splicer === undefined) {
@@ -194,10 +194,15 @@ export class FuseSession {
     // Not zero-filled: every byte sent is read below.
     const frame = Buffer.allocUnsafe(OUT_HEADER + r.length);
     let n = 0;
-    while (n < r.length) {
-      const got = readSync(r.fd, frame, OUT_HEADER + n, r.length - n, r.offset + n);
-      if (got <= 0) break;
-      n += got;
+    try {
+      while (n < r.length) {
+        const got = readSync(r.fd, frame, OUT_HEADER + n, r.length - n, r.offset + n);
+        if (got <= 0) break;
+        n += got;
+      }
+    } catch (e) {
+      this.log.warn(`read of the cache file for a reply failed`, e);
+      return this.reply(unique, Errno.EIO);
     }
     const v = new DataView(frame.buffer, frame.byteOffset, OUT_HEADER);
     v.setUint32(0, OUT_HEADER + n, true);
