@@ -80,8 +80,9 @@ export class DecodePool {
 
   constructor(private readonly threads: number) {}
 
+  /** Starts workers until there are `threads`. */
   private start(): void {
-    for (let i = 0; i < this.threads; i++) {
+    while (this.workers.length < this.threads) {
       const w = new Worker(WORKER);
       const slot = { w, busy: 0 };
       w.onmessage = (e: MessageEvent<DecodeReply>) => {
@@ -95,7 +96,12 @@ export class DecodePool {
         else p.reject(new DecodeError(r.error, r.written));
       };
       w.onerror = (e) => {
-        // A worker that dies fails every job: reads get EIO rather than hang.
+        // A worker that fails is replaced on the next job. Which pending jobs were its is not
+        // tracked, so all fail: their reads get EIO rather than hang, and the next read of
+        // those chunks fetches them again.
+        w.terminate();
+        const at = this.workers.indexOf(slot);
+        if (at >= 0) this.workers.splice(at, 1);
         for (const [id, p] of this.pending) {
           this.pending.delete(id);
           p.reject(new Error(`decode worker failed: ${e.message}`));
@@ -114,7 +120,7 @@ export class DecodePool {
    */
   decode(job: Omit<DecodeRequest, "id" | "chunks"> & { chunks: readonly ChunkInfo[] }): Promise<number[]> {
     if (this.closed) return Promise.reject(failedPrecondition("decode pool is closed"));
-    if (this.workers.length === 0) this.start();
+    if (this.workers.length < this.threads) this.start();
     const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.nextId++;
     const data = ownsBuffer(job.data) ? job.data : job.data.slice();
