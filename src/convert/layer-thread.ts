@@ -7,7 +7,7 @@
  * copied between threads, and the worker's heap stays small.
  */
 import { RafsnapError } from "../errdefs/index.ts";
-import { type BlobInfo, LayerTreeBuilder, writeBootstrap } from "../rafs/index.ts";
+import { type BlobInfo, LayerTreeBuilder, ownsWholeBuffer, writeBootstrap } from "../rafs/index.ts";
 import type { EntryRecord, FromWorker, LayerConversion, LayerDone, LayerJob, RemoteBlob, ToWorker } from "./layer-build.ts";
 
 /** Source bytes the calling thread may have handed over and the worker not yet consumed. */
@@ -19,8 +19,6 @@ export const OUT_RING = 2 << 20;
 // (file:///$bunfs/root/rafsnap) and worker entrypoints sit at their path under src/.
 const WORKER = import.meta.url.startsWith("file:///$bunfs/") ? new URL("./convert/layer-worker.ts", import.meta.url) : new URL("./layer-worker.ts", import.meta.url);
 
-/** True when `b` is the whole of its buffer, so the buffer can be transferred. */
-const ownsBuffer = (b: Uint8Array): boolean => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer;
 
 /** The layer tree, built on this thread from the entries the worker sends. */
 class TreeSide {
@@ -150,7 +148,7 @@ export class LayerThread {
       for await (const c of chunks) {
         while (inFlight >= IN_WINDOW && !ended) await new Promise<void>((r) => (wakeIn = r));
         if (ended) return;
-        const chunk = ownsBuffer(c) ? c : c.slice();
+        const chunk = ownsWholeBuffer(c) ? c : c.slice();
         inFlight += chunk.length;
         post({ t: "in", chunk }, [chunk.buffer as ArrayBuffer]);
       }

@@ -4,7 +4,7 @@
  * main thread, which goes on fetching and answering FUSE requests.
  */
 import { ErrorKind, failedPrecondition, RafsnapError } from "../errdefs/index.ts";
-import type { BlobEntry, ChunkInfo } from "../rafs/index.ts";
+import { type BlobEntry, type ChunkInfo, ownsWholeBuffer } from "../rafs/index.ts";
 
 /** What the pool sends a worker (structured clone; `data` is transferred). */
 export interface DecodeRequest {
@@ -49,8 +49,6 @@ export interface DecodeReply {
 // (file:///$bunfs/root/rafsnap) and worker entrypoints sit at their path under src/.
 const WORKER = import.meta.url.startsWith("file:///$bunfs/") ? new URL("./nydusd/decode-worker.ts", import.meta.url) : new URL("./decode-worker.ts", import.meta.url);
 
-/** True when `b` is the whole of its buffer, so the buffer can be transferred. */
-const ownsBuffer = (b: Uint8Array): boolean => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer;
 
 interface Pending {
   resolve: (written: number[]) => void;
@@ -123,7 +121,7 @@ export class DecodePool {
     if (this.workers.length < this.threads) this.start();
     const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.nextId++;
-    const data = ownsBuffer(job.data) ? job.data : job.data.slice();
+    const data = ownsWholeBuffer(job.data) ? job.data : job.data.slice();
     const chunks = packChunks(job.chunks);
     const req: DecodeRequest = { id, blob: { blobId: job.blob.blobId, compressor: job.blob.compressor, digester: job.blob.digester }, fd: job.fd, data, base: job.base, chunks, digests: job.digests };
     return new Promise<number[]>((resolve, reject) => {

@@ -105,6 +105,14 @@ export class Struct {
   }
 }
 
+/**
+ * True when `b` spans the whole of its (non-shared) ArrayBuffer, so the buffer can be
+ * transferred to another thread without taking other bytes along.
+ */
+export function ownsWholeBuffer(b: Uint8Array): boolean {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer;
+}
+
 /** Rounds `x` up to a multiple of `a` (a > 0). */
 export function alignUp(x: number, a: number): number {
   return Math.ceil(x / a) * a;
