@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { invalidArgument } from "../errdefs/index.ts";
-import { RegistryClient } from "../registry/index.ts";
+import { fetchTls, RegistryClient } from "../registry/index.ts";
 import type { BackendConfig } from "./config.ts";
 
 /** Where blob bytes (compressed, as stored) come from. */
@@ -247,7 +247,7 @@ export function backendFromConfig(c: BackendConfig, log?: (msg: string) => void,
     const host = m ? (m[2] as string) : url.replace(/\/.*$/, "");
     return registryBackend(new RegistryClient(host, { ...common, headers, plainHttp: m ? m[1] === "http" : undefined, retries: 1 }), c.repo);
   };
-  const tls = caCert || c.skipVerify ? { ca: caCert, rejectUnauthorized: !c.skipVerify } : undefined;
+  const tls = fetchTls(caCert, c.skipVerify);
   const health = (pingUrl: string, seconds: number): TierHealth | undefined => (pingUrl ? { ping: httpPing(pingUrl, { tls }), intervalMs: seconds * 1000 } : undefined);
   const tiers: Tier[] = [];
   if (c.proxy) {

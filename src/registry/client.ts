@@ -5,6 +5,14 @@ import { basicAuth, type Challenge, type Credentials, parseChallenge } from "./a
 import { registryError } from "./errors.ts";
 import { endpointHost, isLoopbackHost } from "./reference.ts";
 
+/**
+ * Bun fetch's `tls` init field for a custom CA and/or `skip_verify`; undefined for the
+ * system's defaults.
+ */
+export function fetchTls(caCert: string | undefined, skipVerify: boolean | undefined): { ca?: string; rejectUnauthorized: boolean } | undefined {
+  return caCert || skipVerify ? { ca: caCert, rejectUnauthorized: !skipVerify } : undefined;
+}
+
 /** Media types accepted when fetching a manifest (OCI and Docker, images and indexes). */
 export const MANIFEST_MEDIA_TYPES = [
   "application/vnd.oci.image.index.v1+json",
@@ -80,7 +88,7 @@ export class RegistryClient {
     this.base = `${scheme}://${endpointHost(host)}`;
     this.retries = opts.retries ?? 3;
     this.extraHeaders = Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
-    const tls = opts.caCert || opts.skipVerify ? { ca: opts.caCert, rejectUnauthorized: !opts.skipVerify } : undefined;
+    const tls = fetchTls(opts.caCert, opts.skipVerify);
     const retryStatuses = new Set([408, 429, 500, 502, 503, 504]);
     this.http = ky.create({
       // ky retries a status only when it throws for it; `send` turns the final HTTPError

@@ -1,4 +1,4 @@
 export { basicAuth, type Challenge, type Credentials, credentialsFromDockerConfig, dockerConfigPath, parseChallenge } from "./auth.ts";
-export { type FetchedManifest, MANIFEST_MEDIA_TYPES, RegistryClient, type RegistryOptions } from "./client.ts";
+export { type FetchedManifest, fetchTls, MANIFEST_MEDIA_TYPES, RegistryClient, type RegistryOptions } from "./client.ts";
 export { kindOfStatus, registryError } from "./errors.ts";
 export { endpointHost, formatImageRef, type ImageRef, isLoopbackHost, manifestRefOf, parseImageRef } from "./reference.ts";
