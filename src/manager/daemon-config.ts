@@ -145,7 +145,7 @@ export type MirrorPing = (url: string) => Promise<boolean>;
  * The mirror to use for `host` (see {@link mirrorsOf}): the first one without a `ping_url`,
  * or whose ping answers 2xx within 3 s; undefined when none is usable (the origin is used).
  */
-export async function pickMirror(dir: string, host: string, ping: MirrorPing = (url) => httpPing(url)(AbortSignal.timeout(3_000))): Promise<Mirror | undefined> {
+export async function pickMirror(dir: string, host: string, ping: MirrorPing = (url) => httpPing(url)(new AbortController().signal)): Promise<Mirror | undefined> {
   for (const m of mirrorsOf(dir, host)) {
     if (m.pingUrl === undefined || (await ping(m.pingUrl))) return m;
   }

@@ -106,6 +106,8 @@ export class Blobfs implements ReadonlyFs {
   /** blake3 in WebAssembly for digest checks (created once per blobfs, on first use). */
   private hasher: Promise<ChunkHasher> | undefined;
   private readonly pool: DecodePool | undefined;
+  /** `amplify_io` (default 1 MiB): merge distance and size of on-demand requests. */
+  private readonly amplifyIo: number;
   /**
    * Decode jobs running per blob cache: a cache whose blob is removed meanwhile is closed
    * when its last job ends (the workers write through its descriptor).
@@ -115,6 +117,7 @@ export class Blobfs implements ReadonlyFs {
 
   constructor(private readonly opts: BlobfsOptions) {
     this.log = opts.logger.withTag("blobfs");
+    this.amplifyIo = opts.amplifyIo ?? 1 << 20;
     const threads = opts.decodeThreads ?? DECODE_THREADS;
     this.pool = threads > 0 ? new DecodePool(threads) : undefined;
     const stats = { readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0, prefetchRequests: 0, prefetchBytes: 0 } as BlobfsStats;
@@ -287,8 +290,8 @@ export class Blobfs implements ReadonlyFs {
    * being fetched are waited for, never fetched twice; the others are fetched in runs of
    * consecutive chunks (a planned range split where an in-flight chunk sits).
    */
-  private async ensure(b: BlobfsBlob, backend: BlobBackend, offset: number, length: number, requestSize = this.opts.amplifyIo ?? 1 << 20): Promise<void> {
-    const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.opts.amplifyIo ?? 1 << 20, maxSize: requestSize });
+  private async ensure(b: BlobfsBlob, backend: BlobBackend, offset: number, length: number, requestSize = this.amplifyIo): Promise<void> {
+    const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.amplifyIo, maxSize: requestSize });
     const waits: Promise<void>[] = [];
     const key = (c: ChunkInfo) => `${b.entry.blobId}/${c.ciIndex}`;
     for (const f of plan.fetches) {
@@ -392,8 +395,8 @@ export class Blobfs implements ReadonlyFs {
     const offset = opts.offset ?? 0;
     const length = Math.min(opts.length ?? b.entry.uncompressedSize, b.entry.uncompressedSize - offset);
     if (length <= 0) return;
-    const requestSize = opts.requestSize ?? this.opts.amplifyIo ?? 1 << 20;
-    const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.opts.amplifyIo ?? 1 << 20, maxSize: requestSize });
+    const requestSize = opts.requestSize ?? this.amplifyIo;
+    const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.amplifyIo, maxSize: requestSize });
     const todo = plan.fetches.filter((f) => f.chunks.some((c) => !b.cache.has(c.ciIndex)));
     let next = 0;
     const worker = async () => {

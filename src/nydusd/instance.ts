@@ -143,7 +143,8 @@ export async function mountInstance(opts: {
     for (const id of added) opts.blobfs.fs.remove(id);
   };
   try {
-    const digests = opts.config.digestValidate ? chunkDigests(image) : undefined;
+    // Only blobs not served yet need their digests: made on the first such blob.
+    let digests: Map<number, Map<number, string>> | undefined;
     for (const entry of image.blobs) {
       // Served already (another instance of an image sharing it): one more reference, no
       // second parse of its CI table.
@@ -151,6 +152,7 @@ export async function mountInstance(opts: {
         added.push(entry.blobId);
         continue;
       }
+      if (opts.config.digestValidate) digests ??= chunkDigests(image);
       const blob = await openBlob(entry, backend, opts.config.workDir, digests?.get(entry.blobIndex) ?? new Map<number, string>());
       opts.blobfs.fs.add(blob, backend, opts.attach?.get(entry.blobId));
       added.push(entry.blobId);
