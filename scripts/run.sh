@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick start: builds dist/rafsnap from this checkout (npm ci, bun build --compile) and runs
+# Quick start: builds dist/rafsnap from this checkout (npm install, bun build --compile) and runs
 # the snapshotter in the foreground on its embedded defaults:
 #   root    /var/lib/containerd/io.containerd.snapshotter.v1.nydus
 #   socket  /run/containerd-nydus/containerd-nydus-grpc.sock

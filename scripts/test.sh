@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine, as root:
 #   bash scripts/test.sh
-# installs what it needs (Debian packages, npm ci), checks generated code and types, builds
+# installs what it needs (Debian packages, npm install), checks generated code and types, builds
 # dist/rafsnap, runs the unit/integration/e2e tests (bun test) against the compiled binary
 # and containerd's own snapshotter conformance suite. Last line: "N passed, M failed".
 set -uo pipefail
