@@ -22,7 +22,7 @@ GEN_DIR="gen"
 
 for tool in buf protoc-gen-es drizzle-kit; do
   if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "gen-check: '$tool' not found (run npm ci / bun install first)" >&2
+    echo "gen-check: '$tool' not found (run npm install first)" >&2
     exit 2
   fi
 done
