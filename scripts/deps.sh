@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks use, if missing (idempotent).
 # Real components only: containerd + runc, docker-registry, FUSE/EROFS tools, busybox for
-# test images, skopeo/jq/pigz to build and push them, Go + containerd sources for the
+# test images, mmdebstrap for the real Debian test images (test/harness/debian-images.ts),
+# skopeo/jq/pigz to build and push them, Go + containerd sources for the
 # conformance suite (../shared/conformance/run.sh installs those two itself as well), and for
 # the packages (scripts/package.sh, test/packaging): rpm (rpmbuild), lintian, xz-utils,
 # systemd + man-db (systemd-analyze verify), qemu-user-static + libc6-arm64-cross (the arm64
 # binary under qemu-aarch64-static, no binfmt needed).
 set -euo pipefail
-PKGS=(containerd runc docker-registry busybox-static skopeo jq pigz fuse3 erofs-utils attr lz4
+PKGS=(containerd runc docker-registry busybox-static skopeo jq pigz fuse3 erofs-utils attr lz4 mmdebstrap
       golang-go golang-github-containerd-containerd-dev git ca-certificates util-linux e2fsprogs
       rpm lintian xz-utils systemd man-db qemu-user-static libc6-arm64-cross)
 missing=()

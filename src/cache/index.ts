@@ -1,2 +1,3 @@
-export { BlobCache, blobCacheUsage, cacheFiles, removeBlobCache } from "./blob-cache.ts";
+export { BlobCache, type CachedChunk, type Claim, ChunkFill, ChunkState } from "./blob-cache.ts";
+export { blobCacheUsage, cacheFiles, ChunkMapFile, removeBlobCache } from "./chunk-map.ts";
 export { writeFileAtomic } from "./atomic.ts";

@@ -19,6 +19,8 @@ export const ErrorKind = {
   Canceled: "canceled",
   DeadlineExceeded: "deadline-exceeded",
   Internal: "internal",
+  /** Bytes that cannot be trusted: a digest mismatch, a corrupt or cut body, a failed cache write. */
+  DataLoss: "data-loss",
 } as const;
 
 /** One of the {@link ErrorKind} values. */
@@ -68,6 +70,9 @@ export const unavailable = (message: string, cause?: unknown) =>
 /** Builds an error of kind NotImplemented. */
 export const notImplemented = (message: string, cause?: unknown) =>
   new RafsnapError(ErrorKind.NotImplemented, message, { cause });
+/** Builds an error of kind DataLoss (readers get EIO; gRPC DATA_LOSS). */
+export const dataLoss = (message: string, cause?: unknown) =>
+  new RafsnapError(ErrorKind.DataLoss, message, { cause });
 /** Builds an error of kind Internal. */
 export const internal = (message: string, cause?: unknown) =>
   new RafsnapError(ErrorKind.Internal, message, { cause });

@@ -36,6 +36,8 @@ export function errnoOf(err: unknown): number {
       return Errno.ETIMEDOUT;
     case ErrorKind.Canceled:
       return Errno.ECANCELED;
+    case ErrorKind.DataLoss:
+      return Errno.EIO;
     default:
       return Errno.EIO;
   }

@@ -6,6 +6,8 @@ export interface FileRange {
   fd: number;
   offset: number;
   length: number;
+  /** Called once the reply was sent from `fd` (the owner may close it only afterwards). */
+  release?: () => void;
 }
 
 /**
@@ -23,8 +25,8 @@ export interface ReadonlyFs {
    * Optional form of {@link read} for data that sits in a file: the read's bytes are
    * `length` bytes of descriptor `fd` at `offset` (fewer than asked only at the end of the
    * file). The session sends them at once — spliced into `/dev/fuse` when it can, so they are
-   * never copied through this process — so `fd` only has to stay open until the promise's
-   * callbacks have run. Same errors as {@link read}.
+   * never copied through this process — and then calls the range's `release`, until which
+   * `fd` must stay open. Same errors as {@link read}.
    */
   readSource?(ino: bigint, offset: number, size: number): Promise<FileRange>;
   readlink?(ino: bigint): string;

@@ -256,7 +256,14 @@ export class FuseSession {
           const size = v.getUint32(16, true);
           const fromFile = this.fs.readSource?.(h.nodeid, offset, size);
           (fromFile ?? Promise.resolve(this.fs.read(h.nodeid, offset, size))).then(
-            (got) => (got instanceof Uint8Array ? this.reply(h.unique, 0, got) : this.replyFromFile(h.unique, got)),
+            (got) => {
+              if (got instanceof Uint8Array) return this.reply(h.unique, 0, got);
+              try {
+                this.replyFromFile(h.unique, got);
+              } finally {
+                got.release?.();
+              }
+            },
             (err) => {
               this.log.warn(`read of inode ${h.nodeid} at ${offset}+${size} failed`, err);
               this.reply(h.unique, errnoOf(err));

@@ -22,6 +22,7 @@ const CODE: Record<ErrorKind, status> = {
   [ErrorKind.Canceled]: status.CANCELLED,
   [ErrorKind.DeadlineExceeded]: status.DEADLINE_EXCEEDED,
   [ErrorKind.Internal]: status.INTERNAL,
+  [ErrorKind.DataLoss]: status.DATA_LOSS,
 };
 
 /** The gRPC status code for any thrown value. */

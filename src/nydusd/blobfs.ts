@@ -1,5 +1,5 @@
-import type { BlobCache } from "../cache/index.ts";
-import { invalidArgument, notFound } from "../errdefs/index.ts";
+import type { ChunkFill } from "../cache/index.ts";
+import { dataLoss, ErrorKind, kindOf, notFound, unavailable } from "../errdefs/index.ts";
 import { type Attr, type DirEntry, type FastReadRegistry, type FileRange, type ReadonlyFs, spanTable } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
 import { type ChunkHasher, chunkBytes, type ChunkInfo, decodeChunk, fastChunkHasher, planRange } from "../rafs/index.ts";
@@ -92,7 +92,6 @@ export class Blobfs implements ReadonlyFs {
   readonly directIo = true;
   private mainReads = 0;
   private fast: FastReadRegistry | undefined;
-  private readonly inflight = new Map<string, Promise<void>>();
   private readonly byIno = new Map<bigint, Slot>();
   private readonly byId = new Map<string, Slot>();
   /**
@@ -108,12 +107,8 @@ export class Blobfs implements ReadonlyFs {
   private readonly pool: DecodePool | undefined;
   /** `amplify_io` (default 1 MiB): merge distance and size of on-demand requests. */
   private readonly amplifyIo: number;
-  /**
-   * Decode jobs running per blob cache: a cache whose blob is removed meanwhile is closed
-   * when its last job ends (the workers write through its descriptor).
-   */
-  private readonly jobs = new Map<BlobCache, number>();
-  private readonly closeWhenIdle = new Set<BlobCache>();
+  /** Fetch failures already logged (by {@link fetchRun}); the reads they fail do not log again. */
+  private readonly logged = new WeakSet<Error>();
 
   constructor(private readonly opts: BlobfsOptions) {
     this.log = opts.logger.withTag("blobfs");
@@ -157,7 +152,7 @@ export class Blobfs implements ReadonlyFs {
     const have = this.byId.get(blob.entry.blobId);
     if (have) {
       have.refs++;
-      if (have.blob !== blob) blob.cache.close();
+      if (have.blob !== blob) void blob.cache.close();
       return;
     }
     // A successor taking over a live FUSE connection must keep the inode numbers the kernel
@@ -191,8 +186,8 @@ export class Blobfs implements ReadonlyFs {
     if (!slot || --slot.refs > 0) return;
     // The readers stop using the cache file before it is closed (fast-read.ts handshake).
     this.fast?.unregister(slot.ino);
-    if (this.jobs.has(slot.blob.cache)) this.closeWhenIdle.add(slot.blob.cache);
-    else slot.blob.cache.close();
+    // Closes once the fetches writing it and the replies reading it are done.
+    void slot.blob.cache.close();
     this.byId.delete(blobId);
     this.byIno.delete(slot.ino);
   }
@@ -232,25 +227,35 @@ export class Blobfs implements ReadonlyFs {
 
   async read(ino: bigint, offset: number, size: number): Promise<Uint8Array> {
     const r = await this.readSource(ino, offset, size);
-    return this.slotOf(ino).blob.cache.read(r.offset, r.length);
+    try {
+      return this.slotOf(ino).blob.cache.read(r.offset, r.length);
+    } finally {
+      r.release?.();
+    }
   }
 
-  /** {@link read} for the session: where in the cache file the bytes are, once cached. */
+  /**
+   * {@link read} for the session: where in the cache file the bytes are, once cached, with
+   * the cache file held open until the session releases the range. Failures of the fetch
+   * are logged once where they happen ({@link fetchRun}); others here.
+   */
   async readSource(ino: bigint, offset: number, size: number): Promise<FileRange> {
     const slot = this.slotOf(ino);
     const b = slot.blob;
     const length = Math.max(0, Math.min(size, b.entry.uncompressedSize - offset));
-    if (length === 0) return { fd: b.cache.dataFd, offset, length: 0 };
-    this.mainReads++;
-    try {
-      await this.ensure(b, slot.backend, offset, length);
-      this.readAhead(slot, offset, length);
-    } catch (err) {
-      this.stats.readErrors++;
-      this.log.error(`blob ${b.entry.blobId} read ${offset}+${length} failed:`, err);
-      throw err;
+    if (length > 0) {
+      this.mainReads++;
+      try {
+        await this.ensure(b, slot.backend, offset, length);
+        this.readAhead(slot, offset, length);
+      } catch (err) {
+        this.stats.readErrors++;
+        if (!this.logged.has(err as Error)) this.log.error(`blob ${b.entry.blobId} read ${offset}+${length} failed:`, err);
+        throw err;
+      }
     }
-    return { fd: b.cache.dataFd, offset, length };
+    const lease = b.cache.lease();
+    return { fd: lease.fd, offset, length, release: lease.release };
   }
 
   /** A read the fast path served whose next bytes are not cached: maybe read ahead. */
@@ -286,97 +291,114 @@ export class Blobfs implements ReadonlyFs {
   }
 
   /**
-   * Makes every chunk covering `[offset, offset+length)` present in the cache. Chunks already
-   * being fetched are waited for, never fetched twice; the others are fetched in runs of
-   * consecutive chunks (a planned range split where an in-flight chunk sits).
+   * Makes every chunk covering `[offset, offset+length)` present in the cache. The blob
+   * cache decides who fetches what ({@link BlobCache.claim}): chunks another fetch has in
+   * flight are waited for, never fetched twice, and the others are fetched here in runs of
+   * consecutive claimed chunks, one range request each.
    */
   private async ensure(b: BlobfsBlob, backend: BlobBackend, offset: number, length: number, requestSize = this.amplifyIo): Promise<void> {
     const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.amplifyIo, maxSize: requestSize });
     const waits: Promise<void>[] = [];
-    const key = (c: ChunkInfo) => `${b.entry.blobId}/${c.ciIndex}`;
     for (const f of plan.fetches) {
-      let run: ChunkInfo[] = [];
-      const flush = () => {
-        if (run.length) waits.push(this.fetchRun(b, backend, run));
-        run = [];
-      };
-      for (const c of f.chunks) {
-        if (b.cache.has(c.ciIndex)) continue;
-        const pending = this.inflight.get(key(c));
-        if (pending) {
-          flush();
-          waits.push(pending);
-        } else {
-          run.push(c);
-        }
-      }
-      flush();
+      const claim = b.cache.claim(f.chunks);
+      waits.push(...claim.waits);
+      if (claim.fill) waits.push(this.fetchFill(b, backend, f.chunks, claim.fill));
     }
     await Promise.all(waits);
   }
 
-  /** Fetches one run of consecutive chunks (one range request) into the cache. */
-  private fetchRun(b: BlobfsBlob, backend: BlobBackend, chunks: ChunkInfo[]): Promise<void> {
+  /**
+   * Fetches the chunks `fill` claimed out of `planned` (sorted by compressed offset): one
+   * range request per run of claimed chunks — a chunk present or in flight elsewhere splits
+   * the run, so no byte is fetched twice — then ends the fill with the first error.
+   */
+  private async fetchFill(b: BlobfsBlob, backend: BlobBackend, planned: readonly ChunkInfo[], fill: ChunkFill<ChunkInfo>): Promise<void> {
+    const mine = new Set(fill.chunks.map((c) => c.ciIndex));
+    const runs: ChunkInfo[][] = [];
+    let run: ChunkInfo[] = [];
+    for (const c of planned) {
+      if (mine.has(c.ciIndex)) run.push(c);
+      else if (run.length > 0) {
+        runs.push(run);
+        run = [];
+      }
+    }
+    if (run.length > 0) runs.push(run);
+    const settled = await Promise.allSettled(runs.map((r) => this.fetchRun(b, backend, r, fill)));
+    const failed = settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+    fill.end(failed?.reason as Error | undefined);
+    if (failed) throw failed.reason;
+  }
+
+  /**
+   * Fetches one run of consecutive chunks (one range request), decodes and verifies them and
+   * has `fill` publish each one written. A failure — the backend's, a short body, a chunk
+   * that does not decompress or verify, a failed write — is logged once here, naming the
+   * blob, the chunks and both ranges, and thrown as DataLoss (Unavailable for the backend):
+   * the readers get EIO and nothing unwritten is published.
+   */
+  private async fetchRun(b: BlobfsBlob, backend: BlobBackend, chunks: ChunkInfo[], fill: ChunkFill<ChunkInfo>): Promise<void> {
     const first = chunks[0] as ChunkInfo;
     const last = chunks[chunks.length - 1] as ChunkInfo;
     const f = { offset: first.compressedOffset, length: last.compressedOffset + last.compressedSize - first.compressedOffset, chunks };
-    const job = (async () => {
+    const where = `blob ${b.entry.blobId} chunks ${first.ciIndex}..${last.ciIndex} (compressed ${f.offset}+${f.length}, uncompressed ${first.uncompressedOffset}+${last.uncompressedOffset + last.uncompressedSize - first.uncompressedOffset})`;
+    try {
       this.stats.fetches++;
-      const data = await backend.read(b.entry.blobId, f.offset, f.length);
+      let data: Uint8Array;
+      try {
+        data = await backend.read(b.entry.blobId, f.offset, f.length);
+      } catch (e) {
+        throw unavailable(`${where}: fetch from ${backend.name} failed: ${(e as Error).message}`, e);
+      }
       this.stats.fetchedBytes += data.length;
-      if (data.length !== f.length) throw invalidArgument(`blob ${b.entry.blobId}: read ${f.offset}+${f.length} returned ${data.length} bytes`);
-      const todo = chunks.filter((c) => !b.cache.has(c.ciIndex));
+      if (data.length !== f.length) throw dataLoss(`${where}: the backend returned ${data.length} bytes`);
       // Handing bytes to a thread costs a copy: only worth it for real work (decompressing,
       // hashing); stored chunks without a digest check are just written from here.
-      const work = todo.some((c) => c.compressed || b.digests.has(c.ciIndex));
-      if (this.pool && work) return this.decodeElsewhere(b, this.pool, data, f.offset, todo);
+      const work = chunks.some((c) => c.compressed || b.digests.has(c.ciIndex));
+      if (this.pool && work) return await this.decodeElsewhere(b, this.pool, data, f.offset, chunks, fill, where);
       let hasher: ChunkHasher | undefined;
       if (b.digests.size > 0) {
         this.hasher ??= fastChunkHasher();
         hasher = await this.hasher;
       }
-      for (const c of todo) {
-        const bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest: b.digests.get(c.ciIndex), hasher });
-        b.cache.put(c.ciIndex, c.uncompressedOffset, bytes);
+      for (const c of chunks) {
+        let bytes: Uint8Array;
+        try {
+          bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest: b.digests.get(c.ciIndex), hasher });
+        } catch (e) {
+          throw dataLoss(`${where}: ${(e as Error).message}`, e);
+        }
+        fill.write(c, bytes);
         this.stats.chunksFetched++;
       }
-    })();
-    const keyOf = (c: ChunkInfo) => `${b.entry.blobId}/${c.ciIndex}`;
-    for (const c of chunks) this.inflight.set(keyOf(c), job);
-    return job.finally(() => {
-      for (const c of chunks) if (this.inflight.get(keyOf(c)) === job) this.inflight.delete(keyOf(c));
-    });
+    } catch (err) {
+      const e = kindOf(err) === ErrorKind.Unavailable || kindOf(err) === ErrorKind.DataLoss ? (err as Error) : dataLoss(`${where}: ${(err as Error).message}`, err);
+      this.logged.add(e);
+      this.log.error(e.message);
+      throw e;
+    }
   }
 
   /**
-   * Hands fetched chunks to the decode pool, which writes them into `b`'s cache file; marks
-   * the chunks it wrote ready — also those before a chunk that failed, whose error is thrown.
+   * Hands fetched chunks to the decode pool, which writes them through `fill`'s descriptor
+   * (open until the fill ends); publishes the chunks it wrote — also those before a chunk
+   * that failed, whose error is thrown as DataLoss.
    */
-  private async decodeElsewhere(b: BlobfsBlob, pool: DecodePool, data: Uint8Array, base: number, chunks: ChunkInfo[]): Promise<void> {
-    if (chunks.length === 0) return;
-    const cache = b.cache;
-    this.jobs.set(cache, (this.jobs.get(cache) ?? 0) + 1);
-    let written: number[] = [];
+  private async decodeElsewhere(b: BlobfsBlob, pool: DecodePool, data: Uint8Array, base: number, chunks: ChunkInfo[], fill: ChunkFill<ChunkInfo>, where: string): Promise<void> {
+    const digests = chunks.map((c) => b.digests.get(c.ciIndex));
+    let written: number[];
     try {
-      const digests = chunks.map((c) => b.digests.get(c.ciIndex));
-      written = await pool.decode({ blob: b.entry, fd: cache.dataFd, data, base, chunks, digests }).catch((e: unknown) => {
-        if (e instanceof DecodeError) written = (e as DecodeError).written;
-        throw e;
-      });
-    } finally {
-      const left = (this.jobs.get(cache) ?? 1) - 1;
-      if (left > 0) this.jobs.set(cache, left);
-      else this.jobs.delete(cache);
-      if (this.closeWhenIdle.has(cache)) {
-        if (left === 0) {
-          this.closeWhenIdle.delete(cache);
-          cache.close();
-        }
-      } else {
-        for (const ci of written) cache.markWritten(ci);
-        this.stats.chunksFetched += written.length;
+      written = await pool.decode({ blob: b.entry, fd: fill.fd, data, base, chunks, digests });
+    } catch (e) {
+      if (e instanceof DecodeError) {
+        const done = (e as DecodeError).written;
+        fill.published(done);
+        this.stats.chunksFetched += done.length;
       }
+      throw dataLoss(`${where}: ${(e as Error).message}`, e);
     }
+    fill.published(written);
+    this.stats.chunksFetched += written.length;
   }
 
   /**
@@ -438,14 +460,15 @@ export class Blobfs implements ReadonlyFs {
     return slots.map((s) => s.blob.cache.dataPath);
   }
 
-  /** Stops the decode threads, then flushes and closes every blob cache. */
+  /**
+   * Stops the decode threads, then closes every blob cache (each flushes and closes its files
+   * once the fetches that were running have ended).
+   */
   close(): void {
     this.pool?.close();
-    for (const c of this.closeWhenIdle) c.close();
-    this.closeWhenIdle.clear();
     for (const s of this.byId.values()) {
       this.fast?.unregister(s.ino);
-      s.blob.cache.close();
+      void s.blob.cache.close();
     }
     this.byId.clear();
     this.byIno.clear();

@@ -1,8 +1,9 @@
 // Chunk decoder, run as a Worker by DecodePool (decode-pool.ts): turns the compressed bytes
 // of a fetched range into uncompressed chunks (decompress, verify the digest when one is
 // expected) and writes each one into the blob's cache data file at its uncompressed offset,
-// through the descriptor the main thread owns (descriptors are process-wide). It answers
-// which chunks it wrote; the main thread publishes them as ready. A chunk that fails stops
+// through the descriptor of the chunk fill that claimed them (src/cache/blob-cache.ts: open
+// until that fill ends; descriptors are process-wide). It answers which chunks it wrote; the
+// main thread has the fill publish them. A chunk that fails stops
 // the job: the ones before it are reported written, the error names the blob and chunk.
 import { writeSync } from "node:fs";
 import { decodeChunk } from "../rafs/blob-data.ts";
@@ -29,7 +30,11 @@ self.onmessage = async (e: MessageEvent<DecodeRequest>) => {
       const from = c.compressedOffset - job.base;
       const bytes = decodeChunk(job.blob, c, job.data.subarray(from, from + c.compressedSize), { expectedDigest: job.digests[i], hasher: hash });
       let done = 0;
-      while (done < bytes.length) done += writeSync(job.fd, bytes, done, bytes.length - done, c.uncompressedOffset + done);
+      while (done < bytes.length) {
+        const n = writeSync(job.fd, bytes, done, bytes.length - done, c.uncompressedOffset + done);
+        if (!(n > 0)) throw new Error(`blob ${job.blob.blobId} chunk ${c.ciIndex}: writing at ${c.uncompressedOffset + done} wrote ${n} bytes`);
+        done += n;
+      }
       written.push(c.ciIndex);
     }
   } catch (err) {

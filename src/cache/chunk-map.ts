@@ -1,0 +1,97 @@
+import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readSync, rmSync, statSync, writeSync } from "node:fs";
+import { join } from "node:path";
+
+/** Cache file names of one blob (nydus-facts §8): the one place these names are made. */
+export function cacheFiles(dir: string, blobId: string) {
+  return {
+    data: join(dir, `${blobId}.blob.data`),
+    chunkMap: join(dir, `${blobId}.chunk_map`),
+    meta: join(dir, `${blobId}.blob.meta`),
+  };
+}
+
+const MAGIC = 0x4d434652; // "RFCM" little-endian: rafsnap chunk map
+const VERSION = 1;
+/** Bytes before the bitmap in a chunk map file. */
+export const MAP_HEADER = 16;
+
+/**
+ * The on-disk chunk map of one blob: a 16-byte header (magic "RFCM", version 1, chunk count)
+ * and a bitmap, bit `ci` set when chunk `ci`'s bytes are durable in the data file. Only
+ * {@link BlobCache} writes it, and only bits whose data it synced first.
+ */
+export class ChunkMapFile {
+  private constructor(
+    private readonly fd: number,
+    private readonly path: string,
+  ) {}
+
+  /**
+   * Opens (creating) the map at `path` for `chunkCount` chunks and loads its bits into
+   * `bitmap`. A map of another size or format is reset to empty (every chunk is fetched
+   * again). Throws the file system's error when it cannot be opened, read or written.
+   */
+  static open(path: string, chunkCount: number, bitmap: Uint8Array): ChunkMapFile {
+    const fd = openSync(path, existsSync(path) ? "r+" : "w+", 0o600);
+    try {
+      const bytes = bitmap.length;
+      const head = new Uint8Array(MAP_HEADER);
+      const got = readSync(fd, head, 0, MAP_HEADER, 0);
+      const hv = new DataView(head.buffer);
+      const size = statSync(path).size;
+      if (got === MAP_HEADER && hv.getUint32(0, true) === MAGIC && hv.getUint32(4, true) === VERSION && hv.getUint32(8, true) === chunkCount && size === MAP_HEADER + bytes) {
+        if (bytes > 0) readSync(fd, bitmap, 0, bytes, MAP_HEADER);
+      } else {
+        hv.setUint32(0, MAGIC, true);
+        hv.setUint32(4, VERSION, true);
+        hv.setUint32(8, chunkCount, true);
+        ftruncateSync(fd, 0);
+        writeSync(fd, head, 0, MAP_HEADER, 0);
+        writeSync(fd, new Uint8Array(bytes), 0, bytes, MAP_HEADER);
+        fdatasyncSync(fd);
+      }
+      return new ChunkMapFile(fd, path);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** Writes bitmap bytes `indexes` of `bitmap` in place and syncs the map. */
+  writeBytes(bitmap: Uint8Array, indexes: Iterable<number>): void {
+    for (const i of indexes) writeSync(this.fd, bitmap, i, 1, MAP_HEADER + i);
+    fdatasyncSync(this.fd);
+  }
+
+  /** Closes the map file. */
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  /** Path of the map file (for messages). */
+  toString(): string {
+    return this.path;
+  }
+}
+
+/**
+ * Bytes on disk used by the cache files of `blobId` (allocated blocks, as sparse data files
+ * only use what was fetched). Missing files count 0.
+ */
+export function blobCacheUsage(dir: string, blobId: string): number {
+  let total = 0;
+  for (const p of Object.values(cacheFiles(dir, blobId))) {
+    try {
+      total += statSync(p).blocks * 512;
+    } catch {
+      // not there
+    }
+  }
+  return total;
+}
+
+/** Removes the cache files of `blobId`: chunk map first, then meta, then data (§8 order). */
+export function removeBlobCache(dir: string, blobId: string): void {
+  const f = cacheFiles(dir, blobId);
+  for (const p of [f.chunkMap, f.meta, f.data]) rmSync(p, { force: true });
+}
