@@ -1,9 +1,8 @@
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { defineCommand } from "citty";
 import { invalidArgument, notImplemented } from "../errdefs/index.ts";
 import { createLogger, type LogLevelName } from "../log/index.ts";
-import { Daemon, loadDaemonConfig, predecessorCrashed, startApiServer } from "../nydusd/index.ts";
+import { Daemon, daemonRunDir, loadDaemonConfig, predecessorCrashed, startApiServer } from "../nydusd/index.ts";
 import { versionInfo } from "./_version.ts";
 
 const LEVELS = ["trace", "debug", "info", "warn", "error"];
@@ -58,7 +57,7 @@ export default defineCommand({
     const logger = createLogger({ level: level as LogLevelName, toStdout: !file, file, rotation });
     const config = args.config ? loadDaemonConfig(args.config) : undefined;
     if (args.bootstrap && !config) throw invalidArgument("--bootstrap needs --config (backend and cache)");
-    const runDir = join(process.env.RAFSNAP_RUN_DIR ?? "/run/rafsnap", `nydusd-${process.pid}`);
+    const runDir = daemonRunDir(process.env.RAFSNAP_RUN_DIR ?? "/run/rafsnap", process.pid);
     mkdirSync(runDir, { recursive: true, mode: 0o700 });
     const daemon = new Daemon({
       id: args.id ?? null,

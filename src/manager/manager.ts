@@ -1,10 +1,11 @@
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Config } from "../config/index.ts";
 import { failedPrecondition, unavailable } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import { Supervisor } from "../mount/index.ts";
+import { deadRunDirs, reapDeadBlobfs } from "../nydusd/index.ts";
 import type { DaemonRow, DaemonStore, InstanceRow } from "../store/index.ts";
 import { NydusdClient } from "./client.ts";
 import { type DaemonCgroup, daemonCgroup } from "./cgroup.ts";
@@ -306,7 +307,31 @@ export class Manager {
         this.log.error(`nydusd ${row.id} could not be started again: ${(e as Error).message}`);
       }
     }
+    this.reapOrphans();
     return failed;
+  }
+
+  /**
+   * Blobfs mounts and run directories of daemon ids this snapshotter no longer records (a
+   * daemon removed while its vestiges could not be cleared, or left by a crash in between):
+   * their FUSE connections are aborted and the mounts detached, so none is left without a
+   * server. Recorded daemons reap their own predecessors' blobfs when they mount theirs.
+   */
+  private reapOrphans(): void {
+    const runRoot = join(this.cfg.root, "run");
+    let ids: string[];
+    try {
+      ids = readdirSync(runRoot);
+    } catch {
+      return;
+    }
+    const known = new Set(this.opts.store.listDaemons().map((r) => r.id));
+    for (const id of ids) {
+      if (known.has(id)) continue;
+      const dir = join(runRoot, id);
+      reapDeadBlobfs(dir, this.log);
+      if (deadRunDirs(dir).length === readdirSync(dir).length) rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   /** Stops watching and stops daemon `id` (SIGTERM, then SIGKILL after 5 s), forgets it. */

@@ -1,30 +1,18 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { unavailable } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
-import { mountPoints, UmountFlags, umountAsync } from "../mount/index.ts";
+import { abortFuseConnection, isFuseMount, mountEntries, UmountFlags, umountAsync } from "../mount/index.ts";
+import { pidAlive } from "../nydusd/index.ts";
 import type { DaemonRow } from "../store/index.ts";
 import { type DaemonInfoReply, NydusdClient } from "./client.ts";
 import { nydusdArgs } from "./command.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** True while a process with this pid exists (and is not a zombie). */
-export function pidAlive(pid: number): boolean {
-  if (pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
+/** Whether a pid is a live process: one home, src/nydusd/run-dir.ts. */
+export { pidAlive };
 
 /** How to run nydusd: the command (binary and leading args) and the environment. */
 export interface NydusdCommand {
@@ -139,21 +127,24 @@ export class Watch {
 }
 
 /**
- * Clears what a dead daemon left (§4.4 ClearVestige): detaches its mounts — the mountpoint,
- * mounts below it (shared instances) and the blobfs mounts in `runDir` — found in
- * `/proc/self/mountinfo` (a dead FUSE mount fails stat, so mountinfo is the only truth), then
- * removes `runDir` and the API socket file. Failures are logged, not thrown.
+ * Clears what a dead daemon left (§4.4 ClearVestige): its mounts — the mountpoint, mounts
+ * below it (shared instances) and the blobfs mounts in `runDir` — found in
+ * `/proc/self/mountinfo` (a dead FUSE mount fails stat, so mountinfo is the only truth). The
+ * FUSE connections among them are aborted first, so that nothing waiting on them (a reader,
+ * `sync`) hangs and no connection outlives its server; then every mount is detached and
+ * `runDir` and the API socket file are removed. Failures are logged, not thrown.
  */
 export async function clearVestige(row: DaemonRow, runDir: string, log: Logger): Promise<void> {
   const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
-  const doomed = mountPoints()
-    .filter((p) => under(p, row.mountpoint) || under(p, runDir))
+  const doomed = mountEntries()
+    .filter((e) => under(e.mountPoint, row.mountpoint) || under(e.mountPoint, runDir))
     .reverse(); // children first
-  for (const p of doomed) {
+  for (const e of doomed) if (isFuseMount(e) && abortFuseConnection(e.minor)) log.info(`clear vestige of daemon ${row.id}: aborted the FUSE connection of ${e.mountPoint}`);
+  for (const e of doomed) {
     try {
-      await umountAsync(p, UmountFlags.MNT_DETACH);
-    } catch (e) {
-      log.warn(`clear vestige of daemon ${row.id}: umount ${p}: ${(e as Error).message}`);
+      await umountAsync(e.mountPoint, UmountFlags.MNT_DETACH);
+    } catch (err) {
+      log.warn(`clear vestige of daemon ${row.id}: umount ${e.mountPoint}: ${(err as Error).message}`);
     }
   }
   rmSync(runDir, { recursive: true, force: true });

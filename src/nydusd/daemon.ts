@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { failedPrecondition, invalidArgument, notFound, notImplemented } from "../errdefs/index.ts";
 import { fetchState, sendState } from "../mount/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -7,6 +7,7 @@ import { type DaemonConfig, parseDaemonConfig } from "./config.ts";
 import { Blobfs } from "./blobfs.ts";
 import { adoptBlobfs, type BlobfsMount, decodeAuth, type Instance, mountInstance, startBlobfs } from "./instance.ts";
 import { DaemonStateMachine } from "./state.ts";
+import { reapDeadBlobfs } from "./run-dir.ts";
 
 /** Version facts reported by `GET /api/v1/daemon` and `--version`. */
 export interface VersionFacts {
@@ -70,9 +71,16 @@ export class Daemon implements DaemonApi {
   /** Backend failovers are warnings in the daemon's log. */
   private readonly backendLog = (msg: string) => this.opts.logger.withTag("backend").warn(msg);
 
-  /** The daemon's one blobfs, mounted on first use. */
+  /**
+   * The daemon's one blobfs, mounted on first use. Blobfs mounts that predecessors in the same
+   * run root left behind (their daemon is gone, and this one does not serve them) are reaped
+   * then: aborted and detached ({@link reapDeadBlobfs}).
+   */
   private blobfsMount(config: DaemonConfig): BlobfsMount {
-    this.blobfs ??= startBlobfs(this.opts.runDir, { amplifyIo: config.amplifyIo, logger: this.opts.logger });
+    if (!this.blobfs) {
+      this.blobfs = startBlobfs(this.opts.runDir, { amplifyIo: config.amplifyIo, logger: this.opts.logger });
+      reapDeadBlobfs(dirname(this.opts.runDir), this.opts.logger, this.blobfs.dir);
+    }
     return this.blobfs;
   }
 
@@ -177,6 +185,7 @@ export class Daemon implements DaemonApi {
       this.instances.set(i.id, inst);
     }
     pending.session.notifyResend();
+    reapDeadBlobfs(dirname(this.opts.runDir), this.opts.logger, state.blobfsDir);
     this.sm.fire("Takeover");
     this.settle();
   }

@@ -10,6 +10,7 @@ import { openBlob } from "./blob-open.ts";
 import { Blobfs } from "./blobfs.ts";
 import type { DaemonConfig } from "./config.ts";
 import { RateLimiter } from "./rate-limit.ts";
+import { BLOBFS_FSTYPE, blobfsDir } from "./run-dir.ts";
 
 /** A mounted RAFS instance: the EROFS mount over blobs of the daemon's blobfs. */
 export interface Instance {
@@ -76,11 +77,11 @@ export function adoptBlobfs(dir: string, fd: number, fs: Blobfs, logger: Logger)
  */
 export function startBlobfs(runDir: string, opts: { amplifyIo?: number; logger: Logger }): BlobfsMount {
   const fs = new Blobfs(opts);
-  const dir = join(runDir, "blobfs");
+  const dir = blobfsDir(runDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const fd = openSync("/dev/fuse", "r+");
   try {
-    mount("rafsnap-blobfs", dir, "fuse.rafsnap-blobfs", MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV, `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`);
+    mount("rafsnap-blobfs", dir, BLOBFS_FSTYPE, MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV, `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`);
   } catch (e) {
     closeSync(fd);
     throw e;

@@ -106,3 +106,28 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
     },
   };
 }
+
+/**
+ * Bytes of the range (206) blob responses `reg` logged after log offset `from` (see
+ * {@link registryLogSize}), and how many: what a lazy reader fetched, counted by the registry
+ * itself — a separate process, so the count cannot starve with the test's own event loop.
+ * Call it after the reader stopped: the registry logs a response once it completed.
+ */
+export function rangeBytesServed(reg: Registry, from = 0): { bytes: number; requests: number } {
+  const text = readFileSync(reg.process.logFile).subarray(from).toString("utf8");
+  let bytes = 0;
+  let requests = 0;
+  for (const line of text.split("\n")) {
+    if (!line.includes("http.response.status=206") || !line.includes("/blobs/")) continue;
+    const m = line.match(/http\.response\.written=(\d+)/);
+    if (!m) continue;
+    bytes += Number(m[1]);
+    requests++;
+  }
+  return { bytes, requests };
+}
+
+/** The registry log's current size: a mark for {@link rangeBytesServed}. */
+export function registryLogSize(reg: Registry): number {
+  return readFileSync(reg.process.logFile).length;
+}

@@ -1,0 +1,85 @@
+/**
+ * Where a daemon's blobfs lives, and the reaping of blobfs mounts whose daemon is gone: the one
+ * home of the `<run root>/nydusd-<pid>/blobfs` layout and of the blobfs mount type.
+ *
+ * A daemon keeps its blobfs (one FUSE mount serving every blob it reads) in
+ * `<run root>/nydusd-<pid>/blobfs`, the run root being `RAFSNAP_RUN_DIR` (the snapshotter gives
+ * each daemon id its own). A failover successor serves its predecessor's blobfs where it is, so
+ * the pid in a path is the pid of the daemon that mounted it, not always of the one serving it.
+ */
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "../log/index.ts";
+import { abortFuseConnection, mountEntries, UmountFlags, umount } from "../mount/index.ts";
+
+/** The FUSE type of a blobfs mount (`fuse.` + its subtype). */
+export const BLOBFS_FSTYPE = "fuse.rafsnap-blobfs";
+
+/** The run directory of the daemon with `pid` under `runRoot`. */
+export function daemonRunDir(runRoot: string, pid: number): string {
+  return join(runRoot, `nydusd-${pid}`);
+}
+
+/** The blobfs mount point inside a daemon's run directory. */
+export function blobfsDir(runDir: string): string {
+  return join(runDir, "blobfs");
+}
+
+/** True while a process with this pid exists (and is not a zombie). */
+export function pidAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Detaches the blobfs mounts under `runRoot` that no live daemon serves: mounted by a daemon
+ * whose pid is gone, and not `keep` (the blobfs the caller serves, perhaps a predecessor's).
+ * Each one's FUSE connection is aborted first, so nothing that waits on it (a reader, `sync`)
+ * hangs, then the mount is detached and its run directory removed. Returns the mount points
+ * reaped; failures are logged, not thrown.
+ */
+export function reapDeadBlobfs(runRoot: string, log: Logger, keep?: string): string[] {
+  const reaped: string[] = [];
+  const root = runRoot.replace(/\/+$/, "");
+  for (const e of mountEntries()) {
+    if (e.fsType !== BLOBFS_FSTYPE || e.mountPoint === keep) continue;
+    const m = e.mountPoint.slice(root.length).match(/^\/nydusd-(\d+)\/blobfs$/);
+    if (!e.mountPoint.startsWith(`${root}/`) || !m || pidAlive(Number(m[1]))) continue;
+    abortFuseConnection(e.minor);
+    try {
+      umount(e.mountPoint, UmountFlags.MNT_DETACH);
+    } catch (err) {
+      log.warn(`blobfs ${e.mountPoint} of a daemon that is gone: umount: ${(err as Error).message}`);
+      continue;
+    }
+    rmSync(join(e.mountPoint, ".."), { recursive: true, force: true });
+    log.info(`reaped the blobfs of daemon pid ${m[1]}, which is gone (${e.mountPoint}; its FUSE connection aborted)`);
+    reaped.push(e.mountPoint);
+  }
+  return reaped;
+}
+
+/** Run directories under `runRoot` of daemons that are gone and hold no mount (for cleanup). */
+export function deadRunDirs(runRoot: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(runRoot);
+  } catch {
+    return [];
+  }
+  const mounted = new Set(mountEntries().map((e) => e.mountPoint));
+  return names
+    .map((n) => ({ n, m: n.match(/^nydusd-(\d+)$/) }))
+    .filter((x) => x.m && !pidAlive(Number(x.m[1])) && !mounted.has(blobfsDir(join(runRoot, x.n))))
+    .map((x) => join(runRoot, x.n));
+}
