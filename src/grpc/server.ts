@@ -61,6 +61,23 @@ function contextOf(call: { on(event: "cancelled", listener: () => void): unknown
   };
 }
 
+/**
+ * A request as the debug log shows it: every `labels` map (at any depth) keeps its keys but
+ * not its values — labels carry pull secrets (`containerd.io/snapshot/pullsecret`) and image
+ * credentials, which must never reach a log. The request itself is not changed.
+ */
+export function loggableRequest(req: unknown, depth = 0): unknown {
+  if (typeof req !== "object" || req === null || depth > 4) return req;
+  if (ArrayBuffer.isView(req)) return req;
+  if (Array.isArray(req)) return req.map((v) => loggableRequest(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(req)) {
+    if (k === "labels" && typeof v === "object" && v !== null) out[k] = Object.fromEntries(Object.keys(v).map((l) => [l, "<redacted>"]));
+    else out[k] = loggableRequest(v, depth + 1);
+  }
+  return out;
+}
+
 /** Logs a failed call: expected outcomes (NotFound…) at debug, the rest at warn/error. */
 function logFailure(log: Logger, m: DescMethod, req: unknown, err: unknown): void {
   const key = (req as { key?: string; name?: string }).key || (req as { name?: string }).name || "";
@@ -80,7 +97,7 @@ function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementa
     if (!fn) throw new Error(`service ${r.service.typeName} has no implementation of ${m.name}`);
     if (m.methodKind === "unary") {
       out[m.name] = ((call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        if (debug) log.debug(m.name, call.request);
+        if (debug) log.debug(m.name, loggableRequest(call.request));
         const fail = (err: unknown) => {
           logFailure(log, m, call.request, err);
           cb(toServiceError(err));
@@ -93,7 +110,7 @@ function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementa
       }) as grpc.handleUnaryCall<unknown, unknown>;
     } else if (m.methodKind === "server_streaming") {
       out[m.name] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
-        if (debug) log.debug(m.name, call.request);
+        if (debug) log.debug(m.name, loggableRequest(call.request));
         (async () => {
           for await (const msg of fn(call.request, contextOf(call)) as AsyncIterable<unknown>) call.write(msg);
           call.end();

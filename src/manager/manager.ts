@@ -329,8 +329,12 @@ export class Manager {
     for (const id of ids) {
       if (known.has(id)) continue;
       const dir = join(runRoot, id);
-      reapDeadBlobfs(dir, this.log);
-      if (deadRunDirs(dir).length === readdirSync(dir).length) rmSync(dir, { recursive: true, force: true });
+      try {
+        reapDeadBlobfs(dir, this.log);
+        if (deadRunDirs(dir).length === readdirSync(dir).length) rmSync(dir, { recursive: true, force: true });
+      } catch (e) {
+        this.log.warn(`run directory ${dir} of an unknown daemon: ${(e as Error).message}`);
+      }
     }
   }
 

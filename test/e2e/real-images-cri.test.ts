@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RegistryClient } from "../../src/registry/index.ts";
+import { Label } from "../../src/snapshot/index.ts";
 import { Cleanup, useCleanup } from "../harness/cleanup.ts";
 import { type Containerd, startContainerd } from "../harness/containerd.ts";
 import { type CriHarness, type CriLogLine, criHarness } from "../harness/cri.ts";
@@ -30,9 +31,9 @@ const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("[skip] test/e2e/real-images-cri.test.ts needs root (mounts, runc, mmdebstrap); run it as root as CI does");
 
 const KINDS: readonly DebianImageKind[] = ["python", "node", "gcc"];
-const BLOB = "containerd.io/snapshot/nydus-blob";
-const BOOT = "containerd.io/snapshot/nydus-bootstrap";
-const IMAGE_REF = "containerd.io/snapshot/cri.image-ref";
+const BLOB = Label.NydusDataLayer;
+const BOOT = Label.NydusMetaLayer;
+const IMAGE_REF = Label.CRIImageRef;
 const secs = (t0: number) => ((performance.now() - t0) / 1000).toFixed(1);
 
 /** An image in the registry: the OCI original, its nydus conversion and their sizes. */

@@ -34,6 +34,17 @@ describe("rafsnap serve (compiled binary)", () => {
     removeDir(dir);
   });
 
+  test("the debug log names labels but never shows their values (pull secrets)", async () => {
+    const secret = "c2VjcmV0LXB1bGwtc2VjcmV0LXZhbHVl-do-not-log";
+    await srv.client.prepare({ key: "ns/1/secret", labels: { "containerd.io/snapshot/pullsecret": secret, "containerd.io/snapshot/pullusername": "tenant-user-x" } });
+    await srv.client.update({ info: { name: "ns/1/secret", labels: { "containerd.io/snapshot/pullsecret": `${secret}-2` } }, updateMask: { paths: ["labels.containerd.io/snapshot/pullsecret"] } }).catch(() => {});
+    await srv.client.remove({ key: "ns/1/secret" });
+    const log = await Bun.file(join(dir, "rafsnap.log")).text();
+    expect(log).toContain("containerd.io/snapshot/pullsecret"); // the request was logged…
+    expect(log).not.toContain(secret); // …without the value
+    expect(log).not.toContain("tenant-user-x");
+  });
+
   test("socket mode 0660, database file created", () => {
     expect(lstatSync(srv.socket).mode & 0o777).toBe(0o660);
     expect(lstatSync(join(srv.root, "rafsnap.db")).mode & 0o777).toBe(0o600);
