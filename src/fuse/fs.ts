@@ -13,7 +13,8 @@ export interface FileRange {
 /**
  * A read-only filesystem served over FUSE. Inode 1 is the root. Lookups and attributes are
  * synchronous (they come from memory); reads may be asynchronous (they may fetch data).
- * Throwing a RafsnapError answers the request with the errno of its kind.
+ * Throwing a RafsnapError answers the request with the errno of its kind. A failed read is
+ * logged by the filesystem itself (the session logs it only at debug).
  */
 export interface ReadonlyFs {
   lookup(parent: bigint, name: string): Attr | undefined;

@@ -265,7 +265,9 @@ export class FuseSession {
               }
             },
             (err) => {
-              this.log.warn(`read of inode ${h.nodeid} at ${offset}+${size} failed`, err);
+              // The filesystem logs its own read failures (once, where they happen); here only
+              // at debug, with the errno the reader gets.
+              this.log.debug(`read of inode ${h.nodeid} at ${offset}+${size} failed (errno ${errnoOf(err)})`);
               this.reply(h.unique, errnoOf(err));
             },
           );

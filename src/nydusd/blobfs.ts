@@ -434,7 +434,7 @@ export class Blobfs implements ReadonlyFs {
           const last = f.chunks[f.chunks.length - 1] as (typeof f.chunks)[number];
           await this.ensure(b, slot.backend, first.uncompressedOffset, last.uncompressedOffset + last.uncompressedSize - first.uncompressedOffset, requestSize);
         } catch (err) {
-          this.log.warn(`prefetch of blob ${blobId} at ${f.offset}+${f.length} failed:`, err);
+          if (!this.logged.has(err as Error)) this.log.warn(`prefetch of blob ${blobId} at ${f.offset}+${f.length} failed:`, err);
         }
         this.stats.prefetchBytes += this.stats.fetchedBytes - before;
       }
