@@ -294,7 +294,17 @@ export function criHarness(ctd: Containerd, opts: CriHarnessOptions): CriHarness
   const removePod = async (pod: CriPod | string): Promise<void> => {
     const id = typeof pod === "string" ? pod : pod.id;
     try {
-      await runtime.stopPodSandbox({ podSandboxId: id }, call);
+      // containerd 1.6 may answer "ttrpc: closed" when a container's shim exits while it is
+      // being killed (its exit and the kill race); kubelet retries StopPodSandbox, so do we.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await runtime.stopPodSandbox({ podSandboxId: id }, call);
+          break;
+        } catch (err) {
+          if (attempt >= 3 || !/ttrpc: closed/.test((err as Error).message)) throw err;
+          await Bun.sleep(500);
+        }
+      }
       await runtime.removePodSandbox({ podSandboxId: id }, call);
     } catch (err) {
       if (!isNotFound(err)) throw new Error(`CRI remove pod ${id}: ${(err as Error).message}\n--- containerd.log (tail) ---\n${ctd.logTail(3000)}`, { cause: err });
