@@ -60,9 +60,11 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } fr
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { RegistryClient } from "../src/registry/index.ts";
+import { daemonRunDir } from "../src/nydusd/index.ts";
 import { Cleanup, mountsUnder, removeTree, unmountUnder } from "../test/harness/cleanup.ts";
 import { type Containerd, startContainerd } from "../test/harness/containerd.ts";
 import { DEBIAN_IMAGES, type DebianImageKind, debianImage, pushDebianImage } from "../test/harness/debian-images.ts";
+import { startCpuLoad } from "../test/harness/cpu-load.ts";
 import { startFlakyProxy } from "../test/harness/flaky-proxy.ts";
 import { type ChildProcess, run, signal } from "../test/harness/process.ts";
 import { startRegistry } from "../test/harness/registry.ts";
@@ -280,22 +282,11 @@ async function main(): Promise<void> {
     const ctd: Containerd | undefined = opts.ctrPulls > 0 ? cleanup.add("containerd", await startContainerd({ dir: join(dir, "ctd") })) : undefined;
 
     // CPU load: one `sha256sum /dev/zero` per core (or --load), stopped by PID.
-    const load: { pid: number; exited: Promise<number>; done: boolean }[] = [];
-    cleanup.defer("cpu load", async () => {
-      for (const l of load) signal(l.pid, "SIGTERM");
-      await Promise.all(load.map((l) => l.exited));
-    });
-    for (let i = 0; i < opts.load; i++) {
-      const p = Bun.spawn(["sha256sum", "/dev/zero"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
-      const entry = { pid: p.pid, exited: p.exited, done: false };
-      void p.exited.then(() => {
-        entry.done = true;
-      });
-      load.push(entry);
-    }
+    const load = startCpuLoad(opts.load);
+    cleanup.defer("cpu load", () => load.stop());
     const checkLoad = (when: string) => {
-      const dead = load.filter((l) => l.done);
-      if (dead.length) throw new Error(`CPU load: ${dead.length} of ${load.length} sha256sum processes ended (${when})`);
+      const dead = load.ended();
+      if (dead) throw new Error(`CPU load: ${dead} of ${load.count} sha256sum processes ended (${when})`);
     };
     const cores = availableParallelism();
     const loadText = opts.load ? `${opts.load} × \`sha256sum /dev/zero\` on ${cores} cores` : `none (${cores} cores)`;
@@ -548,7 +539,7 @@ async function stopDaemon(proc: ChildProcess, work: string): Promise<string[]> {
     problems.push(`mounts left: ${left.map((m) => `${m.fsType} ${m.mountPoint}`).join(", ")}`);
     unmountUnder(work);
   }
-  if (existsSync(join(work, "run", `nydusd-${proc.pid}`))) problems.push(`run/nydusd-${proc.pid} left`);
+  if (existsSync(daemonRunDir(join(work, "run"), proc.pid))) problems.push(`run/nydusd-${proc.pid} left`);
   return problems;
 }
 

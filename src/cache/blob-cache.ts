@@ -218,11 +218,6 @@ export class BlobCache {
     return this.closing;
   }
 
-  /** True once {@link close} was called. */
-  get isClosing(): boolean {
-    return this.closing !== undefined;
-  }
-
   private closeFiles(): void {
     if (this.closed) return;
     try {

@@ -8,7 +8,7 @@
  * the pid in a path is the pid of the daemon that mounted it, not always of the one serving it.
  */
 import { readdirSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Logger } from "../log/index.ts";
 import { abortFuseConnection, mountEntries, UmountFlags, umount } from "../mount/index.ts";
 
@@ -23,6 +23,22 @@ export function daemonRunDir(runRoot: string, pid: number): string {
 /** The blobfs mount point inside a daemon's run directory. */
 export function blobfsDir(runDir: string): string {
   return join(runDir, "blobfs");
+}
+
+/** The pid in a run directory's name (`nydusd-<pid>`), or undefined for any other name. */
+function runDirPid(name: string): number | undefined {
+  const m = name.match(/^nydusd-(\d+)$/);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * The pid of the daemon that mounted `mountPoint` when it is a blobfs directly in a run
+ * directory under `runRoot` (`<runRoot>/nydusd-<pid>/blobfs`); undefined otherwise.
+ */
+export function blobfsOwnerPid(runRoot: string, mountPoint: string): number | undefined {
+  const runDir = dirname(mountPoint);
+  if (basename(mountPoint) !== "blobfs" || dirname(runDir) !== runRoot.replace(/\/+$/, "")) return undefined;
+  return runDirPid(basename(runDir));
 }
 
 /** True while a process with this pid exists (and is not a zombie). */
@@ -50,11 +66,10 @@ export function pidAlive(pid: number): boolean {
  */
 export function reapDeadBlobfs(runRoot: string, log: Logger, keep?: string): string[] {
   const reaped: string[] = [];
-  const root = runRoot.replace(/\/+$/, "");
   for (const e of mountEntries()) {
     if (e.fsType !== BLOBFS_FSTYPE || e.mountPoint === keep) continue;
-    const m = e.mountPoint.slice(root.length).match(/^\/nydusd-(\d+)\/blobfs$/);
-    if (!e.mountPoint.startsWith(`${root}/`) || !m || pidAlive(Number(m[1]))) continue;
+    const pid = blobfsOwnerPid(runRoot, e.mountPoint);
+    if (pid === undefined || pidAlive(pid)) continue;
     abortFuseConnection(e.minor);
     try {
       umount(e.mountPoint, UmountFlags.MNT_DETACH);
@@ -63,7 +78,7 @@ export function reapDeadBlobfs(runRoot: string, log: Logger, keep?: string): str
       continue;
     }
     rmSync(join(e.mountPoint, ".."), { recursive: true, force: true });
-    log.info(`reaped the blobfs of daemon pid ${m[1]}, which is gone (${e.mountPoint}; its FUSE connection aborted)`);
+    log.info(`reaped the blobfs of daemon pid ${pid}, which is gone (${e.mountPoint}; its FUSE connection aborted)`);
     reaped.push(e.mountPoint);
   }
   return reaped;
@@ -79,7 +94,9 @@ export function deadRunDirs(runRoot: string): string[] {
   }
   const mounted = new Set(mountEntries().map((e) => e.mountPoint));
   return names
-    .map((n) => ({ n, m: n.match(/^nydusd-(\d+)$/) }))
-    .filter((x) => x.m && !pidAlive(Number(x.m[1])) && !mounted.has(blobfsDir(join(runRoot, x.n))))
-    .map((x) => join(runRoot, x.n));
+    .filter((n) => {
+      const pid = runDirPid(n);
+      return pid !== undefined && !pidAlive(pid) && !mounted.has(blobfsDir(join(runRoot, n)));
+    })
+    .map((n) => join(runRoot, n));
 }

@@ -4,8 +4,10 @@ import { type ChildProcess, spawnProcess } from "./process.ts";
 
 /** Busy processes started by {@link startCpuLoad}. */
 export interface CpuLoad {
-  /** How many busy processes run. */
+  /** How many busy processes were started. */
   readonly count: number;
+  /** How many of them have ended (0 while the load holds). */
+  ended(): number;
   /** Stops them (by their own PIDs). Idempotent. */
   stop(): Promise<void>;
 }
@@ -20,6 +22,7 @@ export function startCpuLoad(count = availableParallelism()): CpuLoad {
   for (let i = 0; i < count; i++) procs.push(spawnProcess({ cmd: ["sha256sum", "/dev/zero"], logFile: "/dev/null", stopTimeoutMs: 1000 }));
   return {
     count,
+    ended: () => procs.filter((p) => p.hasExited()).length,
     async stop() {
       await Promise.all(procs.map((p) => p.stop()));
     },

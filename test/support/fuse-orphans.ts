@@ -1,7 +1,7 @@
 // What a crashed daemon may leave behind, for the crash tests: blobfs mounts of daemons that are
 // gone and FUSE connections that nobody serves.
 import { fuseConnections, isFuseMount, mountEntries } from "../../src/mount/index.ts";
-import { BLOBFS_FSTYPE, pidAlive } from "../../src/nydusd/index.ts";
+import { BLOBFS_FSTYPE, blobfsOwnerPid, pidAlive } from "../../src/nydusd/index.ts";
 
 /**
  * Orphans, as readable strings (none: []): blobfs mounts under `runRoot` whose daemon (the pid
@@ -12,9 +12,9 @@ export function orphanFuse(runRoot: string): string[] {
   const out: string[] = [];
   const mounts = mountEntries();
   for (const e of mounts) {
-    if (e.fsType !== BLOBFS_FSTYPE || !e.mountPoint.startsWith(`${runRoot}/`)) continue;
-    const pid = Number(e.mountPoint.match(/nydusd-(\d+)\/blobfs$/)?.[1] ?? 0);
-    if (!pidAlive(pid)) out.push(`blobfs ${e.mountPoint} of dead pid ${pid} is still mounted`);
+    if (e.fsType !== BLOBFS_FSTYPE) continue;
+    const pid = blobfsOwnerPid(runRoot, e.mountPoint);
+    if (pid !== undefined && !pidAlive(pid)) out.push(`blobfs ${e.mountPoint} of dead pid ${pid} is still mounted`);
   }
   const mounted = new Set(mounts.filter(isFuseMount).map((e) => e.minor));
   for (const c of fuseConnections()) {
