@@ -14,7 +14,7 @@ failed=0
 
 step() { echo; echo "=== $*"; }
 ok() { passed=$((passed + 1)); echo "ok: $*"; }
-bad() { failed=$((failed + 1)); echo "FAILED: $*"; }
+bad() { failed=$((failed + 1)); echo "FAILED: $*"; echo "$*" >>"$logs/failed.txt"; }
 
 step "dependencies"
 bash scripts/deps.sh || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -58,6 +58,18 @@ else
   bad "conformance suite not found at $shared/conformance"
 fi
 
+# CI keeps only the tail of this output: name what failed (and the first failures' errors,
+# which bun prints above each "(fail)" line) right above the total.
+if [ "$failed" -ne 0 ]; then
+  echo
+  echo "=== what failed"
+  [ -f "$logs/failed.txt" ] && sed 's/^/step: /' "$logs/failed.txt"
+  grep -E '^\(fail\)' "$logs/bun-test.log" | head -40
+  grep -n -E '^\(fail\)' "$logs/bun-test.log" | head -3 | cut -d: -f1 | while read -r n; do
+    echo "--- before line $n of the bun test log"
+    sed -n "$((n > 30 ? n - 30 : 1)),${n}p" "$logs/bun-test.log"
+  done
+fi
 rm -rf "$logs"
 echo
 echo "$passed passed, $failed failed"

@@ -306,8 +306,11 @@ describe("validation rules (nydus ValidateConfig and ours)", () => {
     );
     const key = join(tmp, "key.pem");
     writeFileSync(key, "-----BEGIN PUBLIC KEY-----\n");
-    const { config } = parseConfig({ image: { validate_signature: true, public_key_file: key } });
-    expect(config.image.public_key_file).toBe(key);
+    // With a key, still refused: signature checks are not built, and rafsnap never fails open.
+    const built = failure({ image: { validate_signature: true, public_key_file: key } });
+    expect(built).toContain("image.validate_signature = true");
+    expect(built).toContain("refuses to start");
+    expect(built).not.toContain("image.public_key_file");
     // Without validate_signature the file is not looked at.
     expect(parseConfig({ image: { public_key_file: missing } }).config.image.public_key_file).toBe(missing);
   });

@@ -263,6 +263,10 @@ function checkRelations(c: Config, ctx: Ctx): void {
     const reason = `${why}; an existing public key file is required when image.validate_signature = true`;
     problem(ctx, "image.public_key_file", c.image.public_key_file, reason);
   }
+  if (c.image.validate_signature) {
+    // Never fail open: an operator who asks for signature checks gets them or no snapshotter.
+    problem(ctx, "image.validate_signature", true, "verifying bootstrap signatures is not built; rafsnap refuses to start rather than serve images unverified (set it to false)");
+  }
   if (c.system.enable) {
     const r = absolutePath(MAX_SOCKET_PATH_BYTES, SOCKET_WHY)(c.system.address);
     if (!r.ok) problem(ctx, "system.address", c.system.address, `${r.reason} (required when system.enable = true)`);

@@ -10,7 +10,6 @@ export function unbuiltFeatureWarnings(c: Config): string[] {
     [c.system.enable, "[system] enable: the system controller API is not built"],
     [c.metrics.address !== "", "[metrics] address: the Prometheus metrics server is not built"],
     [c.snapshot.enable_kata_volume, "[snapshot] enable_kata_volume: Kata virtual volumes are not built; mounts are plain overlay"],
-    [c.image.validate_signature, "[image] validate_signature: bootstrap signatures are NOT checked"],
     [c.remote.auth.enable_kubeconfig_keychain, "[remote.auth] enable_kubeconfig_keychain: Kubernetes secrets are not read"],
     [c.remote.auth.enable_cri_keychain, "[remote.auth] enable_cri_keychain: the CRI image service proxy is not built"],
     [c.remote.auth.enable_kubelet_credential_providers, "[remote.auth] enable_kubelet_credential_providers: not built"],

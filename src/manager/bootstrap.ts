@@ -1,55 +1,98 @@
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+/**
+ * The bootstrap layer's files, read as untrusted input: `image/image.boot` (or the legacy
+ * `image.boot`) and `*.blob.meta` are opened beneath the snapshot's `fs` directory without
+ * following links, must be regular files, and are size-capped (src/sys). An image that ships
+ * anything else is refused naming the image and the rule, never what the link pointed at.
+ */
+import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../cache/index.ts";
-import { failedPrecondition } from "../errdefs/index.ts";
-import { RafsImage } from "../rafs/index.ts";
+import { cacheFiles, writeFileAtomic } from "../cache/index.ts";
+import { failedPrecondition, RafsnapError } from "../errdefs/index.ts";
+import { type BlobEntry, checkBlobMetaFile, EROFS_MAGIC, isBlobId, RafsImage } from "../rafs/index.ts";
+import { MAX_BLOB_META_BYTES, MAX_BOOTSTRAP_BYTES } from "../nydusd/index.ts";
+import { LayerFileError, readBeneath } from "../sys/index.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const MODERN = "image/image.boot";
+const LEGACY = "image.boot";
+
 /** Where the bootstrap layer's tar puts the bootstrap (legacy location second; §4.2). */
 export function bootstrapPath(snapshotDir: string): string {
-  const modern = join(snapshotDir, "fs", "image", "image.boot");
-  if (existsSync(modern)) return modern;
-  const legacy = join(snapshotDir, "fs", "image.boot");
-  return existsSync(legacy) ? legacy : modern;
+  return join(snapshotDir, "fs", bootstrapRel(snapshotDir));
+}
+
+/** The bootstrap's path relative to `<snapshotDir>/fs`: the modern one unless only the legacy one exists. */
+function bootstrapRel(snapshotDir: string): string {
+  const present = (rel: string) => {
+    try {
+      lstatSync(join(snapshotDir, "fs", rel));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return present(MODERN) || !present(LEGACY) ? MODERN : LEGACY;
 }
 
 /**
- * Opens the bootstrap at `path` and returns the ids of the blobs it reads. FailedPrecondition
- * naming the file and the fix when it is missing or not a valid RAFS v6 bootstrap (the
- * malformed field comes from the reader).
+ * The bootstrap's bytes, opened beneath `<snapshotDir>/fs` without following links.
+ * FailedPrecondition naming the image, the file and the rule when it is missing, a link, not a
+ * regular file or larger than {@link MAX_BOOTSTRAP_BYTES}.
  */
-export function bootstrapBlobIds(path: string, imageRef: string): string[] {
-  let bytes: Uint8Array;
+export function readBootstrap(snapshotDir: string, imageRef: string): Uint8Array {
+  const rel = bootstrapRel(snapshotDir);
   try {
-    bytes = readFileSync(path);
+    return readBeneath(join(snapshotDir, "fs"), rel, `the bootstrap of image ${imageRef}:`, MAX_BOOTSTRAP_BYTES);
   } catch (e) {
-    throw failedPrecondition(
-      `bootstrap ${path} of image ${imageRef} is missing (${(e as NodeJS.ErrnoException).code}); remove the image and pull it again`,
-    );
+    if (e instanceof LayerFileError) throw failedPrecondition(`${e.message}; remove the image and pull it again`, e);
+    throw e;
   }
+}
+
+/** The bootstrap parsed; FailedPrecondition when it is not a valid RAFS v6 bootstrap. */
+function parseBootstrap(bytes: Uint8Array, snapshotDir: string, imageRef: string): RafsImage {
   try {
-    return RafsImage.open(bytes).blobs.map((b) => b.blobId);
+    return RafsImage.open(bytes);
   } catch (e) {
-    throw failedPrecondition(`bootstrap ${path} of image ${imageRef} is not a valid RAFS v6 bootstrap: ${(e as Error).message}; remove the image and pull it again`);
+    throw failedPrecondition(`bootstrap ${bootstrapPath(snapshotDir)} of image ${imageRef} is not a valid RAFS v6 bootstrap: ${(e as Error).message}; remove the image and pull it again`);
   }
 }
 
 /**
- * Validates the bootstrap and returns its blob ids; when it does not validate yet, waits until
- * it is stable (§4.2: the same size and `*.blob.meta` list twice in a row, 20 × 50 ms at most)
- * — a writer may still be at it — and validates again. Errors as {@link bootstrapBlobIds}.
+ * Opens the bootstrap of the image unpacked in `snapshotDir` (see {@link readBootstrap}) and
+ * returns its blob table. FailedPrecondition naming the image and the fix when it is missing,
+ * refused, or not a valid RAFS v6 bootstrap (the malformed field comes from the reader).
  */
-export async function stableBootstrap(path: string, imageRef: string): Promise<string[]> {
+export function bootstrapBlobs(snapshotDir: string, imageRef: string): readonly BlobEntry[] {
+  return parseBootstrap(readBootstrap(snapshotDir, imageRef), snapshotDir, imageRef).blobs;
+}
+
+/** The ids of the blobs the image's bootstrap reads (errors as {@link bootstrapBlobs}). */
+export function bootstrapBlobIds(snapshotDir: string, imageRef: string): string[] {
+  return bootstrapBlobs(snapshotDir, imageRef).map((b) => b.blobId);
+}
+
+/**
+ * Validates the bootstrap and returns its blob table; when it does not validate yet, waits
+ * until it is stable (§4.2: the same size and `*.blob.meta` list twice in a row, 20 × 50 ms at
+ * most) — a writer may still be at it — and validates again. A refused file (a link, a special
+ * file) is refused at once. Errors as {@link bootstrapBlobs}.
+ */
+export async function stableBootstrap(snapshotDir: string, imageRef: string): Promise<readonly BlobEntry[]> {
   // The usual case: containerd committed the bootstrap layer before the container's Prepare,
   // so the file is complete and valid now. Only a file that does not validate yet is waited on.
   try {
-    return bootstrapBlobIds(path, imageRef);
-  } catch {}
+    return bootstrapBlobs(snapshotDir, imageRef);
+  } catch (e) {
+    // A link, special or oversized file does not become acceptable by waiting.
+    const cause = (e as Error).cause;
+    if (!(e instanceof RafsnapError) || (cause instanceof LayerFileError && cause.reason !== "missing")) throw e;
+  }
   const sig = () => {
     try {
-      const dir = join(path, "..");
-      return `${statSync(path).size}|${readdirSync(dir).filter((n) => n.endsWith(".blob.meta")).sort().join(",")}`;
+      const dir = join(bootstrapPath(snapshotDir), "..");
+      return `${lstatSync(bootstrapPath(snapshotDir)).size}|${readdirSync(dir).filter((n) => n.endsWith(".blob.meta")).sort().join(",")}`;
     } catch {
       return "";
     }
@@ -61,28 +104,49 @@ export async function stableBootstrap(path: string, imageRef: string): Promise<s
     if (now !== "" && now === last) break;
     last = now;
   }
-  return bootstrapBlobIds(path, imageRef);
+  return bootstrapBlobs(snapshotDir, imageRef);
 }
 
 /**
- * Copies the `*.blob.meta` files that sit next to the bootstrap into the cache directory
- * (temp file + rename), unless the cache already has them (§4.2).
+ * Copies the `<blob id>.blob.meta` files the image ships next to its bootstrap into the cache
+ * directory (temp file + rename) — only for blobs of this image's own blob table, only regular
+ * files beneath the layer, and only when the file's CI header and table agree with that blob's
+ * entry (src/rafs `checkBlobMetaFile`); anything else is skipped (the daemon then fetches the
+ * CI table from the blob itself). A cached file is never replaced here. Returns the names of
+ * the files skipped, with why, for the caller to log.
  */
-export function copyBlobMeta(bootstrap: string, cacheDir: string): void {
-  const dir = join(bootstrap, "..");
-  for (const name of readdirSync(dir)) {
-    if (!name.endsWith(".blob.meta")) continue;
-    const dst = join(cacheDir, name);
-    if (existsSync(dst)) continue;
-    writeFileAtomic(dst, readFileSync(join(dir, name)));
+export function copyBlobMeta(snapshotDir: string, blobs: readonly BlobEntry[], cacheDir: string): string[] {
+  const fsDir = join(snapshotDir, "fs");
+  const relDir = bootstrapRel(snapshotDir).includes("/") ? "image" : "";
+  const skipped: string[] = [];
+  for (const entry of blobs) {
+    if (!isBlobId(entry.blobId)) continue;
+    const rel = relDir ? `${relDir}/${entry.blobId}.blob.meta` : `${entry.blobId}.blob.meta`;
+    const dst = cacheFiles(cacheDir, entry.blobId).meta;
+    try {
+      lstatSync(dst);
+      continue;
+    } catch {}
+    let bytes: Uint8Array;
+    try {
+      bytes = readBeneath(fsDir, rel, "blob meta", MAX_BLOB_META_BYTES);
+    } catch (e) {
+      if (e instanceof LayerFileError && e.reason === "missing") continue;
+      skipped.push(`${rel}: ${(e as Error).message}`);
+      continue;
+    }
+    const problem = checkBlobMetaFile(bytes, entry);
+    if (problem) {
+      skipped.push(`${rel}: ${problem}`);
+      continue;
+    }
+    writeFileAtomic(dst, bytes);
   }
+  return skipped;
 }
 
 /** `fs_version` of the `extraoption` JSON from the bootstrap's magic: v6 at 1024, else v5. */
-export function fsVersion(path: string): "v5" | "v6" {
-  try {
-    const b = readFileSync(path);
-    if (b.length >= 1028 && b.readUInt32LE(1024) === 0xe0f5e1e2) return "v6";
-  } catch {}
+export function fsVersion(bytes: Uint8Array): "v5" | "v6" {
+  if (bytes.length >= 1028 && new DataView(bytes.buffer, bytes.byteOffset).getUint32(1024, true) === EROFS_MAGIC) return "v6";
   return "v5";
 }

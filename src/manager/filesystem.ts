@@ -7,7 +7,7 @@ import type { Logger } from "../log/index.ts";
 import { mountPoints, UmountFlags, umountAsync } from "../mount/index.ts";
 import { parseImageRef } from "../registry/index.ts";
 import type { DaemonStore, InstanceRow } from "../store/index.ts";
-import { bootstrapPath, copyBlobMeta, fsVersion, stableBootstrap } from "./bootstrap.ts";
+import { bootstrapPath, copyBlobMeta, fsVersion, readBootstrap, stableBootstrap } from "./bootstrap.ts";
 import { instanceConfig, loadTemplate, type NydusdJson, pickMirror } from "./daemon-config.ts";
 import type { Manager } from "./manager.ts";
 
@@ -134,9 +134,10 @@ export class NydusFs {
         return existing.mountpoint;
       }
       const imageRef = this.imageRef(metaId, labels);
+      const blobs = await stableBootstrap(snapshotDir, imageRef);
+      const blobIds = blobs.map((b) => b.blobId);
       const bootstrap = bootstrapPath(snapshotDir);
-      const blobIds = await stableBootstrap(bootstrap, imageRef);
-      copyBlobMeta(bootstrap, this.cacheDir);
+      for (const why of copyBlobMeta(snapshotDir, blobs, this.cacheDir)) this.log.warn(`image ${imageRef}: blob meta not taken into the cache: ${why}`);
       const cfg = JSON.stringify(await this.configFor(metaId, imageRef, labels));
       const m = this.opts.manager;
       let daemonId: string;
@@ -247,8 +248,9 @@ export class NydusFs {
 
   async extraOption(metaId: string, snapshotDir: string, labels: Record<string, string>): Promise<{ source: string; config: string; fs_version: string }> {
     const imageRef = this.imageRef(metaId, labels);
-    const source = bootstrapPath(snapshotDir);
-    return { source, config: JSON.stringify(await this.configFor(metaId, imageRef, labels)), fs_version: fsVersion(source) };
+    // Read (beneath the layer, no links) before its path is handed to another program.
+    const bytes = readBootstrap(snapshotDir, imageRef);
+    return { source: bootstrapPath(snapshotDir), config: JSON.stringify(await this.configFor(metaId, imageRef, labels)), fs_version: fsVersion(bytes) };
   }
 
   /**

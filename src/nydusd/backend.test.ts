@@ -204,7 +204,7 @@ test("backendFromConfig: a mirror's headers go with its requests, not to the ori
         seen.push({ server, path: url.pathname, headers: req.headers });
         const m = /bytes=(\d+)-(\d+)/.exec(req.headers.get("range") ?? "");
         const [a, z] = m ? [Number(m[1]), Number(m[2]) + 1] : [0, blob.length];
-        return new Response(blob.subarray(a, z), { status: m ? 206 : 200 });
+        return new Response(blob.subarray(a, z), { status: m ? 206 : 200, headers: m ? { "content-range": `bytes ${a}-${z - 1}/${blob.length}` } : {} });
       },
     });
   const mirror = fake("mirror");

@@ -242,10 +242,13 @@ export function backendFromConfig(c: BackendConfig, log?: (msg: string) => void,
     c.repo,
   );
   if (c.mirrors.length === 0 && !c.proxy) return origin;
-  const endpoint = (url: string, headers?: Record<string, string>) => {
+  // Mirrors and the proxy are other origins: they get the origin's credentials only when a
+  // mirror says `auth_through` (nydus's setting), never by default.
+  const endpoint = (url: string, headers?: Record<string, string>, authThrough = false) => {
     const m = url.match(/^(https?):\/\/([^/]+)/);
     const host = m ? (m[2] as string) : url.replace(/\/.*$/, "");
-    return registryBackend(new RegistryClient(host, { ...common, headers, plainHttp: m ? m[1] === "http" : undefined, retries: 1 }), c.repo);
+    const auth = authThrough ? {} : { credentials: undefined, bearerToken: undefined };
+    return registryBackend(new RegistryClient(host, { ...common, ...auth, headers, plainHttp: m ? m[1] === "http" : undefined, retries: 1 }), c.repo);
   };
   const tls = fetchTls(caCert, c.skipVerify);
   const health = (pingUrl: string, seconds: number): TierHealth | undefined => (pingUrl ? { ping: httpPing(pingUrl, { tls }), intervalMs: seconds * 1000 } : undefined);
@@ -256,7 +259,7 @@ export function backendFromConfig(c: BackendConfig, log?: (msg: string) => void,
   }
   for (const m of c.mirrors) {
     const skipMs = m.healthCheckIntervalSeconds * 1000;
-    tiers.push({ backend: endpoint(m.host, m.headers), failureLimit: m.failureLimit, skipMs, fallback: true, health: health(m.pingUrl, m.healthCheckIntervalSeconds) });
+    tiers.push({ backend: endpoint(m.host, m.headers, m.authThrough), failureLimit: m.failureLimit, skipMs, fallback: true, health: health(m.pingUrl, m.healthCheckIntervalSeconds) });
   }
   tiers.push({ backend: origin, failureLimit: 1, skipMs: 0, fallback: false });
   return tieredBackend(tiers, log, undefined, schedule);

@@ -52,6 +52,11 @@ export interface MirrorConfig {
   pingUrl: string;
   /** `headers`: sent with every request to this mirror (names lower-cased). */
   headers: Record<string, string>;
+  /**
+   * `auth_through` (default false): the mirror gets the origin's credentials and
+   * `registry_token`. Without it, requests to the mirror carry no credentials at all.
+   */
+  authThrough: boolean;
 }
 
 /** The parts of a nydusd fusedev (v1 "RafsConfig") JSON that rafsnap's daemon uses. */
@@ -175,6 +180,7 @@ export function parseDaemonConfig(text: string, source: string, imagePullAuth?: 
         healthCheckIntervalSeconds: interval(m, "health_check_interval", mp, 5),
         pingUrl: pingUrlOf(m, mp),
         headers: headersOf(m, mp),
+        authThrough: field(m, "auth_through", mp, "boolean", false),
       };
     });
     let proxy: ProxyConfig | undefined;

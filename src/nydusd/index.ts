@@ -1,10 +1,10 @@
 export { type ApiServer, type DaemonApi, type DaemonInfo, type MountRequest, route, startApiServer, statusOf } from "./api.ts";
 export { type BlobBackend, httpPing, localfsBackend, registryBackend } from "./backend.ts";
-export { type BlobfsBlob, openBlob } from "./blob-open.ts";
+export { type BlobfsBlob, MAX_BLOB_META_BYTES, openBlob } from "./blob-open.ts";
 export { Blobfs, type BlobfsOptions, type BlobfsStats } from "./blobfs.ts";
 export { type DaemonEvent, type DaemonState, DaemonStateMachine } from "./state.ts";
 export { type BackendConfig, type DaemonConfig, loadDaemonConfig, parseDaemonConfig } from "./config.ts";
 export { Daemon, type DaemonOptions, type VersionFacts } from "./daemon.ts";
-export { backendOf, type Instance, mountInstance } from "./instance.ts";
+export { backendOf, type Instance, MAX_BOOTSTRAP_BYTES, mountInstance } from "./instance.ts";
 export { predecessorCrashed } from "./crash.ts";
 export { BLOBFS_FSTYPE, blobfsDir, blobfsOwnerPid, daemonRunDir, deadRunDirs, pidAlive, reapDeadBlobfs } from "./run-dir.ts";

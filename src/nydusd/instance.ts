@@ -1,10 +1,11 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { invalidArgument, notImplemented } from "../errdefs/index.ts";
 import { FuseSession } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
 import { MountFlags, mount, mountErofs, UmountFlags, umount, umountAsync } from "../mount/index.ts";
-import { RafsImage } from "../rafs/index.ts";
+import { isBlobId, RafsImage } from "../rafs/index.ts";
+import { fdPath, type LayerFile, LayerFileError, openRegular, readLayerFile } from "../sys/index.ts";
 import { type BlobBackend, backendFromConfig } from "./backend.ts";
 import { openBlob } from "./blob-open.ts";
 import { Blobfs } from "./blobfs.ts";
@@ -94,6 +95,9 @@ export { decodeAuth } from "./backend.ts";
 /** The backend a daemon config names (see {@link backendFromConfig}); `close()` it when done. */
 export const backendOf = backendFromConfig;
 
+/** The largest bootstrap a daemon mounts (bytes); the snapshotter applies the same cap. */
+export const MAX_BOOTSTRAP_BYTES = 1 << 30;
+
 /** The chunk table's digests by blob index, then CI index (one pass over the table). */
 function chunkDigests(image: RafsImage): Map<number, Map<number, string>> {
   const byBlob = new Map<number, Map<number, string>>();
@@ -128,7 +132,23 @@ export async function mountInstance(opts: {
   /** Hears about backend failovers (mirror/proxy → next endpoint). */
   log?: (msg: string) => void;
 }): Promise<Instance> {
-  const bytes = new Uint8Array(readFileSync(opts.bootstrap));
+  // One descriptor for what is parsed and what is mounted: a regular file only (never a FIFO or
+  // a device), size-capped; the kernel mounts this very file through /proc/<pid>/fd.
+  let file: LayerFile;
+  try {
+    file = openRegular(opts.bootstrap, "bootstrap", MAX_BOOTSTRAP_BYTES);
+  } catch (e) {
+    throw e instanceof LayerFileError ? invalidArgument(e.message, e) : e;
+  }
+  try {
+    return await mountOpened(opts, file);
+  } finally {
+    closeSync(file.fd);
+  }
+}
+
+async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: LayerFile): Promise<Instance> {
+  const bytes = readLayerFile(file);
   if (bytes.length >= 4 && new TextDecoder().decode(bytes.subarray(0, 4)) === "RAFS") {
     throw notImplemented(`${opts.bootstrap}: RAFS v5 is not supported yet (convert the image to RAFS v6)`);
   }
@@ -138,6 +158,8 @@ export async function mountInstance(opts: {
   } catch (e) {
     throw invalidArgument(`${opts.bootstrap}: ${(e as Error).message}`, e);
   }
+  const unservable = image.blobs.find((b) => !isBlobId(b.blobId));
+  if (unservable) throw invalidArgument(`${opts.bootstrap}: blob ${unservable.blobIndex} has id ${JSON.stringify(unservable.blobId)}, not a sha256 (a bootstrap inlined in its blob cannot be mounted on its own)`);
   const backend = backendOf(opts.config.backend, opts.log);
   const added: string[] = [];
   const release = () => {
@@ -161,7 +183,7 @@ export async function mountInstance(opts: {
     if (!opts.attach) {
       mkdirSync(opts.mountpoint, { recursive: true });
       const paths = image.blobs.map((b) => join(opts.blobfs.dir, b.blobId));
-      const m = await mountErofs(opts.bootstrap, opts.mountpoint, paths, process.env.RAFSNAP_EROFS_LOOP === "1");
+      const m = await mountErofs(fdPath(file.fd), opts.mountpoint, paths, process.env.RAFSNAP_EROFS_LOOP === "1");
       if (m.via === "loop") opts.log?.(`${opts.mountpoint}: this kernel has no file-backed EROFS; mounted over loop devices ${m.loops.join(" ")}`);
     }
   } catch (e) {

@@ -2,7 +2,7 @@
  * Blob meta: the compression-context (CI) header, CI entries v1/v2, ZRan contexts, the local
  * `<blob_id>.blob.meta` file and the chunk digest array — rafs-v6-spec.md §15.3–§15.5.
  */
-import { malformed, readChecked, Struct, type ByteSource } from "./bytes.ts";
+import { bytesSource, malformed, readChecked, Struct, type ByteSource } from "./bytes.ts";
 import { BlobFeatures, COMPRESSORS, type BlobEntry, type Compressor } from "./blob-table.ts";
 import { decompress } from "./compress.ts";
 
@@ -66,6 +66,9 @@ export function checkCiHeader(h: CiHeader, blob: BlobEntry, base: number): void 
   if (h.ciOffset !== blob.ciOffset) bad("s_ci_offset", 16, h.ciOffset, blob.ciOffset);
   if (h.ciCompressedSize !== blob.ciCompressedSize) bad("s_ci_compressed_size", 24, h.ciCompressedSize, blob.ciCompressedSize);
   if (h.ciUncompressedSize !== blob.ciUncompressedSize) bad("s_ci_uncompressed_size", 32, h.ciUncompressedSize, blob.ciUncompressedSize);
+  // The features that change how the CI table reads (merging may clear others, e.g. INLINED_FS_META).
+  const layout = BlobFeatures.CHUNK_INFO_V2 | BlobFeatures.ZRAN | BlobFeatures.BATCH | BlobFeatures.ENCRYPTED;
+  if ((h.features & layout) !== (blob.features & layout)) bad("s_features", 4, `0x${h.features.toString(16)}`, `0x${blob.features.toString(16)}`);
 }
 
 /** CI v2 flags. */
@@ -183,9 +186,17 @@ export interface BlobMeta {
   zran: ZranContext[];
 }
 
-function finish(header: CiHeader, ciData: Uint8Array, uncompressedLimit?: number): BlobMeta {
+function finish(header: CiHeader, ciData: Uint8Array, blob?: BlobEntry): BlobMeta {
   const v2 = (header.features & BlobFeatures.CHUNK_INFO_V2) !== 0;
-  const chunks = parseCiEntries(ciData, header.ciEntries, v2, uncompressedLimit);
+  const chunks = parseCiEntries(ciData, header.ciEntries, v2, blob?.uncompressedSize);
+  if (blob && (header.features & (BlobFeatures.ZRAN | BlobFeatures.BATCH | BlobFeatures.SEPARATE)) === 0) {
+    // Plain blobs: every chunk's compressed bytes lie before the CI array.
+    for (const c of chunks) {
+      if (c.compressedOffset + c.compressedSize > blob.ciOffset) {
+        throw malformed("ci_entry", 0, `[${c.ciIndex}] compressed range ${c.compressedOffset}+${c.compressedSize} reaches past the chunk data (CI array at ${blob.ciOffset}, blob ${blob.blobId})`);
+      }
+    }
+  }
   return { header, ciData, chunks, zran: parseZranContexts(ciData, header) };
 }
 
@@ -203,21 +214,38 @@ export function readBlobMeta(blobSrc: ByteSource, blob: BlobEntry): BlobMeta {
   checkCiHeader(header, blob, hdrAt);
   const raw = readChecked(blobSrc, blob.ciOffset, blob.ciCompressedSize, "ci_array");
   const ciData = decompress(blob.ciCompressor, raw, blob.ciUncompressedSize, `blob ${blob.blobId} CI array at ${blob.ciOffset}`);
-  return finish(header, ciData, blob.uncompressedSize);
+  return finish(header, ciData, blob);
 }
 
 /**
  * Parses a local `<blob_id>.blob.meta` cache file: uncompressed CI data zero-padded to 4 KiB,
- * then the 4096-byte header. Throws InvalidArgument when the file size does not match the
- * header's CI size or entries/contexts are bad.
+ * then the 4096-byte header. With `blob`, the header must agree with that blob table entry
+ * (as {@link checkCiHeader}) and every chunk must lie inside the blob — a cache file is checked
+ * against the image that reads it, never trusted on its own. Throws InvalidArgument when the
+ * file size does not match the header's CI size, the header disagrees, or entries/contexts
+ * are bad.
  */
-export function parseBlobMetaFile(src: ByteSource): BlobMeta {
+export function parseBlobMetaFile(src: ByteSource, blob?: BlobEntry): BlobMeta {
   if (src.size < CI_HEADER_SIZE) throw malformed("blob_meta", 0, `file of ${src.size} bytes is smaller than the 4096-byte header`);
   const hdrAt = src.size - CI_HEADER_SIZE;
   const header = parseCiHeader(readChecked(src, hdrAt, CI_HEADER_SIZE, "ci_header"), hdrAt);
   const padded = Math.ceil(header.ciUncompressedSize / 4096) * 4096;
   if (padded !== hdrAt) throw malformed("ci_header.s_ci_uncompressed_size", hdrAt + 32, `${header.ciUncompressedSize} bytes of CI data (padded ${padded}) but the header is at ${hdrAt}`);
-  return finish(header, readChecked(src, 0, header.ciUncompressedSize, "ci_data"));
+  if (blob) checkCiHeader(header, blob, hdrAt);
+  return finish(header, readChecked(src, 0, header.ciUncompressedSize, "ci_data"), blob);
+}
+
+/**
+ * Why the bytes of a `.blob.meta` file are not acceptable for `blob` (see
+ * {@link parseBlobMetaFile} with an entry), or undefined when they are.
+ */
+export function checkBlobMetaFile(bytes: Uint8Array, blob: BlobEntry): string | undefined {
+  try {
+    parseBlobMetaFile(bytesSource(bytes), blob);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
 /**

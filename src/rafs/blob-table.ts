@@ -32,6 +32,14 @@ export const BlobFeatures = {
   CAP_TAR_TOC: 0x4000_0000,
 } as const;
 
+/** The blob id a bootstrap inlined in its own data blob gives that blob (§15.7). */
+export const INLINE_BLOB_ID = "x".repeat(64);
+
+/** Whether `id` is a servable blob id: a sha256 in lowercase hex (what file names and URLs take). */
+export function isBlobId(id: string): boolean {
+  return /^[0-9a-f]{64}$/.test(id);
+}
+
 /** One blob table entry. Sizes and offsets are numbers (validated ≤ 2^53). */
 export interface BlobEntry {
   blobId: string;
@@ -85,7 +93,9 @@ export function parseBlobTable(src: ByteSource, ext: ExtSuperblock): BlobEntry[]
     const what = `blob_table[${i}]`;
     const s: Struct = new Struct(readChecked(src, off, BLOB_ENTRY_SIZE, what), off, what);
     const blobId = asciiZ(s.raw(0, 64, "blob_id"));
-    if (!blobId) s.fail(0, "blob_id", "empty or not printable ASCII");
+    // Blob ids become file and URL path components: a sha256 in lowercase hex, or the "x"×64
+    // placeholder of a bootstrap inlined in its own blob (§15.7; never servable, see isBlobId).
+    if (!blobId || !(isBlobId(blobId) || blobId === INLINE_BLOB_ID)) s.fail(0, "blob_id", "not 64 lowercase hex characters");
     const blobIndex = s.u32(64, "blob_index");
     if (blobIndex !== i) s.fail(64, "blob_index", `${blobIndex} ≠ position ${i}`);
     const chunkSize = s.u32(68, "chunk_size");

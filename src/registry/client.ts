@@ -2,6 +2,7 @@ import ky, { HTTPError, type KyInstance } from "ky";
 import { ErrorKind, RafsnapError, invalidArgument, unavailable } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import { basicAuth, type Challenge, type Credentials, parseChallenge } from "./auth.ts";
+import { BodyLimit, checkDigest, idleChunks, readBody } from "./body.ts";
 import { registryError } from "./errors.ts";
 import { endpointHost, isLoopbackHost } from "./reference.ts";
 
@@ -79,6 +80,10 @@ export class RegistryClient {
   private challenge: Challenge | undefined;
   private readonly retries: number;
   private readonly extraHeaders: Record<string, string>;
+  /** The registry's origin: the only one that gets credentials, tokens and custom headers. */
+  private readonly origin: string;
+  /** Per-attempt limit for headers, and the idle limit between pieces of a body, ms. */
+  private readonly timeoutMs: number;
 
   constructor(
     readonly host: string,
@@ -86,6 +91,8 @@ export class RegistryClient {
   ) {
     const scheme = (opts.plainHttp ?? isLoopbackHost(host)) ? "http" : "https";
     this.base = `${scheme}://${endpointHost(host)}`;
+    this.origin = new URL(this.base).origin;
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.retries = opts.retries ?? 3;
     this.extraHeaders = Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
     const tls = fetchTls(opts.caCert, opts.skipVerify);
@@ -94,7 +101,7 @@ export class RegistryClient {
       // ky retries a status only when it throws for it; `send` turns the final HTTPError
       // back into its response, so callers see every status the same way.
       throwHttpErrors: (status) => retryStatuses.has(status),
-      timeout: opts.timeoutMs ?? 60_000,
+      timeout: this.timeoutMs,
       retry: {
         limit: this.retries,
         methods: ["get", "head", "put", "delete"],
@@ -141,7 +148,16 @@ export class RegistryClient {
     if (ch.scheme !== "bearer" || !ch.params.realm) {
       throw new RafsnapError(ErrorKind.Unauthenticated, `${what}: unsupported authentication challenge ${ch.scheme}`);
     }
-    const url = new URL(ch.params.realm);
+    let url: URL;
+    try {
+      url = new URL(ch.params.realm);
+    } catch {
+      throw new RafsnapError(ErrorKind.Unauthenticated, `${what}: the token realm is not a URL`);
+    }
+    // Credentials go to the realm only over https when the registry itself is https.
+    if (url.protocol !== "https:" && !(url.protocol === "http:" && this.base.startsWith("http:"))) {
+      throw new RafsnapError(ErrorKind.PermissionDenied, `${what}: the registry ${this.origin} names a token service on ${url.protocol}//${url.host}; credentials are sent only over https from an https registry`);
+    }
     if (ch.params.service) url.searchParams.set("service", ch.params.service);
     url.searchParams.set("scope", scope);
     const c = this.opts.credentials;
@@ -149,12 +165,23 @@ export class RegistryClient {
     if (c && "identityToken" in c) {
       const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: c.identityToken, scope, client_id: "rafsnap" });
       if (ch.params.service) form.set("service", ch.params.service);
-      res = await this.http.post(ch.params.realm, { body: form });
+      res = await this.http.post(url.origin + url.pathname, { body: form, redirect: "manual" });
     } else {
-      res = await this.http.get(url, { headers: c ? { authorization: basicAuth(c) } : {} });
+      res = await this.http.get(url, { headers: c ? { authorization: basicAuth(c) } : {}, redirect: "manual" });
     }
-    if (!res.ok) throw await registryError(`${what}: token request to ${url.origin}${url.pathname}`, res);
-    const body = (await res.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const tokenWhat = `${what}: token request to ${url.origin}${url.pathname}`;
+    if (res.status >= 300 && res.status < 400) {
+      await res.body?.cancel().catch(() => {});
+      throw new RafsnapError(ErrorKind.Unauthenticated, `${tokenWhat}: redirected (HTTP ${res.status}); token services are not followed elsewhere with credentials`);
+    }
+    if (!res.ok) throw await registryError(tokenWhat, res, this.timeoutMs);
+    let body: { token?: string; access_token?: string; expires_in?: number };
+    try {
+      body = JSON.parse(new TextDecoder().decode(await readBody(res, tokenWhat, { max: BodyLimit.token, idleMs: this.timeoutMs })));
+    } catch (e) {
+      if (e instanceof RafsnapError) throw e;
+      throw new RafsnapError(ErrorKind.Unauthenticated, `${tokenWhat}: the answer is not JSON`);
+    }
     const token = body.token ?? body.access_token;
     if (!token) throw new RafsnapError(ErrorKind.Unauthenticated, `${what}: the token service answered without a token`);
     const ttl = Math.max(30, body.expires_in ?? 60) * 1000;
@@ -163,7 +190,10 @@ export class RegistryClient {
 
   /**
    * Sends one request to `url` (absolute, or a path under the registry's base), answering
-   * one authentication challenge. Returns the response whatever its status.
+   * one authentication challenge of the registry's own origin, and following up to 10
+   * redirects itself: https → http is refused (PermissionDenied); a hop to another origin
+   * carries neither credentials nor the registry's custom headers, and a challenge from there
+   * is not answered. Returns the final response whatever its status.
    */
   private async send(
     method: string,
@@ -172,23 +202,52 @@ export class RegistryClient {
   ): Promise<Response> {
     const full = url.startsWith("http") ? url : `${this.base}${url}`;
     const scope = this.scopeOf(init.repo, init.push === true);
-    for (let attempt = 0; ; attempt++) {
-      const headers: Record<string, string> = { ...this.extraHeaders, ...init.headers };
-      const auth = this.authHeader(scope);
+    let answered = false;
+    let at = full;
+    let verb = method;
+    let body = init.body;
+    for (let hops = 0; ; ) {
+      const own = new URL(at).origin === this.origin;
+      const headers: Record<string, string> = own ? { ...this.extraHeaders, ...init.headers } : { ...init.headers };
+      const auth = own ? this.authHeader(scope) : undefined;
       if (auth) headers.authorization = auth;
       let res: Response;
       try {
-        res = await this.http(full, { method, headers, body: init.body });
+        res = await this.http(at, { method: verb, headers, body, redirect: "manual" });
       } catch (e) {
         if (!(e instanceof HTTPError)) throw unavailable(`${init.what}: ${(e as Error).message}`, e);
         res = e.response;
       }
-      this.opts.logger?.debug(`${method} ${new URL(full).pathname} → ${res.status}`);
-      if (res.status !== 401 || attempt > 0) return res;
+      this.opts.logger?.debug(`${verb} ${new URL(at).host}${new URL(at).pathname} → ${res.status}`);
+      if ([301, 302, 303, 307, 308].includes(res.status) && res.headers.get("location")) {
+        await res.body?.cancel().catch(() => {});
+        if (++hops > 10) throw unavailable(`${init.what}: more than 10 redirects`);
+        let next: URL;
+        try {
+          next = new URL(res.headers.get("location") as string, at);
+        } catch {
+          throw unavailable(`${init.what}: the registry redirected to something that is not a URL`);
+        }
+        if (next.protocol !== "https:" && (next.protocol !== "http:" || at.startsWith("https:"))) {
+          throw new RafsnapError(ErrorKind.PermissionDenied, `${init.what}: redirect from ${new URL(at).origin} to ${next.protocol}//${next.host} refused (never from https to http)`);
+        }
+        if (res.status === 303 && verb !== "HEAD") {
+          verb = "GET";
+          body = undefined;
+        }
+        at = next.toString();
+        continue;
+      }
+      if (res.status !== 401 || answered || !own) return res;
       const ch = parseChallenge(res.headers.get("www-authenticate"));
       if (!ch) return res;
       await res.body?.cancel();
       await this.authenticate(ch, scope, init.what);
+      answered = true;
+      // After a challenge, start again from the registry's own URL.
+      at = full;
+      verb = method;
+      body = init.body;
     }
   }
 
@@ -198,9 +257,11 @@ export class RegistryClient {
    */
   async getManifest(repo: string, ref: string, accept: readonly string[] = MANIFEST_MEDIA_TYPES): Promise<FetchedManifest> {
     const what = `manifest ${repo}:${ref} from ${this.host}`;
+    if (ref.includes(":")) checkDigest(ref, what);
+    else if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(ref)) throw invalidArgument(`${what}: not a tag or a sha256 digest`);
     const res = await this.send("GET", `/v2/${repo}/manifests/${ref}`, { repo, what, headers: { accept: accept.join(", ") } });
-    if (!res.ok) throw await registryError(what, res);
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (!res.ok) throw await registryError(what, res, this.timeoutMs);
+    const bytes = await readBody(res, what, { max: BodyLimit.manifest, idleMs: this.timeoutMs });
     const digest = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
     if (ref.includes(":") && ref !== digest) throw invalidArgument(`${what}: content has digest ${digest}`);
     const mediaType = res.headers.get("content-type")?.split(";")[0]?.trim() || mediaTypeOf(bytes);
@@ -210,9 +271,10 @@ export class RegistryClient {
   /** Size of blob `digest` in `repo`, or null when the registry does not have it. */
   async blobSize(repo: string, digest: string): Promise<number | null> {
     const what = `blob ${digest} in ${repo} on ${this.host}`;
+    checkDigest(digest, what);
     const res = await this.send("HEAD", `/v2/${repo}/blobs/${digest}`, { repo, what });
     if (res.status === 404) return null;
-    if (!res.ok) throw await registryError(what, res);
+    if (!res.ok) throw await registryError(what, res, this.timeoutMs);
     return Number(res.headers.get("content-length") ?? "0");
   }
 
@@ -224,15 +286,16 @@ export class RegistryClient {
    */
   async *blobStream(repo: string, digest: string, start = 0, end?: number): AsyncGenerator<Uint8Array> {
     const what = `blob ${digest} in ${repo} on ${this.host}`;
+    checkDigest(digest, what);
     let pos = start;
     for (let failures = 0; ; ) {
       const headers: Record<string, string> = {};
       if (pos > 0 || end !== undefined) headers.range = `bytes=${pos}-${end !== undefined ? end - 1 : ""}`;
       const res = await this.send("GET", `/v2/${repo}/blobs/${digest}`, { repo, what, headers });
-      if (!res.ok) throw await registryError(what, res);
+      if (!res.ok) throw await registryError(what, res, this.timeoutMs);
       let skip = res.status === 200 ? pos : 0; // Range ignored: the body starts at 0
       try {
-        for await (const chunk of res.body as ReadableStream<Uint8Array>) {
+        for await (const chunk of idleChunks(res, what, this.timeoutMs)) {
           let c = chunk;
           if (skip > 0) {
             const n = Math.min(skip, c.length);
@@ -248,7 +311,7 @@ export class RegistryClient {
         if (end !== undefined && pos < end) throw new Error(`body ended at byte ${pos}, expected ${end}`);
         return;
       } catch (e) {
-        if (e instanceof RafsnapError) throw e;
+        if (e instanceof RafsnapError && e.kind !== ErrorKind.DeadlineExceeded) throw e;
         if (++failures > this.retries) throw unavailable(`${what}: reading failed at byte ${pos}: ${(e as Error).message}`, e);
         this.opts.logger?.warn(`${what}: read interrupted at byte ${pos}, resuming (${failures}/${this.retries})`);
         await Bun.sleep(Math.min(2_000, 100 * 2 ** failures));
@@ -264,20 +327,26 @@ export class RegistryClient {
    */
   async readRange(repo: string, digest: string, start: number, end: number): Promise<Uint8Array> {
     const what = `blob ${digest} in ${repo} on ${this.host}`;
+    checkDigest(digest, what);
     for (let failures = 0; ; ) {
       const res = await this.send("GET", `/v2/${repo}/blobs/${digest}`, { repo, what, headers: { range: `bytes=${start}-${end - 1}` } });
-      if (!res.ok) throw await registryError(what, res);
+      if (!res.ok) throw await registryError(what, res, this.timeoutMs);
       if (res.status !== 206) {
         await res.body?.cancel();
         const parts: Uint8Array[] = [];
         for await (const c of this.blobStream(repo, digest, start, end)) parts.push(c);
         return parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
       }
+      const range = res.headers.get("content-range");
+      const m = range ? /^bytes (\d+)-(\d+)\//.exec(range) : null;
+      if (!m || Number(m[1]) !== start || Number(m[2]) !== end - 1) {
+        await res.body?.cancel().catch(() => {});
+        throw new RafsnapError(ErrorKind.DataLoss, `${what}: asked for bytes ${start}-${end - 1}, the registry answered Content-Range ${JSON.stringify(range?.slice(0, 80) ?? null)}`);
+      }
       try {
-        const body = new Uint8Array(await res.arrayBuffer());
-        if (body.length !== end - start) throw new Error(`body has ${body.length} bytes, expected ${end - start}`);
-        return body;
+        return await readBody(res, what, { max: end - start, idleMs: this.timeoutMs, exact: true });
       } catch (e) {
+        if (e instanceof RafsnapError && e.kind === ErrorKind.ResourceExhausted) throw e;
         if (++failures > this.retries) throw unavailable(`${what}: reading ${start}-${end} failed: ${(e as Error).message}`, e);
         this.opts.logger?.warn(`${what}: read of ${start}-${end} interrupted, retrying (${failures}/${this.retries})`);
         await Bun.sleep(Math.min(2_000, 100 * 2 ** failures));
@@ -285,16 +354,22 @@ export class RegistryClient {
     }
   }
 
-  /** A whole blob in memory, verified against its sha256 digest (for manifests and configs). */
-  async readBlob(repo: string, digest: string): Promise<Uint8Array> {
+  /**
+   * A whole blob in memory, at most `maxBytes` (ResourceExhausted beyond), verified against
+   * its sha256 digest (InvalidArgument on mismatch) — for configs and other small blobs.
+   */
+  async readBlob(repo: string, digest: string, maxBytes: number = BodyLimit.config): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
     const h = new Bun.CryptoHasher("sha256");
+    let size = 0;
     for await (const c of this.blobStream(repo, digest)) {
+      size += c.length;
+      if (size > maxBytes) throw new RafsnapError(ErrorKind.ResourceExhausted, `blob ${digest} in ${repo} on ${this.host} is longer than the ${maxBytes} bytes allowed`);
       parts.push(c);
       h.update(c);
     }
     const got = `sha256:${h.digest("hex")}`;
-    if (digest.startsWith("sha256:") && got !== digest) {
+    if (got !== digest) {
       throw invalidArgument(`blob ${digest} in ${repo} on ${this.host} has content digest ${got}`);
     }
     return Buffer.concat(parts);
@@ -308,6 +383,7 @@ export class RegistryClient {
    * when the blob was there.
    */
   async pushBlob(repo: string, digest: string, data: Uint8Array | AsyncIterable<Uint8Array>): Promise<boolean> {
+    checkDigest(digest, `upload of blob ${digest} to ${repo} on ${this.host}`);
     if ((await this.blobSize(repo, digest)) !== null) return false;
     const what = `upload of blob ${digest} to ${repo} on ${this.host}`;
     if (!(data instanceof Uint8Array)) {
@@ -316,7 +392,7 @@ export class RegistryClient {
       return true;
     }
     const start = await this.send("POST", `/v2/${repo}/blobs/uploads/`, { repo, push: true, what });
-    if (start.status !== 202) throw await registryError(what, start);
+    if (start.status !== 202) throw await registryError(what, start, this.timeoutMs);
     const res = await this.send("PUT", withDigest(this.locationOf(start, what), digest), {
       repo,
       push: true,
@@ -324,7 +400,7 @@ export class RegistryClient {
       headers: { "content-type": "application/octet-stream", "content-length": String(data.length) },
       body: data,
     });
-    if (res.status !== 201) throw await registryError(what, res);
+    if (res.status !== 201) throw await registryError(what, res, this.timeoutMs);
     return true;
   }
 
@@ -336,7 +412,7 @@ export class RegistryClient {
   async pushBlobStream(repo: string, data: AsyncIterable<Uint8Array>, partSize = 8 << 20): Promise<{ digest: string; size: number }> {
     const what = `upload of a blob to ${repo} on ${this.host}`;
     const start = await this.send("POST", `/v2/${repo}/blobs/uploads/`, { repo, push: true, what });
-    if (start.status !== 202) throw await registryError(what, start);
+    if (start.status !== 202) throw await registryError(what, start, this.timeoutMs);
     let location = this.locationOf(start, what);
     const hash = new Bun.CryptoHasher("sha256");
     // One reusable part buffer: each part is sent (and awaited) before it is refilled.
@@ -357,7 +433,7 @@ export class RegistryClient {
         },
         body,
       });
-      if (res.status !== 202) throw await registryError(`${what} (part at byte ${offset})`, res);
+      if (res.status !== 202) throw await registryError(`${what} (part at byte ${offset})`, res, this.timeoutMs);
       location = this.locationOf(res, what);
       offset += fill;
       fill = 0;
@@ -375,7 +451,7 @@ export class RegistryClient {
     await flush();
     const digest = `sha256:${hash.digest("hex")}`;
     const done = await this.send("PUT", withDigest(location, digest), { repo, push: true, what, headers: { "content-length": "0" } });
-    if (done.status !== 201) throw await registryError(what, done);
+    if (done.status !== 201) throw await registryError(what, done, this.timeoutMs);
     return { digest, size: offset };
   }
 
@@ -389,14 +465,15 @@ export class RegistryClient {
       headers: { "content-type": mediaType },
       body: bytes,
     });
-    if (res.status !== 201) throw await registryError(what, res);
+    if (res.status !== 201) throw await registryError(what, res, this.timeoutMs);
     return res.headers.get("docker-content-digest") ?? `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
   }
 
+  /** The upload location `res` names, resolved against the URL that answered it. */
   private locationOf(res: Response, what: string): string {
     const loc = res.headers.get("location");
     if (!loc) throw new RafsnapError(ErrorKind.Unknown, `${what}: the registry sent no upload location`);
-    return new URL(loc, this.base).toString();
+    return new URL(loc, res.url || this.base).toString();
   }
 }
 

@@ -1,4 +1,5 @@
 import { ErrorKind, RafsnapError } from "../errdefs/index.ts";
+import { BodyLimit, readBody } from "./body.ts";
 
 /** Registry error codes (distribution spec) we turn into clearer messages. */
 interface DistributionError {
@@ -20,13 +21,13 @@ export function kindOfStatus(status: number): ErrorKind {
 /**
  * Builds the error for a failed registry response: the kind from the status, and a message
  * naming the operation, the repository and digest/reference, the status, and the
- * registry's own error codes when its body has them. Never includes request headers (they
- * may hold credentials).
+ * registry's own error codes when its body has them (read up to {@link BodyLimit.error}
+ * bytes, idle at most `idleMs`). Never includes request headers (they may hold credentials).
  */
-export async function registryError(what: string, res: Response): Promise<RafsnapError> {
+export async function registryError(what: string, res: Response, idleMs = 10_000): Promise<RafsnapError> {
   let detail = "";
   try {
-    const text = await res.text();
+    const text = new TextDecoder().decode(await readBody(res, what, { max: BodyLimit.error, idleMs }));
     const body = JSON.parse(text) as { errors?: DistributionError[] };
     if (Array.isArray(body.errors) && body.errors.length) {
       detail = `: ${body.errors.map((e) => [e.code, e.message].filter(Boolean).join(" ")).join("; ")}`;

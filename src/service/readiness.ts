@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../log/index.ts";
-import { bootstrapBlobIds, bootstrapPath, type NydusFs } from "../manager/index.ts";
+import { bootstrapBlobIds, type NydusFs } from "../manager/index.ts";
 import { isMountpoint } from "../mount/index.ts";
 import { Label, type Snapshotter } from "../snapshot/index.ts";
 import type { DaemonStore, Finding, MetaStore } from "../store/index.ts";
@@ -38,7 +38,7 @@ export async function checkReadiness(
     if (!fs || !(Label.NydusMetaLayer in info.labels)) continue;
     const ref = info.labels[Label.CRIImageRef] ?? info.name;
     try {
-      bootstrapBlobIds(bootstrapPath(dir), ref);
+      bootstrapBlobIds(dir, ref);
     } catch (e) {
       findings.push({ subject: `image ${ref} (snapshot id ${id})`, problem: (e as Error).message, fix: REPULL });
       if (daemons.getInstance(id)) await fs.umount(id).catch(() => {});

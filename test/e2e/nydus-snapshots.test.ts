@@ -5,39 +5,19 @@
 // use, Usage counts the blob cache, and daemon_mode "none" answers nydus-overlayfs mounts with
 // `extraoption`. Root only (mounts); the compiled binary, a registry on 127.0.0.1.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { RegistryClient } from "../../src/registry/index.ts";
+import { Code } from "@connectrpc/connect";
 import { Cleanup } from "../harness/cleanup.ts";
-import { BUILD_IMAGES, HELLO } from "../harness/images.ts";
-import { isAlive, run, stopPid } from "../harness/process.ts";
+import { HELLO } from "../harness/images.ts";
+import { run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { requireBinary } from "../support/binary.ts";
-import { rafsnapCli, type RafsnapServer, startRafsnap } from "../support/rafsnap.ts";
+import { codeOf, prepareNydusImage, serveNydus, type UnpackLayer, UnpackLabel, unpackNydus } from "../support/nydus-unpack.ts";
+import type { RafsnapServer } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
-const L = {
-  ref: "containerd.io/snapshot.ref",
-  imageRef: "containerd.io/snapshot/cri.image-ref",
-  layerDigest: "containerd.io/snapshot/cri.layer-digest",
-  blob: "containerd.io/snapshot/nydus-blob",
-  boot: "containerd.io/snapshot/nydus-bootstrap",
-};
-
-interface Layer {
-  digest: string;
-  annotations: Record<string, string>;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<{ code: Code | undefined; message: string }> {
-  try {
-    await p;
-    return { code: undefined, message: "" };
-  } catch (e) {
-    return { code: e instanceof ConnectError ? e.code : undefined, message: String(e) };
-  }
-}
+const L = UnpackLabel;
+type Layer = UnpackLayer;
 
 describe.skipIf(!isRoot)("remote snapshots through the snapshots API", () => {
   const cleanup = new Cleanup();
@@ -47,62 +27,20 @@ describe.skipIf(!isRoot)("remote snapshots through the snapshots API", () => {
   let layers: Layer[] = [];
   let bootTgz = "";
 
-  async function serve(name: string, toml: string): Promise<RafsnapServer> {
-    const d = join(dir, name);
-    mkdirSync(d);
-    symlinkSync(requireBinary(), join(d, "nydusd"));
-    writeFileSync(join(d, "config.toml"), `version = 1\n${toml}\n[daemon]\nnydusd_path = ${JSON.stringify(join(d, "nydusd"))}\n`);
-    const s = await startRafsnap(d, { args: ["--config", join(d, "config.toml")] });
-    // Daemons outlive rafsnap by design: stop the ones it recorded, after it.
-    cleanup.defer(`${name} daemons`, async () => {
-      const { Database } = await import("bun:sqlite");
-      const db = new Database(join(s.root, "rafsnap.db"), { readonly: true });
-      const pids = db.query("SELECT pid FROM daemons").all() as { pid: number }[];
-      db.close();
-      for (const { pid } of pids) if (isAlive(pid)) await stopPid(pid);
-    });
-    cleanup.add(name, s);
-    return s;
-  }
+  const serve = (name: string, toml: string) => serveNydus(cleanup, dir, name, toml);
 
   /** Unpacks the image as containerd's CRI unpacker would, labels included; returns the top chain name. */
-  async function unpack(s: RafsnapServer, prefix: string, withImageRef = true): Promise<string> {
-    const c = s.client;
-    let parent = "";
-    for (const [i, l] of layers.entries()) {
-      const name = `${prefix}-chain-${i}`;
-      const labels: Record<string, string> = { [L.ref]: name, [L.layerDigest]: l.digest, ...l.annotations };
-      if (withImageRef) labels[L.imageRef] = image;
-      if (L.blob in l.annotations) {
-        const r = await codeOf(c.prepare({ key: `${prefix}-extract-${i}`, parent, labels }));
-        expect(r.code).toBe(Code.AlreadyExists);
-        expect(r.message).toContain(name);
-      } else {
-        const res = await c.prepare({ key: `${prefix}-extract-${i}`, parent, labels });
-        const m = res.mounts[0];
-        const upper = m?.type === "bind" ? m.source : (m?.options.find((o) => o.startsWith("upperdir="))?.slice(9) as string);
-        expect((await run(["tar", "-xzf", bootTgz, "-C", upper])).code).toBe(0);
-        await c.commit({ name, key: `${prefix}-extract-${i}`, labels });
-      }
-      expect((await c.stat({ key: name })).info?.kind).toBe(3); // committed
-      parent = name;
-    }
-    return parent;
+  function unpack(s: RafsnapServer, prefix: string, withImageRef = true): Promise<string> {
+    const fillBoot = async (upper: string) => {
+      expect((await run(["tar", "-xzf", bootTgz, "-C", upper])).code).toBe(0);
+    };
+    return unpackNydus(s.client, layers, { prefix, imageRef: withImageRef ? image : undefined, fillBoot });
   }
 
   beforeAll(async () => {
     dir = cleanup.tempDir("rafsnap-remote-");
     reg = cleanup.add("registry", await startRegistry(join(dir, "registry")));
-    const b = await run(["bash", BUILD_IMAGES, join(dir, "img"), reg.host], { timeoutMs: 60_000 });
-    if (b.code !== 0) throw new Error(b.stderr);
-    image = `${reg.host}/multi:nydus`;
-    const conv = await rafsnapCli(["convert", "--source", `${reg.host}/multi:v1`, "--target", image]);
-    if (conv.code !== 0) throw new Error(conv.stderr);
-    const c = new RegistryClient(reg.host);
-    const m = JSON.parse(new TextDecoder().decode((await c.getManifest("multi", "nydus")).bytes)) as { layers: Layer[] };
-    layers = m.layers.map((l) => ({ digest: l.digest, annotations: l.annotations ?? {} }));
-    bootTgz = join(dir, "boot.tgz");
-    writeFileSync(bootTgz, await c.readBlob("multi", layers.at(-1)?.digest as string));
+    ({ image, layers, bootTgz } = await prepareNydusImage(dir, reg));
   }, 120_000);
   afterAll(() => cleanup.run());
 

@@ -4,9 +4,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ErrorKind, kindOf } from "../../src/errdefs/index.ts";
+import { ErrorKind } from "../../src/errdefs/index.ts";
 import { credentialsFromDockerConfig, RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup } from "../harness/cleanup.ts";
+import { failure } from "../support/failure.ts";
 import { type FlakyProxy, startFlakyProxy } from "../harness/flaky-proxy.ts";
 import { makePki, type TestPki } from "../harness/pki.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
@@ -15,14 +16,6 @@ import { startTokenServer, type TokenServer } from "../harness/token-server.ts";
 const sha = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
 const MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
-async function failure(p: Promise<unknown>): Promise<{ kind: string; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return { kind: kindOf(e), message: String((e as Error).message) };
-  }
-  throw new Error("expected a failure");
-}
 
 /** Pushes a config blob, a layer blob and a manifest; returns their digests. */
 async function pushImage(c: RegistryClient, repo: string, tag: string) {

@@ -15,8 +15,8 @@ const ALLOWED: Record<string, string[]> = {
   grpc: ["snapshot", "mount", "errdefs", "log", "gen"],
   snapshot: ["store", "errdefs", "log"],
   store: ["errdefs"],
-  manager: ["config", "nydusd", "registry", "rafs", "cache", "store", "mount", "errdefs", "log"],
-  nydusd: ["fuse", "rafs", "registry", "cache", "mount", "errdefs", "log"],
+  manager: ["config", "nydusd", "registry", "rafs", "cache", "store", "mount", "sys", "errdefs", "log"],
+  nydusd: ["fuse", "rafs", "registry", "cache", "mount", "sys", "errdefs", "log"],
   fuse: ["errdefs", "log"],
   rafs: ["errdefs"],
   convert: ["rafs", "registry", "errdefs", "log"],
@@ -24,6 +24,7 @@ const ALLOWED: Record<string, string[]> = {
   cache: ["errdefs", "log"],
   mount: ["errdefs", "log"],
   config: ["errdefs"],
+  sys: ["errdefs"],
   errdefs: [],
   log: [],
 };

@@ -10,7 +10,7 @@
 import { constants, zstdCompressSync } from "node:zlib";
 import { notImplemented } from "../../errdefs/index.ts";
 import { alignUp } from "../bytes.ts";
-import { BlobFeatures, type Compressor, type Digester } from "../blob-table.ts";
+import { BlobFeatures, type Compressor, type Digester, INLINE_BLOB_ID } from "../blob-table.ts";
 import { CI_HEADER_SIZE, CI_MAGIC } from "../blob-meta.ts";
 import { lz4BlockEncode } from "../lz4.ts";
 import { type ChunkHasher, digest, sha256Hex } from "../compress.ts";
@@ -301,7 +301,7 @@ export class BlobWriter {
     ];
     if (inline) {
       info.compressedSize = this.offset;
-      info.blobId = "x".repeat(64);
+      info.blobId = INLINE_BLOB_ID;
     }
     return parts;
   }

@@ -1,0 +1,1 @@
+export { fdPath, type LayerFile, LayerFileError, openBeneath, openRegular, type RefusedBecause, readBeneath, readLayerFile } from "./beneath.ts";
