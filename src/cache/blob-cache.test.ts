@@ -149,6 +149,22 @@ test("a map of another chunk count, size or format is discarded, not trusted", a
   expect(BlobCache.open(dir, ID, 8192, 5).readyCount()).toBe(0);
 });
 
+test("a cache filled under another trust key starts empty; the same key keeps its chunks", async () => {
+  const k1 = new Uint8Array(32).fill(1);
+  const k2 = new Uint8Array(32).fill(2);
+  const c = BlobCache.open(dir, ID, 8192, 2, { key: k1 });
+  store(c, chunk(0, 0, 10), 1);
+  await c.close();
+  const same = BlobCache.open(dir, ID, 8192, 2, { key: k1 });
+  expect(same.has(0)).toBe(true);
+  await same.close();
+  // Another image's expectations for this blob id: nothing it did not verify is served.
+  const other = BlobCache.open(dir, ID, 8192, 2, { key: k2 });
+  expect(other.readyCount()).toBe(0);
+  await other.close();
+  expect(BlobCache.open(dir, ID, 8192, 2, { key: k1 }).readyCount()).toBe(0);
+});
+
 test("bad ids and out-of-range chunks are InvalidArgument", async () => {
   let err: unknown;
   try {

@@ -58,9 +58,15 @@ interface Waiter {
  *   {@link flush}: every `flushEvery` bitmap bytes, and on close. A daemon killed at any
  *   point, or a power loss, therefore loses at most chunks that are fetched again; it never
  *   finds a bit whose bytes are not on disk.
+ * - opened with `revalidate` (the daemon does), a chunk found durable on disk is not PRESENT
+ *   in the new session until a fill that claimed it re-checked its bytes against the reading
+ *   image's digest and published it ({@link ChunkFill.onDisk}): bytes left by an earlier
+ *   session — another image's, a crashed daemon's — are never served unchecked.
  */
 export class BlobCache {
   private readonly ready: Uint8Array;
+  /** Chunks whose bytes are durable in the data file (what the map file records). */
+  private readonly persisted: Uint8Array;
   private readonly dirty = new Set<number>();
   private readonly fetching = new Map<number, ChunkFill<CachedChunk>>();
   private holders = 0;
@@ -77,16 +83,22 @@ export class BlobCache {
     private readonly fd: number,
     private readonly map: ChunkMapFile,
     bitmap: Uint8Array,
+    persisted: Uint8Array,
     private readonly flushEvery: number,
   ) {
     this.ready = bitmap;
+    this.persisted = persisted;
   }
 
   /**
-   * Opens (creating) the cache of `blobId` (64 hex digits) in `dir`. Throws InvalidArgument
-   * for a bad id, Internal when the files cannot be opened.
+   * Opens (creating) the cache of `blobId` (64 hex digits) in `dir`. `key` (32 bytes) names
+   * the layout the cached chunks were written under (see src/nydusd/blob-open.ts): a cache
+   * written under another key starts empty. With `revalidate`, chunks found on disk are not
+   * PRESENT yet: a fill that claims one may check its bytes ({@link ChunkFill.onDisk}) and
+   * publish it without fetching. Throws InvalidArgument for a bad id, Internal when the files
+   * cannot be opened.
    */
-  static open(dir: string, blobId: string, size: number, chunkCount: number, opts: { flushEvery?: number } = {}): BlobCache {
+  static open(dir: string, blobId: string, size: number, chunkCount: number, opts: { flushEvery?: number; key?: Uint8Array; revalidate?: boolean } = {}): BlobCache {
     if (!BLOB_ID.test(blobId)) throw invalidArgument(`blob id ${JSON.stringify(blobId)} is not 64 hex digits`);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const f = cacheFiles(dir, blobId);
@@ -98,8 +110,10 @@ export class BlobCache {
       if (statSync(f.data).size !== size) ftruncateSync(fd, size);
       const bytes = Math.ceil(chunkCount / 8);
       const bitmap = new Uint8Array(new SharedArrayBuffer(Math.max(4, (bytes + 3) & ~3)), 0, bytes);
-      const map = ChunkMapFile.open(f.chunkMap, chunkCount, bitmap);
-      return new BlobCache(f.data, blobId, size, chunkCount, fd, map, bitmap, opts.flushEvery ?? 64);
+      const persisted = new Uint8Array(bytes);
+      const map = ChunkMapFile.open(f.chunkMap, chunkCount, persisted, opts.key);
+      if (!opts.revalidate) bitmap.set(persisted);
+      return new BlobCache(f.data, blobId, size, chunkCount, fd, map, bitmap, persisted, opts.flushEvery ?? 64);
     } catch (e) {
       if (fd >= 0) closeSync(fd);
       throw internal(`open cache of blob ${blobId} in ${dir}: ${(e as Error).message}`, e);
@@ -201,8 +215,13 @@ export class BlobCache {
   flush(): void {
     if (this.dirty.size === 0 || this.closed) return;
     fdatasyncSync(this.fd);
-    this.map.writeBytes(this.ready, this.dirty);
+    this.map.writeBytes(this.persisted, this.dirty);
     this.dirty.clear();
+  }
+
+  /** @internal Whether chunk `ci`'s bytes are durable from an earlier session (not yet re-checked). */
+  isOnDisk(ci: number): boolean {
+    return ((this.persisted[ci >> 3] as number) >> (ci & 7)) & 1 ? !this.has(ci) : false;
   }
 
   /**
@@ -243,6 +262,7 @@ export class BlobCache {
   /** @internal A fill's chunk is written: PRESENT now, durable at the next flush. */
   publish(ci: number): void {
     Atomics.or(this.ready, ci >> 3, 1 << (ci & 7));
+    this.persisted[ci >> 3] = (this.persisted[ci >> 3] ?? 0) | (1 << (ci & 7));
     this.fetching.delete(ci);
     this.dirty.add(ci >> 3);
     if (this.dirty.size >= this.flushEvery) this.flush();
@@ -281,6 +301,15 @@ export class ChunkFill<T extends CachedChunk> {
   /** The data file's descriptor: open until this fill {@link end}s. */
   get fd(): number {
     return this.cache.dataFd;
+  }
+
+  /**
+   * Whether claimed chunk `ci`'s bytes were written in an earlier session (a cache opened
+   * with `revalidate`): its owner may read them back, check them, and {@link published}
+   * them instead of fetching; else it fetches as for any other chunk.
+   */
+  onDisk(ci: number): boolean {
+    return this.open.has(ci) && this.cache.isOnDisk(ci);
   }
 
   /**

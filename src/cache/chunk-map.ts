@@ -11,14 +11,18 @@ export function cacheFiles(dir: string, blobId: string) {
 }
 
 const MAGIC = 0x4d434652; // "RFCM" little-endian: rafsnap chunk map
-const VERSION = 1;
+/** 2: the header carries the blob's trust key (1 had none: such maps are reset once). */
+const VERSION = 2;
+/** Bytes of a trust key. */
+export const TRUST_KEY_BYTES = 32;
 /** Bytes before the bitmap in a chunk map file. */
-export const MAP_HEADER = 16;
+export const MAP_HEADER = 16 + TRUST_KEY_BYTES;
 
 /**
- * The on-disk chunk map of one blob: a 16-byte header (magic "RFCM", version 1, chunk count)
- * and a bitmap, bit `ci` set when chunk `ci`'s bytes are durable in the data file. Only
- * {@link BlobCache} writes it, and only bits whose data it synced first.
+ * The on-disk chunk map of one blob: a 48-byte header (magic "RFCM", version 2, chunk count,
+ * 4 reserved bytes, the 32-byte trust key) and a bitmap, bit `ci` set when chunk `ci`'s bytes
+ * are durable in the data file and were verified against the chunk digests the trust key
+ * stands for. Only {@link BlobCache} writes it, and only bits whose data it synced first.
  */
 export class ChunkMapFile {
   private constructor(
@@ -28,10 +32,12 @@ export class ChunkMapFile {
 
   /**
    * Opens (creating) the map at `path` for `chunkCount` chunks and loads its bits into
-   * `bitmap`. A map of another size or format is reset to empty (every chunk is fetched
-   * again). Throws the file system's error when it cannot be opened, read or written.
+   * `bitmap`. A map of another size, format or trust `key` (32 bytes) is reset to empty:
+   * bytes checked against other expectations are never trusted, every chunk is fetched again.
+   * Throws the file system's error when it cannot be opened, read or written.
    */
-  static open(path: string, chunkCount: number, bitmap: Uint8Array): ChunkMapFile {
+  static open(path: string, chunkCount: number, bitmap: Uint8Array, key: Uint8Array = new Uint8Array(TRUST_KEY_BYTES)): ChunkMapFile {
+    if (key.length !== TRUST_KEY_BYTES) throw new Error(`chunk map ${path}: a trust key has ${TRUST_KEY_BYTES} bytes, not ${key.length}`);
     const fd = openSync(path, existsSync(path) ? "r+" : "w+", 0o600);
     try {
       const bytes = bitmap.length;
@@ -39,12 +45,15 @@ export class ChunkMapFile {
       const got = readSync(fd, head, 0, MAP_HEADER, 0);
       const hv = new DataView(head.buffer);
       const size = statSync(path).size;
-      if (got === MAP_HEADER && hv.getUint32(0, true) === MAGIC && hv.getUint32(4, true) === VERSION && hv.getUint32(8, true) === chunkCount && size === MAP_HEADER + bytes) {
+      const sameKey = Buffer.from(head.subarray(16)).equals(Buffer.from(key));
+      if (got === MAP_HEADER && hv.getUint32(0, true) === MAGIC && hv.getUint32(4, true) === VERSION && hv.getUint32(8, true) === chunkCount && sameKey && size === MAP_HEADER + bytes) {
         if (bytes > 0) readSync(fd, bitmap, 0, bytes, MAP_HEADER);
       } else {
         hv.setUint32(0, MAGIC, true);
         hv.setUint32(4, VERSION, true);
         hv.setUint32(8, chunkCount, true);
+        hv.setUint32(12, 0, true);
+        head.set(key, 16);
         ftruncateSync(fd, 0);
         writeSync(fd, head, 0, MAP_HEADER, 0);
         writeSync(fd, new Uint8Array(bytes), 0, bytes, MAP_HEADER);

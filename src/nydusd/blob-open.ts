@@ -5,7 +5,7 @@
 import { closeSync, mkdirSync } from "node:fs";
 import { BlobCache, cacheFiles, writeFileAtomic } from "../cache/index.ts";
 import { invalidArgument } from "../errdefs/index.ts";
-import { type BlobEntry, type BlobMeta, type ByteSource, bytesSource, parseBlobMetaFile, readBlobMeta } from "../rafs/index.ts";
+import { type BlobEntry, type BlobMeta, type ByteSource, bytesSource, type ChunkTableEntry, parseBlobMetaFile, readBlobMeta } from "../rafs/index.ts";
 import { type LayerFile, openRegular, readLayerFile } from "../sys/index.ts";
 import type { BlobBackend } from "./backend.ts";
 
@@ -22,22 +22,72 @@ export interface BlobfsBlob {
   cache: BlobCache;
   /**
    * Expected digest (hex) per CI index, from the bootstrap's chunk table; every fetched chunk
-   * with an entry here is verified (empty when `digest_validate` is off).
+   * with an entry here is verified before it is published, whatever `digest_validate` says.
    */
   digests: Map<number, string>;
+  /** The blob's layout key (hex), see {@link blobLayoutKey}. */
+  key: string;
+}
+
+const ZERO_DIGEST = "0".repeat(64);
+
+/**
+ * The chunk digests of one blob worth checking, CI index → hex digest, from the image's
+ * chunk table entries for it (all-zero digests — tarfs-style bootstraps carry none — left out).
+ */
+export function usableDigests(chunks: readonly ChunkTableEntry[]): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const e of chunks) if (e.digest !== ZERO_DIGEST) out.set(e.ciIndex, e.digest);
+  return out;
+}
+
+/**
+ * Why `meta` (a CI table) disagrees with what the image's own chunk table says of the blob's
+ * chunks (`chunks`: its entries for this blob), or undefined when it agrees. A CI table is
+ * shared by every image reading the blob; it must place each chunk where every one of them
+ * expects it, else a chunk verified under its own digest would be served at another chunk's
+ * offset.
+ */
+export function metaDisagreement(meta: BlobMeta, chunks: readonly ChunkTableEntry[]): string | undefined {
+  for (const e of chunks) {
+    const c = meta.chunks[e.ciIndex];
+    if (!c) return `the CI table has no chunk ${e.ciIndex}`;
+    if (c.uncompressedOffset !== e.uncompressedOffset || c.uncompressedSize !== e.uncompressedSize) {
+      return `chunk ${e.ciIndex} is at ${c.uncompressedOffset}+${c.uncompressedSize} in the CI table, at ${e.uncompressedOffset}+${e.uncompressedSize} in the bootstrap`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The layout a blob's cache is written under: sha256 over the blob table entry's layout
+ * fields and the CI table's bytes. A cache written under another layout starts empty
+ * (BlobCache.open `key`).
+ */
+export function blobLayoutKey(entry: BlobEntry, meta: BlobMeta): Uint8Array {
+  const e = entry;
+  const h = new Bun.CryptoHasher("sha256");
+  h.update(JSON.stringify([e.blobId, e.compressor, e.digester, e.chunkSize, e.chunkCount, e.uncompressedSize, e.ciCompressor, e.ciOffset, e.ciCompressedSize, e.ciUncompressedSize]));
+  h.update(meta.ciData);
+  return new Uint8Array(h.digest());
 }
 
 /**
  * Opens blob `entry` for serving: its CI table from `<cacheDir>/<id>.blob.meta` when cached,
  * else fetched from the backend (the CI array and its header, nothing else) and cached, and
- * its data cache. Throws InvalidArgument when the blob's metadata is malformed.
+ * its data cache (under {@link blobLayoutKey}, re-checking chunks left by earlier sessions).
+ * `chunks` are the image's chunk table entries for this blob: their digests are what fetched
+ * chunks are verified against, and the CI table must agree with them
+ * ({@link metaDisagreement}). Throws InvalidArgument when the blob's metadata is malformed or
+ * disagrees with the bootstrap.
  */
-export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir: string, digests: Map<number, string>): Promise<BlobfsBlob> {
+export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir: string, chunks: readonly ChunkTableEntry[]): Promise<BlobfsBlob> {
   const files = cacheFiles(cacheDir, entry.blobId);
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
-  // A cached CI table is checked against this image's entry for the blob every time (it may
-  // have come from another image's bootstrap layer); one that disagrees is fetched again.
+  // A cached CI table is checked against this image's entry and chunk table every time (it
+  // may have come from another image); one that disagrees is fetched again.
   let meta = cachedMeta(files.meta, entry);
+  if (meta && metaDisagreement(meta, chunks)) meta = undefined;
   if (!meta) {
     const start = entry.ciOffset;
     const window = await backend.read(entry.blobId, start, entry.ciCompressedSize + CI_HEADER);
@@ -51,14 +101,17 @@ export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir:
       },
     };
     meta = readBlobMeta(src, entry);
+    const why = metaDisagreement(meta, chunks);
+    if (why) throw invalidArgument(`blob ${entry.blobId}: its CI table disagrees with the bootstrap: ${why}`);
     const padded = Math.ceil(meta.ciData.length / 4096) * 4096;
     const file = new Uint8Array(padded + CI_HEADER);
     file.set(meta.ciData, 0);
     file.set(window.subarray(window.length - CI_HEADER), padded);
     writeFileAtomic(files.meta, file);
   }
-  const cache = BlobCache.open(cacheDir, entry.blobId, entry.uncompressedSize, meta.chunks.length);
-  return { entry, meta, cache, digests };
+  const key = blobLayoutKey(entry, meta);
+  const cache = BlobCache.open(cacheDir, entry.blobId, entry.uncompressedSize, meta.chunks.length, { key, revalidate: true });
+  return { entry, meta, cache, digests: usableDigests(chunks), key: Buffer.from(key).toString("hex") };
 }
 
 /** The cached CI table of `entry` when the file exists, is a regular file and agrees with the entry. */

@@ -1,10 +1,10 @@
 import type { ChunkFill } from "../cache/index.ts";
-import { dataLoss, ErrorKind, kindOf, notFound, unavailable } from "../errdefs/index.ts";
+import { dataLoss, ErrorKind, failedPrecondition, kindOf, notFound, unavailable } from "../errdefs/index.ts";
 import { type Attr, type DirEntry, type FastReadRegistry, type FileRange, type ReadonlyFs, spanTable } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
-import { type ChunkHasher, chunkBytes, type ChunkInfo, decodeChunk, fastChunkHasher, planRange } from "../rafs/index.ts";
+import { type BlobEntry, type ChunkHasher, chunkBytes, type ChunkInfo, type ChunkTableEntry, decodeChunk, fastChunkHasher, planRange, toHex } from "../rafs/index.ts";
 import type { BlobBackend } from "./backend.ts";
-import type { BlobfsBlob } from "./blob-open.ts";
+import { type BlobfsBlob, metaDisagreement, usableDigests } from "./blob-open.ts";
 import { DecodeError, DecodePool } from "./decode-pool.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
@@ -32,6 +32,8 @@ export interface BlobfsStats {
   fetches: number;
   fetchedBytes: number;
   chunksFetched: number;
+  /** Chunks found in the cache from an earlier session, re-checked and served without a fetch. */
+  chunksRevalidated: number;
   /** Prefetch: ranges asked for and bytes fetched for them. */
   prefetchRequests: number;
   prefetchBytes: number;
@@ -115,7 +117,7 @@ export class Blobfs implements ReadonlyFs {
     this.amplifyIo = opts.amplifyIo ?? 1 << 20;
     const threads = opts.decodeThreads ?? DECODE_THREADS;
     this.pool = threads > 0 ? new DecodePool(threads) : undefined;
-    const stats = { readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0, prefetchRequests: 0, prefetchBytes: 0 } as BlobfsStats;
+    const stats = { readErrors: 0, fetches: 0, fetchedBytes: 0, chunksFetched: 0, chunksRevalidated: 0, prefetchRequests: 0, prefetchBytes: 0 } as BlobfsStats;
     Object.defineProperty(stats, "reads", { enumerable: true, get: () => this.mainReads + (this.fast?.servedReads() ?? 0) });
     this.stats = stats;
   }
@@ -166,13 +168,35 @@ export class Blobfs implements ReadonlyFs {
   }
 
   /**
-   * Counts one more user of `blobId` when it is served already (then the caller need not
-   * open it: see {@link add}); false when it is not.
+   * Counts one more user of blob `entry` when it is served already (then the caller need not
+   * open it: see {@link add}); false when it is not. The new user's expectations — its chunk
+   * table entries for the blob, `chunks` — must agree with the served blob: the same layout,
+   * a CI table placing each chunk where it expects it, and the same digest for every chunk
+   * both know (its other digests are added: chunks fetched from now on are verified against
+   * them too). Throws FailedPrecondition, sharing nothing, when they disagree, or when the
+   * served blob checks no digests (another image's unchecked chunks may be present) and the
+   * new user has some.
    */
-  acquire(blobId: string): boolean {
-    const have = this.byId.get(blobId);
-    if (have) have.refs++;
-    return have !== undefined;
+  acquire(entry: BlobEntry, chunks: readonly ChunkTableEntry[]): boolean {
+    const have = this.byId.get(entry.blobId);
+    if (!have) return false;
+    const b = have.blob;
+    const refuse = (why: string) => failedPrecondition(`blob ${entry.blobId} is served already for an image that expects other content (${why}); mount this image in a daemon of its own`);
+    const e = b.entry;
+    if (e.compressor !== entry.compressor || e.digester !== entry.digester || e.chunkCount !== entry.chunkCount || e.uncompressedSize !== entry.uncompressedSize || e.ciOffset !== entry.ciOffset) {
+      throw refuse("another blob table entry");
+    }
+    const why = metaDisagreement(b.meta, chunks);
+    if (why) throw refuse(why);
+    const mine = usableDigests(chunks);
+    if (b.digests.size === 0 && mine.size > 0) throw refuse("the served blob is read without chunk digests");
+    for (const [ci, d] of mine) {
+      const known = b.digests.get(ci);
+      if (known !== undefined && known !== d) throw refuse(`chunk ${ci} has another digest`);
+    }
+    for (const [ci, d] of mine) b.digests.set(ci, d);
+    have.refs++;
+    return true;
   }
 
   /** The inode number of `blobId`, if served. */
@@ -314,6 +338,7 @@ export class Blobfs implements ReadonlyFs {
    */
   private async fetchFill(b: BlobfsBlob, backend: BlobBackend, planned: readonly ChunkInfo[], fill: ChunkFill<ChunkInfo>): Promise<void> {
     const mine = new Set(fill.chunks.map((c) => c.ciIndex));
+    for (const ci of await this.adoptOnDisk(b, fill)) mine.delete(ci);
     const runs: ChunkInfo[][] = [];
     let run: ChunkInfo[] = [];
     for (const c of planned) {
@@ -328,6 +353,36 @@ export class Blobfs implements ReadonlyFs {
     const failed = settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
     fill.end(failed?.reason as Error | undefined);
     if (failed) throw failed.reason;
+  }
+
+  /**
+   * Chunks `fill` claimed whose bytes an earlier session left in the cache: each is read
+   * back and checked against the blob's digest, and published when it matches (no fetch).
+   * Returns the chunks published; the others are fetched like any absent chunk. A chunk
+   * without a digest is taken only when the blob checks no digests at all.
+   */
+  private async adoptOnDisk(b: BlobfsBlob, fill: ChunkFill<ChunkInfo>): Promise<number[]> {
+    const found = fill.chunks.filter((c) => fill.onDisk(c.ciIndex));
+    if (found.length === 0) return [];
+    let hasher: ChunkHasher | undefined;
+    if (b.digests.size > 0) {
+      this.hasher ??= fastChunkHasher();
+      hasher = await this.hasher;
+    }
+    const good: number[] = [];
+    for (const c of found) {
+      const want = b.digests.get(c.ciIndex);
+      if (want === undefined ? b.digests.size > 0 : toHex((hasher as ChunkHasher)(b.entry.digester, b.cache.read(c.uncompressedOffset, c.uncompressedSize))) !== want) continue;
+      good.push(c.ciIndex);
+    }
+    fill.published(good);
+    this.stats.chunksRevalidated += good.length;
+    return good;
+  }
+
+  /** Whether a fetched chunk may be published: verified against a digest, or the blob checks none. */
+  private publishable(b: BlobfsBlob, ci: number): boolean {
+    return b.digests.size === 0 || b.digests.has(ci);
   }
 
   /**
@@ -368,7 +423,9 @@ export class Blobfs implements ReadonlyFs {
         } catch (e) {
           throw dataLoss(`${where}: ${(e as Error).message}`, e);
         }
-        fill.write(c, bytes);
+        // A chunk no reader has a digest for (read ahead past what images reference) is not
+        // published: an image that shares the blob later may expect other bytes there.
+        if (this.publishable(b, c.ciIndex)) fill.write(c, bytes);
         this.stats.chunksFetched++;
       }
     } catch (err) {
@@ -391,13 +448,13 @@ export class Blobfs implements ReadonlyFs {
       written = await pool.decode({ blob: b.entry, fd: fill.fd, data, base, chunks, digests });
     } catch (e) {
       if (e instanceof DecodeError) {
-        const done = (e as DecodeError).written;
+        const done = (e as DecodeError).written.filter((ci) => this.publishable(b, ci));
         fill.published(done);
         this.stats.chunksFetched += done.length;
       }
       throw dataLoss(`${where}: ${(e as Error).message}`, e);
     }
-    fill.published(written);
+    fill.published(written.filter((ci) => this.publishable(b, ci)));
     this.stats.chunksFetched += written.length;
   }
 

@@ -4,7 +4,7 @@ import { invalidArgument, notImplemented } from "../errdefs/index.ts";
 import { FuseSession } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
 import { MountFlags, mount, mountErofs, UmountFlags, umount, umountAsync } from "../mount/index.ts";
-import { isBlobId, RafsImage } from "../rafs/index.ts";
+import { type ChunkTableEntry, isBlobId, RafsImage } from "../rafs/index.ts";
 import { fdPath, type LayerFile, LayerFileError, openRegular, readLayerFile } from "../sys/index.ts";
 import { type BlobBackend, backendFromConfig } from "./backend.ts";
 import { openBlob } from "./blob-open.ts";
@@ -98,13 +98,13 @@ export const backendOf = backendFromConfig;
 /** The largest bootstrap a daemon mounts (bytes); the snapshotter applies the same cap. */
 export const MAX_BOOTSTRAP_BYTES = 1 << 30;
 
-/** The chunk table's digests by blob index, then CI index (one pass over the table). */
-function chunkDigests(image: RafsImage): Map<number, Map<number, string>> {
-  const byBlob = new Map<number, Map<number, string>>();
+/** The chunk table's entries by blob index (one pass over the table). */
+function chunksByBlob(image: RafsImage): Map<number, ChunkTableEntry[]> {
+  const byBlob = new Map<number, ChunkTableEntry[]>();
   for (const e of image.chunkTable) {
     let m = byBlob.get(e.blobIndex);
-    if (!m) byBlob.set(e.blobIndex, (m = new Map()));
-    m.set(e.ciIndex, e.digest);
+    if (!m) byBlob.set(e.blobIndex, (m = []));
+    m.push(e);
   }
   return byBlob;
 }
@@ -166,17 +166,18 @@ async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: Laye
     for (const id of added) opts.blobfs.fs.remove(id);
   };
   try {
-    // Only blobs not served yet need their digests: made on the first such blob.
-    let digests: Map<number, Map<number, string>> | undefined;
+    // Every fetched chunk is verified against this image's digests, whatever digest_validate
+    // says (docs/security.md): a blob is shared only with images that expect the same bytes.
+    const byBlob = chunksByBlob(image);
     for (const entry of image.blobs) {
-      // Served already (another instance of an image sharing it): one more reference, no
-      // second parse of its CI table.
-      if (opts.blobfs.fs.acquire(entry.blobId)) {
+      const chunks = byBlob.get(entry.blobIndex) ?? [];
+      // Served already (another instance of an image sharing it): one more reference once
+      // its expectations agree with the served blob's, no second parse of its CI table.
+      if (opts.blobfs.fs.acquire(entry, chunks)) {
         added.push(entry.blobId);
         continue;
       }
-      if (opts.config.digestValidate) digests ??= chunkDigests(image);
-      const blob = await openBlob(entry, backend, opts.config.workDir, digests?.get(entry.blobIndex) ?? new Map<number, string>());
+      const blob = await openBlob(entry, backend, opts.config.workDir, chunks);
       opts.blobfs.fs.add(blob, backend, opts.attach?.get(entry.blobId));
       added.push(entry.blobId);
     }

@@ -3,7 +3,7 @@
 // EROFS using the blobfs file as its device, and files read back with the sha256s nydus
 // recorded. A second session on the same cache reads without touching the backend.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FuseSession } from "../../src/fuse/index.ts";
@@ -38,8 +38,7 @@ async function serve(dir: string, cacheDir: string, backend: BlobBackend) {
   const image = RafsImage.open(new Uint8Array(readFileSync(BOOT)));
   const entry = image.blobs[0];
   if (!entry) throw new Error("fixture has no blob");
-  const digests = new Map(image.chunkTable.filter((e) => e.blobIndex === 0).map((e) => [e.ciIndex, e.digest]));
-  const blob = await openBlob(entry, backend, cacheDir, digests);
+  const blob = await openBlob(entry, backend, cacheDir, image.chunkTable.filter((e) => e.blobIndex === 0));
   const fs = new Blobfs({ logger: silentLogger() });
   fs.add(blob, backend);
   const blobMnt = join(dir, "blobfs");
@@ -73,7 +72,7 @@ describe.skipIf(!isRoot)("blobfs + kernel EROFS", () => {
   });
   afterAll(async () => {
     for (const s of stops) await s().catch(() => {});
-    for (const m of ["run1/rootfs", "run1/blobfs", "run2/rootfs", "run2/blobfs"]) await run(["umount", "-l", join(dir, m)]);
+    for (const m of ["run1/rootfs", "run1/blobfs", "run2/rootfs", "run2/blobfs", "run3/rootfs", "run3/blobfs"]) await run(["umount", "-l", join(dir, m)]);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -103,6 +102,34 @@ describe.skipIf(!isRoot)("blobfs + kernel EROFS", () => {
     expect((await run(["sha256sum", join(s.rootfs, "lib.rs")])).stdout.split(" ")[0]).toBe(LIB_SHA);
     expect((await run(["sha256sum", join(s.rootfs, "sync_io.rs")])).stdout.split(" ")[0]).toBe(SYNC_SHA);
     expect(c.reads).toBe(0);
+    expect(s.fs.stats.chunksRevalidated).toBe(2); // re-checked against the digests, not trusted blindly
+    await s.stop();
+    stops.pop();
+  });
+
+  test("bytes an earlier session left that do not match the image's digests are fetched again, never served", async () => {
+    const image = RafsImage.open(new Uint8Array(readFileSync(BOOT)));
+    const chunks = image.chunkTable.filter((e) => e.blobIndex === 0);
+    const lib = chunks.reduce((a, e) => (e.uncompressedSize > a.uncompressedSize ? e : a));
+    // The fault issue 11 found: the chunk map says present, the data file holds zeros.
+    const data = openSync(join(dir, "cache", `${ID}.blob.data`), "r+");
+    writeSync(data, new Uint8Array(lib.uncompressedSize), 0, lib.uncompressedSize, lib.uncompressedOffset);
+    closeSync(data);
+    const { backend, c } = counting(localfsBackend(FIX));
+    const s = await serve(join(dir, "run3"), join(dir, "cache"), backend);
+    stops.push(() => s.stop());
+    expect((await run(["sha256sum", join(s.rootfs, "lib.rs")])).stdout.split(" ")[0]).toBe(LIB_SHA);
+    expect((await run(["sha256sum", join(s.rootfs, "sync_io.rs")])).stdout.split(" ")[0]).toBe(SYNC_SHA);
+    expect(c.reads).toBe(1); // the zeroed chunk only
+    expect(s.fs.stats.chunksRevalidated).toBe(1);
+    // Another image naming this blob with other expectations is not given it.
+    const entry = image.blobs[0] as (typeof image.blobs)[number];
+    const forged = chunks.map((e) => (e === lib ? { ...e, digest: "ab".repeat(32) } : e));
+    expect(() => s.fs.acquire(entry, forged)).toThrow(/expects other content \(chunk \d+ has another digest\)/);
+    const moved = chunks.map((e) => (e === lib ? { ...e, uncompressedOffset: e.uncompressedOffset + 4096 } : e));
+    expect(() => s.fs.acquire(entry, moved)).toThrow(/expects other content/);
+    expect(s.fs.acquire(entry, chunks)).toBe(true);
+    s.fs.remove(ID);
     await s.stop();
     stops.pop();
   });
