@@ -23,6 +23,17 @@ export function openBootstrap(path: string): RafsImage {
 }
 
 const modeOctal = (m: number) => (m & 0o7777).toString(8).padStart(4, "0");
+
+/**
+ * `s` safe to print on a terminal: control characters (C0, DEL, C1 — escape sequences start
+ * with them) and backslashes as `\xNN` / `\u{N}` escapes; names from an image are hostile.
+ */
+export function printable(s: string): string {
+  return s.replace(/[\\\u0000-\u001f\u007f-\u009f\u2028\u2029]/gu, (c) => {
+    const n = c.codePointAt(0) as number;
+    return n < 0x100 ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u{${n.toString(16)}}`;
+  });
+}
 const TYPE = ["?", "p", "c", "?", "d", "?", "b", "?", "-", "?", "l", "?", "s"];
 
 /**
@@ -48,8 +59,9 @@ export function inspectImage(image: RafsImage): string {
   for (const e of listTree(image)) {
     const i = e.inode;
     const t = TYPE[(i.mode >> 12) & 0xf] ?? "?";
-    const x = e.xattrs.length ? `  xattrs ${e.xattrs.map((a) => a.name).join(",")}` : "";
-    lines.push(`  ${t}${modeOctal(i.mode)} ${i.uid}:${i.gid} ${String(i.size).padStart(10)} nid ${String(e.nid).padStart(5)} ${e.path}${e.symlink !== undefined ? ` -> ${e.symlink}` : ""}${x}`);
+    const x = e.xattrs.length ? `  xattrs ${e.xattrs.map((a) => printable(a.name)).join(",")}` : "";
+    const target = e.symlink !== undefined ? ` -> ${printable(e.symlink)}` : "";
+    lines.push(`  ${t}${modeOctal(i.mode)} ${i.uid}:${i.gid} ${String(i.size).padStart(10)} nid ${String(e.nid).padStart(5)} ${printable(e.path)}${target}${x}`);
   }
   return `${lines.join("\n")}\n`;
 }

@@ -1,9 +1,9 @@
-import { chmodSync, chownSync, unlinkSync } from "node:fs";
+import { unlinkSync } from "node:fs";
 import { type DescMessage, type DescMethod, type DescService, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { ErrorKind, invalidArgument, kindOf } from "../errdefs/index.ts";
 import { LogLevels, type Logger } from "../log/index.ts";
-import { prepareSocketPath } from "../mount/index.ts";
+import { bindPrivately, prepareSocketPath } from "../mount/index.ts";
 import { toServiceError } from "./errors.ts";
 
 /** Per-call context handed to implementations. */
@@ -161,11 +161,16 @@ export async function listenUnix(opts: ListenOptions, regs: Registration[], log:
     "grpc.enable_channelz": 0,
   });
   for (const r of regs) server.addService(definitionOf(r.service), handlersOf(r, log));
-  await new Promise<void>((resolve, reject) => {
-    server.bindAsync(`unix:${opts.path}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
-  });
-  chmodSync(opts.path, opts.mode ?? 0o660);
-  chownSync(opts.path, opts.uid, opts.gid);
+  // The socket has its mode and owner before anyone can reach it (bound in a private dir, renamed).
+  await bindPrivately(
+    opts.path,
+    opts.mode ?? 0o660,
+    (at) =>
+      new Promise<void>((resolve, reject) => {
+        server.bindAsync(`unix:${at}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+      }),
+    { uid: opts.uid, gid: opts.gid },
+  );
   log.info(`serving on ${opts.path}`);
   return {
     close: (graceMs = 10_000) =>

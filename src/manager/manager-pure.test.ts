@@ -6,6 +6,7 @@ import type { DaemonRow } from "../store/index.ts";
 import { daemonPaths, newDaemonId, nydusdArgs } from "./command.ts";
 import { instanceConfig, loadTemplate, pickMirror } from "./daemon-config.ts";
 import { blobIdOfCacheFile } from "./filesystem.ts";
+import { isDaemonOf } from "./process.ts";
 
 const row = (over: Partial<DaemonRow> = {}): DaemonRow => ({
   id: "d1",
@@ -187,5 +188,24 @@ describe("[cgroup] memory_limit", () => {
     expect(warnings[0]).toContain("not a cgroup v2 hierarchy");
     expect(daemonCgroup({ enable: false, memory_limit: "" }, log, d)).toBeUndefined();
     rmSync(d, { recursive: true, force: true });
+  });
+});
+
+describe("pid ownership", () => {
+  test("a recorded pid is the daemon's only while its command line names the daemon's API socket", async () => {
+    const sock = "/run/rafsnap-test/socket/abc/api.sock";
+    // A stand-in process with the daemon's arguments (bash keeps them in its command line).
+    const ours = Bun.spawn(["bash", "-c", "sleep 30; :", "nydusd", "--apisock", sock, "--id", "abc"]);
+    const other = Bun.spawn(["sleep", "30"]);
+    try {
+      await Bun.sleep(50);
+      expect(isDaemonOf(ours.pid, { apiSocket: sock })).toBe(true);
+      expect(isDaemonOf(ours.pid, { apiSocket: `${sock}.other` })).toBe(false);
+      expect(isDaemonOf(other.pid, { apiSocket: sock })).toBe(false);
+      expect(isDaemonOf(2 ** 22 + 7, { apiSocket: sock })).toBe(false); // no such pid
+    } finally {
+      ours.kill();
+      other.kill();
+    }
   });
 });

@@ -10,7 +10,7 @@ import type { DaemonRow, DaemonStore, InstanceRow } from "../store/index.ts";
 import { NydusdClient } from "./client.ts";
 import { type DaemonCgroup, daemonCgroup } from "./cgroup.ts";
 import { daemonPaths, newDaemonId } from "./command.ts";
-import { clearVestige, type NydusdCommand, pidAlive, spawnDaemon, waitForState, waitPidGone, Watch } from "./process.ts";
+import { clearVestige, isDaemonOf, type NydusdCommand, unprotectFromOom, pidAlive, spawnDaemon, waitForState, waitPidGone, Watch } from "./process.ts";
 
 /** What the manager needs; built by the composition root. */
 export interface ManagerOptions {
@@ -152,6 +152,7 @@ export class Manager {
         this.opts.store.setDaemonPid(row.id, pid);
         row.pid = pid;
         this.cgroup?.add(pid);
+        unprotectFromOom(pid, this.log);
         this.log.info(`started nydusd ${row.id} (pid ${pid}, ${row.mode}, mountpoint ${row.mountpoint})`);
       };
       try {
@@ -345,7 +346,9 @@ export class Manager {
     l?.watch?.stop();
     l?.supervisor?.close();
     const row = l?.row ?? this.opts.store.getDaemon(id);
-    if (row && pidAlive(row.pid)) {
+    if (row && pidAlive(row.pid) && !isDaemonOf(row.pid, row)) {
+      this.log.warn(`pid ${row.pid} recorded for nydusd ${id} is another process now; not signalled`);
+    } else if (row && pidAlive(row.pid)) {
       try {
         process.kill(row.pid, "SIGTERM");
       } catch {}

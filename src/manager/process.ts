@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { unavailable } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -13,6 +13,36 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Whether a pid is a live process: one home, src/nydusd/run-dir.ts. */
 export { pidAlive };
+
+/**
+ * Whether live process `pid` is the daemon of `row`: its command line carries `--apisock`
+ * with the row's API socket (every daemon the manager starts has one, see command.ts). A pid
+ * recorded before a reboot, or reused since, belongs to another process and is never
+ * signalled.
+ */
+export function isDaemonOf(pid: number, row: Pick<DaemonRow, "apiSocket">): boolean {
+  let args: string[];
+  try {
+    args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return false;
+  }
+  const i = args.indexOf("--apisock");
+  return i >= 0 && args[i + 1] === row.apiSocket;
+}
+
+/**
+ * Gives daemon `pid` an OOM score adjustment of 0: it is forked with the snapshotter's own
+ * (the unit's `OOMScoreAdjust=-999`), which would make the kernel kill other processes before
+ * a daemon that a hostile image drove to exhaust memory. Failures are logged.
+ */
+export function unprotectFromOom(pid: number, log: Logger): void {
+  try {
+    writeFileSync(`/proc/${pid}/oom_score_adj`, "0");
+  } catch (e) {
+    log.warn(`nydusd pid ${pid}: could not reset its OOM score adjustment: ${(e as Error).message}`);
+  }
+}
 
 /** How to run nydusd: the command (binary and leading args) and the environment. */
 export interface NydusdCommand {

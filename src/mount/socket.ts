@@ -1,6 +1,6 @@
-import { lstatSync, mkdirSync, type Stats, unlinkSync } from "node:fs";
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, type Stats, unlinkSync } from "node:fs";
 import { connect } from "node:net";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { failedPrecondition } from "../errdefs/index.ts";
 
 /**
@@ -45,4 +45,41 @@ export async function prepareSocketPath(path: string, what: string, dirMode = 0o
   if (await socketAccepts(path)) throw failedPrecondition(`${what} ${path} is in use by another process`);
   unlinkSync(path);
   return true;
+}
+
+/** The longest path a unix socket can be bound at (sun_path, with its NUL). */
+const SUN_PATH_MAX = 107;
+
+/**
+ * Binds a listening unix socket at `path` with `mode` from its first moment: `bind(tmp)` is
+ * called with a path inside a fresh 0700 directory next to `path` (nobody else can reach the
+ * socket there), the socket gets `mode` (and `owner`, when given), and is then renamed to
+ * `path`. When that temporary path would be longer than a socket path can be, binds at `path`
+ * directly under a 0177 umask instead. Removes the temporary directory whatever happens;
+ * throws what `bind` throws.
+ */
+export async function bindPrivately<T>(path: string, mode: number, bind: (at: string) => T | Promise<T>, owner?: { uid: number; gid: number }): Promise<T> {
+  const dir = mkdtempSync(join(dirname(path), ".s"));
+  const tmp = join(dir, "s");
+  try {
+    if (Buffer.byteLength(tmp) > SUN_PATH_MAX) {
+      const old = process.umask(0o177);
+      let out: T;
+      try {
+        out = await bind(path);
+      } finally {
+        process.umask(old);
+      }
+      chmodSync(path, mode);
+      if (owner) chownSync(path, owner.uid, owner.gid);
+      return out;
+    }
+    const out = await bind(tmp);
+    chmodSync(tmp, mode);
+    if (owner) chownSync(tmp, owner.uid, owner.gid);
+    renameSync(tmp, path);
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -1,5 +1,4 @@
-import { chmodSync } from "node:fs";
-import { prepareSocketPath } from "../mount/index.ts";
+import { bindPrivately, prepareSocketPath } from "../mount/index.ts";
 import { ErrorKind, invalidArgument, kindOf, notFound, notImplemented } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { DaemonState } from "./state.ts";
@@ -183,8 +182,9 @@ export interface ApiServer {
 export async function startApiServer(path: string, api: DaemonApi, logger: Logger): Promise<ApiServer> {
   const log = logger.withTag("api");
   await prepareSocketPath(path, "API socket", 0o755);
-  const server = Bun.serve({
-    unix: path,
+  // Mode 0600 from the start: bound in a private directory, then renamed into place.
+  const server = await bindPrivately(path, 0o600, (at) => Bun.serve({
+    unix: at,
     // Never close idle connections: nydusd clients hold one open to notice the daemon's death.
     // (Bun's types list idleTimeout only for TCP listeners; it applies to unix ones too.)
     ...({ idleTimeout: 0 } as object),
@@ -198,7 +198,6 @@ export async function startApiServer(path: string, api: DaemonApi, logger: Logge
         return json({ code: "UNDEFINED", message }, status);
       }
     },
-  });
-  chmodSync(path, 0o600);
+  }));
   return { path, stop: () => server.stop(true) };
 }

@@ -5,7 +5,7 @@
 // use, Usage counts the blob cache, and daemon_mode "none" answers nydus-overlayfs mounts with
 // `extraoption`. Root only (mounts); the compiled binary, a registry on 127.0.0.1.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { Cleanup } from "../harness/cleanup.ts";
@@ -52,8 +52,16 @@ describe.skipIf(!isRoot)("remote snapshots through the snapshots API", () => {
 
   test("dedicated: data layers skipped, a View of the top mounts the image, data-layer View refused, Usage counts the cache", async () => {
     const s = await serve("dedicated", 'daemon_mode = "dedicated"');
+    // The unit runs rafsnap with OOMScoreAdjust=-999; its daemons must not inherit its value.
+    // (-999 needs CAP_SYS_RESOURCE, which a test container may lack; any other value shows it.)
+    writeFileSync(`/proc/${s.proc.pid}/oom_score_adj`, "500");
     const top = await unpack(s, "a");
     const view = await s.client.view({ key: "a-view", parent: top });
+    const pdb = new (await import("bun:sqlite")).Database(join(s.root, "rafsnap.db"), { readonly: true });
+    const pids = (pdb.query("SELECT pid FROM daemons").all() as { pid: number }[]).map((r) => r.pid);
+    pdb.close();
+    expect(pids.length).toBe(1);
+    for (const pid of pids) expect(readFileSync(`/proc/${pid}/oom_score_adj`, "utf8").trim()).toBe("0");
     const m = view.mounts[0];
     expect(m?.type).toBe("overlay");
     const lower = (m?.options.find((o) => o.startsWith("lowerdir=")) as string).slice(9).split(":");

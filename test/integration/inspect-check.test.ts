@@ -1,9 +1,10 @@
 // `rafsnap inspect` and `rafsnap check` (compiled binary) on the nydus fixtures and on
 // corrupted copies of them.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildFromTar, tarDir } from "../support/rafs-testing.ts";
 import { rafsnapCli } from "../support/rafsnap.ts";
 
 const FIX = join(import.meta.dir, "../../../shared/fixtures/rafs");
@@ -54,4 +55,22 @@ test("check fails a bootstrap with a forged inode size, naming the field", async
   const r = await rafsnapCli(["check", forged, "--blobs", dir]);
   expect(r.code).not.toBe(0);
   expect(r.stderr).toMatch(/rafsnap: .*(size|chunk)/);
+});
+
+test("inspect escapes control characters of names from the image (no terminal escape reaches stdout)", async () => {
+  const src = join(dir, "evil-tree");
+  mkdirSync(src);
+  const evil = "a\x1b]0;pwned\x07b\x9bc";
+  writeFileSync(join(src, evil), "x");
+  symlinkSync("\x1b[2J", join(src, "link"));
+  const tar = join(dir, "evil.tar");
+  tarDir(src, tar);
+  const { result } = await buildFromTar(tar);
+  const boot = join(dir, "evil.boot");
+  writeFileSync(boot, result.bootstrap);
+  const r = await rafsnapCli(["inspect", boot]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
+  expect(r.stdout).toContain("a\\x1b]0;pwned\\x07b\\x9bc");
+  expect(r.stdout).toContain("-> \\x1b[2J");
 });
