@@ -96,12 +96,71 @@ function matches(p: Platform | undefined, want: Platform): boolean {
   return !want.variant || !p.variant || p.variant === want.variant;
 }
 
-function parseJson<T>(bytes: Uint8Array, what: string): T {
+function parseJson(bytes: Uint8Array, what: string): unknown {
   try {
-    return JSON.parse(new TextDecoder().decode(bytes)) as T;
+    return JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
     throw invalidArgument(`${what} is not valid JSON: ${(e as Error).message}`);
   }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+/** Entries a manifest or index may list (containerd reads them at most 4 MiB long anyway). */
+const MAX_DESCRIPTORS = 10_000;
+
+/** `d` checked as a descriptor: media type, `sha256:<64 hex>` digest, size; InvalidArgument naming `what`. */
+function descriptor(d: unknown, what: string): Descriptor {
+  if (!isObj(d)) throw invalidArgument(`${what} is not an object`);
+  if (typeof d.mediaType !== "string") throw invalidArgument(`${what}: mediaType is not a string`);
+  if (typeof d.digest !== "string" || !/^sha256:[0-9a-f]{64}$/.test(d.digest)) throw invalidArgument(`${what}: digest is not sha256:<64 hex>`);
+  if (typeof d.size !== "number" || !Number.isSafeInteger(d.size) || d.size < 0) throw invalidArgument(`${what}: size is not a non-negative integer`);
+  if (d.annotations !== undefined && (!isObj(d.annotations) || Object.values(d.annotations).some((v) => typeof v !== "string"))) {
+    throw invalidArgument(`${what}: annotations are not strings`);
+  }
+  return d as unknown as Descriptor;
+}
+
+function descriptors(v: unknown, what: string): Descriptor[] {
+  if (!Array.isArray(v)) throw invalidArgument(`${what} is not a list`);
+  if (v.length > MAX_DESCRIPTORS) throw invalidArgument(`${what} has ${v.length} entries, more than ${MAX_DESCRIPTORS}`);
+  return v.map((d, i) => descriptor(d, `${what}[${i}]`));
+}
+
+/**
+ * An image manifest from untrusted bytes: JSON whose config and layers are descriptors with
+ * `sha256:<64 hex>` digests (they become URLs). InvalidArgument naming the field otherwise.
+ */
+export function parseManifest(bytes: Uint8Array, what: string): Manifest {
+  const m = parseJson(bytes, what);
+  if (!isObj(m)) throw invalidArgument(`${what} is not a JSON object`);
+  descriptor(m.config, `${what}: config`);
+  descriptors(m.layers, `${what}: layers`);
+  return m as unknown as Manifest;
+}
+
+/** An index from untrusted bytes: its manifests are descriptors (see {@link parseManifest}). */
+export function parseIndex(bytes: Uint8Array, what: string): Index {
+  const m = parseJson(bytes, what);
+  if (!isObj(m)) throw invalidArgument(`${what} is not a JSON object`);
+  const list = descriptors(m.manifests, `${what}: manifests`);
+  for (const [i, d] of list.entries()) {
+    if (d.platform !== undefined && (!isObj(d.platform) || typeof d.platform.os !== "string" || typeof d.platform.architecture !== "string")) {
+      throw invalidArgument(`${what}: manifests[${i}].platform lacks os/architecture strings`);
+    }
+  }
+  return m as unknown as Index;
+}
+
+/** An image config from untrusted bytes: `rootfs.diff_ids` a list of sha256 digests. */
+export function parseImageConfig(bytes: Uint8Array, what: string): ImageConfig {
+  const c = parseJson(bytes, what);
+  if (!isObj(c)) throw invalidArgument(`${what} is not a JSON object`);
+  const r = c.rootfs;
+  if (!isObj(r) || !Array.isArray(r.diff_ids) || r.diff_ids.some((d) => typeof d !== "string" || !/^sha256:[0-9a-f]{64}$/.test(d))) {
+    throw invalidArgument(`${what}: rootfs.diff_ids is not a list of sha256 digests`);
+  }
+  if (c.history !== undefined && !Array.isArray(c.history)) throw invalidArgument(`${what}: history is not a list`);
+  return c as unknown as ImageConfig;
 }
 
 /**
@@ -116,7 +175,7 @@ export async function resolveImage(client: RegistryClient, repo: string, ref: st
   let index: ResolvedImage["index"];
   let fetched = top;
   if (isIndexType(top.mediaType)) {
-    const idx = parseJson<Index>(top.bytes, `index of ${what}`);
+    const idx = parseIndex(top.bytes, `index of ${what}`);
     const pick = idx.manifests.find((d) => matches(d.platform, platform) && d.artifactType !== MediaType.NydusArtifact);
     if (!pick) {
       const have = idx.manifests.map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}` : "?")).join(", ");
@@ -128,9 +187,9 @@ export async function resolveImage(client: RegistryClient, repo: string, ref: st
   if (fetched.mediaType !== MediaType.OciManifest && fetched.mediaType !== MediaType.DockerManifest) {
     throw invalidArgument(`${what}: unsupported manifest media type ${JSON.stringify(fetched.mediaType)}`);
   }
-  const manifest = parseJson<Manifest>(fetched.bytes, `manifest of ${what}`);
-  const config = parseJson<ImageConfig>(await client.readBlob(repo, manifest.config.digest), `config of ${what}`);
-  if (!config.rootfs || config.rootfs.diff_ids.length !== manifest.layers.length) {
+  const manifest = parseManifest(fetched.bytes, `manifest of ${what}`);
+  const config = parseImageConfig(await client.readBlob(repo, manifest.config.digest), `config of ${what}`);
+  if (config.rootfs.diff_ids.length !== manifest.layers.length) {
     throw invalidArgument(`${what}: config has ${config.rootfs?.diff_ids.length ?? 0} diff_ids for ${manifest.layers.length} layers`);
   }
   return {

@@ -131,4 +131,44 @@ describe("readTar", () => {
     // ".." that stays inside the root is resolved
     expect((await entries(archive(header("a/../b"))))[0]?.h.path).toBe("b");
   });
+
+  test("hostile archives are refused at their caps (negative sizes, long names, PAX and xattr floods)", async () => {
+    const pax = (type: "x" | "g", records: [string, string][]) => {
+      const body = Buffer.concat(
+        records.map(([k, v]) => {
+          const rest = ` ${k}=${v}\n`;
+          let len = Buffer.byteLength(rest) + 1;
+          while (String(len).length + Buffer.byteLength(rest) !== len) len++;
+          return Buffer.from(`${len}${rest}`);
+        }),
+      );
+      const padded = Buffer.concat([body, new Uint8Array((512 - (body.length % 512)) % 512)]);
+      return Buffer.concat([header("pax", { type, size: body.length }), padded]);
+    };
+    const fails = async (bytes: Uint8Array, msg: string) => {
+      let err: unknown;
+      try {
+        await entries(bytes);
+      } catch (e) {
+        err = e;
+      }
+      expect(kindOf(err)).toBe(ErrorKind.InvalidArgument);
+      expect(String(err)).toContain(msg);
+    };
+    await fails(archive(pax("x", [["size", "-1"]]), header("f")), "size=\"-1\" is not a number");
+    await fails(archive(pax("x", [["uid", "1e99"]]), header("f")), "uid=");
+    await fails(archive(pax("x", [["path", `d/${"n".repeat(256)}`]]), header("f")), "a name is longer than 255 bytes");
+    await fails(archive(pax("x", [["linkpath", "x".repeat(5000)]]), header("l", { type: "2" })), "link target longer");
+    // Global records apply to every later entry: capped, and never copied per entry.
+    const globals = Array.from({ length: 65 }, (_, i) => [`SCHILY.xattr.user.g${i}`, "v"] as [string, string]);
+    await fails(archive(pax("g", globals)), "more than 64 global PAX records");
+    const many = Array.from({ length: 129 }, (_, i) => [`SCHILY.xattr.user.x${i}`, "v"] as [string, string]);
+    await fails(archive(pax("x", many), header("f")), "extended attributes over the limits");
+    await fails(archive(pax("x", [["SCHILY.xattr.user.big", "v".repeat(70_000)]]), header("f")), "extended attributes over the limits");
+    // Within the caps: 60 global xattrs on 20,000 entries read fast.
+    const ok = Array.from({ length: 60 }, (_, i) => [`SCHILY.xattr.user.g${i}`, "v"] as [string, string]);
+    const got = await entries(archive(pax("g", ok), ...Array.from({ length: 20_000 }, (_, i) => header(`f${i}`))));
+    expect(got.length).toBe(20_000);
+    expect(Object.keys(got[19_999]?.h.xattrs ?? {}).length).toBe(60);
+  });
 });

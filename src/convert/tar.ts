@@ -120,9 +120,11 @@ function num(b: Uint8Array, off: number, len: number, field: string, at: number)
  * `./` are dropped (tar and containerd treat such paths as relative to the root).
  */
 export function normalizeTarPath(p: string, at: number): string {
+  if (Buffer.byteLength(p) > TarLimit.pathBytes) throw invalidArgument(`tar entry at byte ${at}: its path is longer than ${TarLimit.pathBytes} bytes`);
   const out: string[] = [];
   for (const seg of p.split("/")) {
     if (seg === "" || seg === ".") continue;
+    if (Buffer.byteLength(seg) > TarLimit.nameBytes) throw invalidArgument(`tar entry ${JSON.stringify(p.slice(0, 100))}… at byte ${at}: a name is longer than ${TarLimit.nameBytes} bytes`);
     if (seg === "..") {
       if (out.length === 0) throw invalidArgument(`tar entry ${JSON.stringify(p)} at byte ${at} escapes the layer root`);
       out.pop();
@@ -155,6 +157,39 @@ function parsePax(b: Uint8Array, at: number): Map<string, Uint8Array> {
 const MAX_META = 1 << 20;
 
 /**
+ * What a layer may hold, so that a hostile tar costs bounded time and memory and the converter
+ * never builds what the reader (or the kernel) would refuse. Each is refused with
+ * InvalidArgument naming the entry's byte offset.
+ */
+export const TarLimit = {
+  /** Entries in one layer (about 2.5 KB of converter memory each). */
+  entries: 1 << 19,
+  /** Bytes of one path component (NAME_MAX). */
+  nameBytes: 255,
+  /** Bytes of a whole path or link target (PATH_MAX). */
+  pathBytes: 4095,
+  /** Records of all global PAX headers together (they apply to every later entry). */
+  globalRecords: 64,
+  /** Extended attributes of one entry. */
+  xattrs: 128,
+  /** Bytes of one entry's extended attributes, names and values together (one xattr value's limit). */
+  xattrBytes: 64 << 10,
+} as const;
+
+/**
+ * A PAX number in [min, max] (decimal, fractions only where `fraction`): InvalidArgument
+ * naming the key otherwise — a `size=-1` must not reach the builder.
+ */
+function paxInt(v: string | undefined, key: string, min: number, max: number, at: number, fraction = false): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!(fraction ? /^-?\d+(\.\d+)?$/ : /^\d+$/).test(v.trim()) || !Number.isFinite(n) || n < min || n > max) {
+    throw invalidArgument(`tar PAX header at byte ${at}: ${key}=${JSON.stringify(v.slice(0, 40))} is not a number in ${min}..${max}`);
+  }
+  return n;
+}
+
+/**
  * Reads a tar stream (ustar, GNU long names/links, PAX extended and global headers,
  * base-256 numbers) from uncompressed chunks and yields its entries in order. Each entry's
  * body streams; unread body bytes are skipped when the next entry is requested. Stops at
@@ -166,6 +201,7 @@ export async function* readTar(src: AsyncIterable<Uint8Array>): AsyncGenerator<T
   const r = new ByteReader(src);
   let pax = new Map<string, Uint8Array>();
   const globalPax = new Map<string, Uint8Array>();
+  let count = 0;
   let longName: string | undefined;
   let longLink: string | undefined;
   for (;;) {
@@ -189,32 +225,54 @@ export async function* readTar(src: AsyncIterable<Uint8Array>): AsyncGenerator<T
       const data = (await r.exact(padded)) ?? new Uint8Array(0);
       const body = data.subarray(0, size);
       if (flag === "x") pax = parsePax(body, at);
-      else if (flag === "g") for (const [k, v] of parsePax(body, at)) globalPax.set(k, v);
+      else if (flag === "g") {
+        for (const [k, v] of parsePax(body, at)) globalPax.set(k, v);
+        if (globalPax.size > TarLimit.globalRecords) throw invalidArgument(`tar header at byte ${at}: more than ${TarLimit.globalRecords} global PAX records`);
+      }
       else if (flag === "L") longName = str(body, 0, size);
       else longLink = str(body, 0, size);
       continue;
     }
     const type = TYPES[flag];
     if (!type) throw invalidArgument(`tar header at byte ${at}: unsupported entry type ${JSON.stringify(flag)}`);
-    const attrs = new Map([...globalPax, ...pax]);
-    const text = (k: string) => (attrs.has(k) ? dec.decode(attrs.get(k)) : undefined);
+    if (++count > TarLimit.entries) throw invalidArgument(`tar header at byte ${at}: more than ${TarLimit.entries} entries in one layer`);
+    // This entry's records win over the global ones; neither map is copied per entry.
+    const raw = (k: string) => pax.get(k) ?? globalPax.get(k);
+    const text = (k: string) => {
+      const v = raw(k);
+      return v === undefined ? undefined : dec.decode(v);
+    };
     const prefix = str(h, 345, 155);
     const rawPath = text("path") ?? longName ?? (prefix ? `${prefix}/${str(h, 0, 100)}` : str(h, 0, 100));
     const rawLink = text("linkpath") ?? longLink ?? str(h, 157, 100);
-    const realSize = text("size") !== undefined ? Number(text("size")) : size;
+    if (Buffer.byteLength(rawLink) > TarLimit.pathBytes) throw invalidArgument(`tar header at byte ${at}: link target longer than ${TarLimit.pathBytes} bytes`);
+    const realSize = paxInt(text("size"), "size", 0, Number.MAX_SAFE_INTEGER, at) ?? size;
     const xattrs: Record<string, Uint8Array> = {};
-    for (const [k, v] of attrs) {
-      if (k.startsWith("SCHILY.xattr.")) xattrs[k.slice(13)] = v;
-      else if (k.startsWith("LIBARCHIVE.xattr.")) xattrs[decodeURIComponent(k.slice(17))] = Buffer.from(dec.decode(v), "base64");
+    let xattrCount = 0;
+    let xattrBytes = 0;
+    for (const m of [globalPax, pax]) {
+      for (const [k, v] of m) {
+        let name: string;
+        let value: Uint8Array;
+        if (k.startsWith("SCHILY.xattr.")) [name, value] = [k.slice(13), v];
+        else if (k.startsWith("LIBARCHIVE.xattr.")) [name, value] = [decodeURIComponent(k.slice(17)), Buffer.from(dec.decode(v), "base64")];
+        else continue;
+        if (!(name in xattrs)) xattrCount++;
+        xattrBytes += Buffer.byteLength(name) + value.length;
+        if (Buffer.byteLength(name) > TarLimit.nameBytes || xattrCount > TarLimit.xattrs || xattrBytes > TarLimit.xattrBytes) {
+          throw invalidArgument(`tar header at byte ${at}: extended attributes over the limits (${TarLimit.xattrs} attributes, ${TarLimit.xattrBytes} bytes, names of ${TarLimit.nameBytes} bytes)`);
+        }
+        xattrs[name] = value;
+      }
     }
     const header: TarHeader = {
       path: normalizeTarPath(rawPath, at),
       type,
       mode: num(h, 100, 8, "mode", at) & 0o7777,
-      uid: text("uid") !== undefined ? Number(text("uid")) : num(h, 108, 8, "uid", at),
-      gid: text("gid") !== undefined ? Number(text("gid")) : num(h, 116, 8, "gid", at),
+      uid: paxInt(text("uid"), "uid", 0, 0xffff_ffff, at) ?? num(h, 108, 8, "uid", at),
+      gid: paxInt(text("gid"), "gid", 0, 0xffff_ffff, at) ?? num(h, 116, 8, "gid", at),
       size: type === "file" ? realSize : 0,
-      mtime: text("mtime") !== undefined ? Number(text("mtime")) : num(h, 136, 12, "mtime", at),
+      mtime: paxInt(text("mtime"), "mtime", -(2 ** 53) + 1, 2 ** 53 - 1, at, true) ?? num(h, 136, 12, "mtime", at),
       linkname: type === "link" ? normalizeTarPath(rawLink, at) : rawLink,
       devmajor: num(h, 329, 8, "devmajor", at),
       devminor: num(h, 337, 8, "devminor", at),

@@ -73,6 +73,9 @@ export const notImplemented = (message: string, cause?: unknown) =>
 /** Builds an error of kind DataLoss (readers get EIO; gRPC DATA_LOSS). */
 export const dataLoss = (message: string, cause?: unknown) =>
   new RafsnapError(ErrorKind.DataLoss, message, { cause });
+/** Builds an error of kind ResourceExhausted (a cap on what outside input may cost). */
+export const resourceExhausted = (message: string, cause?: unknown) =>
+  new RafsnapError(ErrorKind.ResourceExhausted, message, { cause });
 /** Builds an error of kind Internal. */
 export const internal = (message: string, cause?: unknown) =>
   new RafsnapError(ErrorKind.Internal, message, { cause });

@@ -199,6 +199,13 @@ export class Blobfs implements ReadonlyFs {
     return true;
   }
 
+  /** Chunks of all the blobs served (what {@link ChunkLimit} bounds). */
+  servedChunks(): number {
+    let n = 0;
+    for (const s of this.byId.values()) n += s.blob.entry.chunkCount;
+    return n;
+  }
+
   /** The inode number of `blobId`, if served. */
   inoOf(blobId: string): bigint | undefined {
     return this.byId.get(blobId)?.ino;

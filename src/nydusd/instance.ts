@@ -1,6 +1,6 @@
 import { closeSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { invalidArgument, notImplemented } from "../errdefs/index.ts";
+import { invalidArgument, notImplemented, resourceExhausted } from "../errdefs/index.ts";
 import { FuseSession } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
 import { MountFlags, mount, mountErofs, UmountFlags, umount, umountAsync } from "../mount/index.ts";
@@ -98,6 +98,13 @@ export const backendOf = backendFromConfig;
 /** The largest bootstrap a daemon mounts (bytes); the snapshotter applies the same cap. */
 export const MAX_BOOTSTRAP_BYTES = 1 << 30;
 
+/**
+ * Chunks one image may declare over all its blobs, and one daemon may serve over all its
+ * images (each costs memory for its CI entry, about 150 bytes). A 1 MiB-chunk image under the
+ * image cap holds up to a TiB; real images hold thousands to a few hundred thousand.
+ */
+export const ChunkLimit = { image: 1 << 20, daemon: 1 << 21 } as const;
+
 /** The chunk table's entries by blob index (one pass over the table). */
 function chunksByBlob(image: RafsImage): Map<number, ChunkTableEntry[]> {
   const byBlob = new Map<number, ChunkTableEntry[]>();
@@ -169,6 +176,8 @@ async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: Laye
     // Every fetched chunk is verified against this image's digests, whatever digest_validate
     // says (docs/security.md): a blob is shared only with images that expect the same bytes.
     const byBlob = chunksByBlob(image);
+    const declared = image.blobs.reduce((n, b) => n + b.chunkCount, 0);
+    if (declared > ChunkLimit.image) throw resourceExhausted(`${opts.bootstrap}: the image declares ${declared} chunks, more than the ${ChunkLimit.image} an image may have`);
     for (const entry of image.blobs) {
       const chunks = byBlob.get(entry.blobIndex) ?? [];
       // Served already (another instance of an image sharing it): one more reference once
@@ -176,6 +185,10 @@ async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: Laye
       if (opts.blobfs.fs.acquire(entry, chunks)) {
         added.push(entry.blobId);
         continue;
+      }
+      const served = opts.blobfs.fs.servedChunks();
+      if (served + entry.chunkCount > ChunkLimit.daemon) {
+        throw resourceExhausted(`blob ${entry.blobId}: ${entry.chunkCount} more chunks would make this daemon serve ${served + entry.chunkCount}, more than ${ChunkLimit.daemon}; use another daemon (dedicated mode)`);
       }
       const blob = await openBlob(entry, backend, opts.config.workDir, chunks);
       opts.blobfs.fs.add(blob, backend, opts.attach?.get(entry.blobId));

@@ -2,9 +2,11 @@
 // nydus fixture served from a localfs backend through blobfs + kernel EROFS, and a clean
 // unmount on SIGTERM.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { RafsImage } from "../../src/rafs/index.ts";
 import { mountsUnder, unmountUnder } from "../harness/cleanup.ts";
 import { run } from "../harness/process.ts";
 import { requireBinary, SYSTEM_PATH } from "../support/binary.ts";
@@ -86,5 +88,36 @@ describe.skipIf(!isRoot)("rafsnap nydusd", () => {
     expect(mountsUnder(dir)).toEqual([]);
     // no daemon's private run directory (blobfs mountpoint) is left: the failed one removed its own
     expect(readdirSync(join(dir, "run")).filter((n) => n.startsWith("nydusd-"))).toEqual([]);
+  });
+
+  test("hostile bootstraps: a link to /dev/zero, a FIFO, a chunk-count bomb — refused before anything is read or fetched", async () => {
+    const cfg = join(dir, "hostile.json");
+    writeFileSync(cfg, JSON.stringify(localfsConfig(join(dir, "no-blobs"), join(dir, "hostile-cache"))));
+    const image = RafsImage.open(new Uint8Array(readFileSync(BOOT)));
+    const bomb = Buffer.from(readFileSync(BOOT));
+    const at = image.ext.blobTableOffset;
+    const count = (1 << 20) + 1;
+    bomb.writeUInt32LE(count, at + 72); // chunk_count
+    const v2 = (bomb.readUInt32LE(at + 84) & 0x4) !== 0;
+    bomb.writeBigUInt64LE(BigInt(count * (v2 ? 24 : 16)), at + 128); // ci_uncompressed_size agrees
+    writeFileSync(join(dir, "bomb.boot"), bomb);
+    symlinkSync("/dev/zero", join(dir, "zero.boot"));
+    execFileSync("mkfifo", [join(dir, "fifo.boot")]);
+    const cases: [string, string][] = [
+      ["zero.boot", "is not a regular file"],
+      ["fifo.boot", "is not a regular file"],
+      ["bomb.boot", `declares ${count} chunks, more than the 1048576 an image may have`],
+    ];
+    for (const [name, msg] of cases) {
+      const r = await run([requireBinary(), "nydusd", "fuse", "--config", cfg, "--bootstrap", join(dir, name), "--mountpoint", join(dir, "m3")], {
+        env: { PATH: SYSTEM_PATH, RAFSNAP_RUN_DIR: join(dir, "run") },
+        timeoutMs: 20_000,
+      });
+      expect({ name, timedOut: r.timedOut, failed: r.code !== 0 }).toEqual({ name, timedOut: false, failed: true });
+      expect(r.stderr).toContain(msg);
+    }
+    // Nothing fetched, cached or mounted.
+    expect(existsSync(join(dir, "hostile-cache")) ? readdirSync(join(dir, "hostile-cache")) : []).toEqual([]);
+    expect(mountsUnder(dir)).toEqual([]);
   });
 });
