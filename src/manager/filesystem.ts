@@ -125,7 +125,7 @@ export class NydusFs {
     return failedPrecondition(`image ${inst.imageId} (snapshot ${inst.snapshotId}) is not usable: ${inst.problem}`);
   }
 
-  async mount(metaId: string, snapshotDir: string, labels: Record<string, string>): Promise<string> {
+  async mount(metaId: string, snapshotDir: string, labels: Record<string, string>, imageBlobs: readonly string[]): Promise<string> {
     return this.locked(metaId, async () => {
       const existing = this.opts.store.getInstance(metaId);
       if (existing) {
@@ -136,6 +136,15 @@ export class NydusFs {
       const imageRef = this.imageRef(metaId, labels);
       const blobs = await stableBootstrap(snapshotDir, imageRef);
       const blobIds = blobs.map((b) => b.blobId);
+      // A bootstrap reads only blobs of its own image: a blob id it could name from another
+      // image would be served from the shared cache (or the other image's daemon).
+      const mine = new Set(imageBlobs);
+      const foreign = blobIds.find((id) => !mine.has(id));
+      if (foreign !== undefined) {
+        throw failedPrecondition(
+          `image ${imageRef}: its bootstrap reads blob ${foreign}, which is neither a layer of the image nor a reference blob its bootstrap layer declares; refused`,
+        );
+      }
       const bootstrap = bootstrapPath(snapshotDir);
       for (const why of copyBlobMeta(snapshotDir, blobs, this.cacheDir)) this.log.warn(`image ${imageRef}: blob meta not taken into the cache: ${why}`);
       const cfg = JSON.stringify(await this.configFor(metaId, imageRef, labels));

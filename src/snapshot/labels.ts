@@ -21,7 +21,33 @@ export const Label = {
   NydusDataLayer: "containerd.io/snapshot/nydus-blob",
   /** Set by nydus image builders on the bootstrap layer (presence only). */
   NydusMetaLayer: "containerd.io/snapshot/nydus-bootstrap",
+  /**
+   * Set by nydus converters on the bootstrap layer: a JSON list of the ids of blobs the
+   * bootstrap reads that are not layers of the image (a chunk dictionary's).
+   */
+  NydusReferenceBlobIds: "containerd.io/snapshot/nydus-reference-blob-ids",
 } as const;
+
+/**
+ * The blob ids an image may read (lowercase hex): the digests of its data layers (`layers`:
+ * the labels of the snapshots below its bootstrap layer, nearest first) and the reference
+ * blob ids its bootstrap layer declares (`meta`: that layer's labels). A layer without a
+ * digest label adds nothing; a malformed declaration adds nothing.
+ */
+export function imageBlobIds(meta: Record<string, string>, layers: Record<string, string>[]): string[] {
+  const out = new Set<string>();
+  for (const l of layers) {
+    const d = l[Label.CRILayerDigest];
+    if (Label.NydusDataLayer in l && d && /^sha256:[0-9a-f]{64}$/.test(d)) out.add(d.slice(7));
+  }
+  try {
+    const refs = JSON.parse(meta[Label.NydusReferenceBlobIds] ?? "[]") as unknown;
+    if (Array.isArray(refs)) for (const r of refs) if (typeof r === "string" && /^[0-9a-f]{64}$/.test(r)) out.add(r);
+  } catch {
+    // not a JSON list: declares nothing
+  }
+  return [...out];
+}
 
 /** containerd's limit on one label: key and value together at most 4096 bytes. */
 export const MAX_LABEL_BYTES = 4096;

@@ -7,11 +7,13 @@ export interface RemoteFs {
   /**
    * Mounts the image whose bootstrap layer is meta snapshot `metaId` (labels: its labels,
    * with the image reference) unless it is mounted, waits until its daemon is RUNNING and
-   * returns the RAFS mountpoint. InvalidArgument when the labels lack an image reference,
-   * FailedPrecondition for a missing/invalid bootstrap or an instance the readiness check
-   * marked broken, Unavailable when the daemon does not come up.
+   * returns the RAFS mountpoint. `blobIds` are the blobs the image may read (its layers' and
+   * declared reference blobs, see labels.ts `imageBlobIds`). InvalidArgument when the labels
+   * lack an image reference, FailedPrecondition for a missing/invalid bootstrap, a bootstrap
+   * naming a blob that is not the image's, or an instance the readiness check marked broken,
+   * Unavailable when the daemon does not come up.
    */
-  mount(metaId: string, snapshotDir: string, labels: Record<string, string>): Promise<string>;
+  mount(metaId: string, snapshotDir: string, labels: Record<string, string>, blobIds: readonly string[]): Promise<string>;
   /**
    * The mountpoint of `metaId`'s instance once its daemon is RUNNING, or undefined when it
    * has no instance. Unavailable when the daemon is dead and the policy did not bring it back.

@@ -7,7 +7,7 @@ import type { Info, Kind, MetaStore, Snapshot, Usage } from "../store/index.ts";
 import { checkDType } from "./dtype.ts";
 import { parseFilters, snapshotInfoAdaptor } from "./filters.ts";
 import { validateKey } from "./keys.ts";
-import { Label, validateLabels, wantsVolatile } from "./labels.ts";
+import { imageBlobIds, Label, validateLabels, wantsVolatile } from "./labels.ts";
 import { type Mount, nativeMounts, type RemoteMountStyle, remoteMounts, type SnapshotPaths, snapshotPaths } from "./mounts.ts";
 import type { RemoteFs } from "./remote.ts";
 import { diskUsage } from "./usage.ts";
@@ -33,6 +33,8 @@ export interface SnapshotterOptions {
 interface MetaLayer {
   id: string;
   labels: Record<string, string>;
+  /** The blob ids the image may read ({@link imageBlobIds}). */
+  blobIds: string[];
 }
 
 /** A snapshot directory that should not exist: its id is not in the database. */
@@ -133,7 +135,15 @@ export class Snapshotter {
     return this.opts.store.read((tx) => {
       for (let name = tx.getInfo(key).info.parent; name !== ""; ) {
         const { id, info } = tx.getInfo(name);
-        if (Label.NydusMetaLayer in info.labels) return { id, labels: info.labels };
+        if (Label.NydusMetaLayer in info.labels) {
+          const layers: Record<string, string>[] = [];
+          for (let below = info.parent; below !== ""; ) {
+            const l = tx.getInfo(below).info;
+            layers.push(l.labels);
+            below = l.parent;
+          }
+          return { id, labels: info.labels, blobIds: imageBlobIds(info.labels, layers) };
+        }
         name = info.parent;
       }
       return undefined;
@@ -158,7 +168,7 @@ export class Snapshotter {
       const extra = await remote.extraOption(meta.id, metaDir, meta.labels);
       return remoteMounts(s, this.paths, join(metaDir, "fs"), { volatile, style: { ...style, nydusOverlayfs: true }, extra, snapshotDir: join(this.snapshotsDir, s.id) });
     }
-    const mountpoint = (await remote.ready(meta.id)) ?? (await remote.mount(meta.id, metaDir, meta.labels));
+    const mountpoint = (await remote.ready(meta.id)) ?? (await remote.mount(meta.id, metaDir, meta.labels, meta.blobIds));
     const extra = style.nydusOverlayfs ? await remote.extraOption(meta.id, metaDir, meta.labels) : undefined;
     return remoteMounts(s, this.paths, mountpoint, { volatile, style, extra, snapshotDir: join(this.snapshotsDir, s.id) });
   }

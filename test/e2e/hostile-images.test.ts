@@ -13,7 +13,7 @@ import { Cleanup } from "../harness/cleanup.ts";
 import { HELLO } from "../harness/images.ts";
 import { run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { codeOf, prepareNydusImage, serveNydus, type UnpackLayer, unpackNydus } from "../support/nydus-unpack.ts";
+import { codeOf, prepareNydusImage, serveNydus, type UnpackLayer, UnpackLabel, unpackNydus } from "../support/nydus-unpack.ts";
 import type { RafsnapServer } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -90,6 +90,19 @@ describe.skipIf(!isRoot)("hostile images: files of the bootstrap layer are untru
     expect(r.message).toContain("127.0.0.1:9/nobody/evil:1");
     expect(r.message).not.toContain(victimBoot);
     expect((await codeOf(s.client.stat({ key: "steal-view" }))).code).toBe(Code.NotFound);
+  }, 60_000);
+
+  test("a real bootstrap naming blobs that are not layers of its image is refused", async () => {
+    // The victim's bootstrap, shipped as a regular file, over data layers of the attacker's own:
+    // it would read the victim's blobs from the shared cache by their ids.
+    const fake = (i: number) => `sha256:${new Bun.CryptoHasher("sha256").update(`evil layer ${i}`).digest("hex")}`;
+    const forged = layers.map((l, i) => (UnpackLabel.blob in l.annotations ? { ...l, digest: fake(i) } : l));
+    const top = await unpackNydus(s.client, forged, { prefix: "borrow", imageRef: "127.0.0.1:9/nobody/evil:2", fillBoot: extractBoot });
+    const r = await codeOf(s.client.view({ key: "borrow-view", parent: top }));
+    expect(r.code).toBe(Code.FailedPrecondition);
+    expect(r.message).toMatch(/reads blob [0-9a-f]{64}, which is neither a layer of the image nor a reference blob/);
+    // The same bootstrap with the image's real layers mounts (the rule is about ownership only).
+    expect(layers.filter((l) => UnpackLabel.blob in l.annotations).length).toBeGreaterThan(0);
   }, 60_000);
 
   test("a symlinked image directory is refused the same way", async () => {
