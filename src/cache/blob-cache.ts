@@ -69,6 +69,7 @@ export class BlobCache {
   private readonly persisted: Uint8Array;
   private readonly dirty = new Set<number>();
   private readonly fetching = new Map<number, ChunkFill<CachedChunk>>();
+  private readonly fills = new Set<ChunkFill<CachedChunk>>();
   private holders = 0;
   private closing: Promise<void> | undefined;
   private finishClose: (() => void) | undefined;
@@ -174,6 +175,7 @@ export class BlobCache {
     if (mine.length === 0) return { fill: undefined, waits };
     const fill = new ChunkFill<T>(this, mine);
     for (const c of mine) this.fetching.set(c.ciIndex, fill as unknown as ChunkFill<CachedChunk>);
+    this.fills.add(fill as unknown as ChunkFill<CachedChunk>);
     this.holders++;
     return { fill, waits };
   }
@@ -274,8 +276,14 @@ export class BlobCache {
   }
 
   /** @internal A fill ended. */
-  fillEnded(): void {
+  fillEnded(fill: ChunkFill<CachedChunk>): void {
+    this.fills.delete(fill);
     this.letGo();
+  }
+
+  /** Resolves once every fill active now has ended (fills claimed later are not waited for). */
+  settled(): Promise<void> {
+    return Promise.all([...this.fills].map((f) => f.done)).then(() => {});
   }
 }
 
@@ -288,6 +296,11 @@ export class ChunkFill<T extends CachedChunk> {
   private readonly open = new Map<number, T>();
   private readonly waiters = new Map<number, Waiter>();
   private ended = false;
+  private markDone!: () => void;
+  /** Resolves when the fill has {@link end}ed. */
+  readonly done = new Promise<void>((resolve) => {
+    this.markDone = resolve;
+  });
 
   /** @internal Made by {@link BlobCache.claim}. */
   constructor(
@@ -368,7 +381,8 @@ export class ChunkFill<T extends CachedChunk> {
     }
     this.open.clear();
     this.waiters.clear();
-    this.cache.fillEnded();
+    this.cache.fillEnded(this as unknown as ChunkFill<CachedChunk>);
+    this.markDone();
   }
 
   private mustOwn(ci: number): void {

@@ -21,10 +21,21 @@ export interface BlobfsBlob {
   meta: BlobMeta;
   cache: BlobCache;
   /**
-   * Expected digest (hex) per CI index, from the bootstrap's chunk table; every fetched chunk
-   * with an entry here is verified before it is published, whatever `digest_validate` says.
+   * Expected digest (hex) per CI index, from the chunk tables of the images reading the blob:
+   * chunks found in the cache from an earlier session are checked against them before they
+   * are served, and with {@link verify} every fetched chunk too.
    */
   digests: Map<number, string>;
+  /**
+   * Whether fetched chunks are verified before they are published: `digest_validate`, and
+   * always once a second image shares the blob (Blobfs.acquire).
+   */
+  verify: boolean;
+  /**
+   * A PRESENT chunk found not to match its digest when the blob was first shared (fetched
+   * unverified for the image that opened it): no other image is given the blob.
+   */
+  tainted?: number;
   /** The blob's layout key (hex), see {@link blobLayoutKey}. */
   key: string;
 }
@@ -76,12 +87,13 @@ export function blobLayoutKey(entry: BlobEntry, meta: BlobMeta): Uint8Array {
  * Opens blob `entry` for serving: its CI table from `<cacheDir>/<id>.blob.meta` when cached,
  * else fetched from the backend (the CI array and its header, nothing else) and cached, and
  * its data cache (under {@link blobLayoutKey}, re-checking chunks left by earlier sessions).
- * `chunks` are the image's chunk table entries for this blob: their digests are what fetched
- * chunks are verified against, and the CI table must agree with them
+ * `chunks` are the image's chunk table entries for this blob: their digests are what cached
+ * chunks (and, with `verify` — `digest_validate` — fetched ones) are checked against, and
+ * the CI table must agree with them
  * ({@link metaDisagreement}). Throws InvalidArgument when the blob's metadata is malformed or
  * disagrees with the bootstrap.
  */
-export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir: string, chunks: readonly ChunkTableEntry[]): Promise<BlobfsBlob> {
+export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir: string, chunks: readonly ChunkTableEntry[], verify: boolean): Promise<BlobfsBlob> {
   const files = cacheFiles(cacheDir, entry.blobId);
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   // A cached CI table is checked against this image's entry and chunk table every time (it
@@ -111,7 +123,7 @@ export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir:
   }
   const key = blobLayoutKey(entry, meta);
   const cache = BlobCache.open(cacheDir, entry.blobId, entry.uncompressedSize, meta.chunks.length, { key, revalidate: true });
-  return { entry, meta, cache, digests: usableDigests(chunks), key: Buffer.from(key).toString("hex") };
+  return { entry, meta, cache, digests: usableDigests(chunks), verify, key: Buffer.from(key).toString("hex") };
 }
 
 /** The cached CI table of `entry` when the file exists, is a regular file and agrees with the entry. */

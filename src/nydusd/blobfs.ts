@@ -172,12 +172,13 @@ export class Blobfs implements ReadonlyFs {
    * open it: see {@link add}); false when it is not. The new user's expectations — its chunk
    * table entries for the blob, `chunks` — must agree with the served blob: the same layout,
    * a CI table placing each chunk where it expects it, and the same digest for every chunk
-   * both know (its other digests are added: chunks fetched from now on are verified against
-   * them too). Throws FailedPrecondition, sharing nothing, when they disagree, or when the
-   * served blob checks no digests (another image's unchecked chunks may be present) and the
-   * new user has some.
+   * both know (its other digests are added). From the first share on, the blob's fetches are
+   * verified whatever `digest_validate` says, and the chunks fetched unverified before are
+   * checked now against the digests both know (after the fetches in flight end). Throws
+   * FailedPrecondition, sharing nothing, when anything disagrees, or when the served blob
+   * has no digests (another image's unchecked chunks may be present) and the new user has.
    */
-  acquire(entry: BlobEntry, chunks: readonly ChunkTableEntry[]): boolean {
+  async acquire(entry: BlobEntry, chunks: readonly ChunkTableEntry[]): Promise<boolean> {
     const have = this.byId.get(entry.blobId);
     if (!have) return false;
     const b = have.blob;
@@ -195,8 +196,32 @@ export class Blobfs implements ReadonlyFs {
       if (known !== undefined && known !== d) throw refuse(`chunk ${ci} has another digest`);
     }
     for (const [ci, d] of mine) b.digests.set(ci, d);
+    // Counted before waiting, so the blob stays served meanwhile; given back when refused.
     have.refs++;
+    if (!b.verify) {
+      b.verify = true;
+      await b.cache.settled();
+      b.tainted = await this.unverified(b);
+    }
+    if (b.tainted !== undefined) {
+      // Present chunks stay present: every later image is refused the same way.
+      this.remove(entry.blobId);
+      throw refuse(`chunk ${b.tainted} in the cache does not match its digest`);
+    }
     return true;
+  }
+
+  /** The first PRESENT chunk of `b` whose cached bytes do not match its digest, if any. */
+  private async unverified(b: BlobfsBlob): Promise<number | undefined> {
+    if (b.digests.size === 0) return undefined;
+    this.hasher ??= fastChunkHasher();
+    const hasher = await this.hasher;
+    for (const c of b.meta.chunks) {
+      const want = b.digests.get(c.ciIndex);
+      if (want === undefined || !b.cache.has(c.ciIndex)) continue;
+      if (toHex(hasher(b.entry.digester, b.cache.read(c.uncompressedOffset, c.uncompressedSize))) !== want) return c.ciIndex;
+    }
+    return undefined;
   }
 
   /** Chunks of all the blobs served (what {@link ChunkLimit} bounds). */
@@ -416,17 +441,19 @@ export class Blobfs implements ReadonlyFs {
       if (data.length !== f.length) throw dataLoss(`${where}: the backend returned ${data.length} bytes`);
       // Handing bytes to a thread costs a copy: only worth it for real work (decompressing,
       // hashing); stored chunks without a digest check are just written from here.
-      const work = chunks.some((c) => c.compressed || b.digests.has(c.ciIndex));
+      // Verified when the blob says so (digest_validate, or shared by several images).
+      const expect = (ci: number) => (b.verify ? b.digests.get(ci) : undefined);
+      const work = chunks.some((c) => c.compressed || expect(c.ciIndex) !== undefined);
       if (this.pool && work) return await this.decodeElsewhere(b, this.pool, data, f.offset, chunks, fill, where);
       let hasher: ChunkHasher | undefined;
-      if (b.digests.size > 0) {
+      if (b.verify && b.digests.size > 0) {
         this.hasher ??= fastChunkHasher();
         hasher = await this.hasher;
       }
       for (const c of chunks) {
         let bytes: Uint8Array;
         try {
-          bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest: b.digests.get(c.ciIndex), hasher });
+          bytes = decodeChunk(b.entry, c, chunkBytes(f, data, c), { expectedDigest: expect(c.ciIndex), hasher });
         } catch (e) {
           throw dataLoss(`${where}: ${(e as Error).message}`, e);
         }
@@ -449,7 +476,7 @@ export class Blobfs implements ReadonlyFs {
    * that failed, whose error is thrown as DataLoss.
    */
   private async decodeElsewhere(b: BlobfsBlob, pool: DecodePool, data: Uint8Array, base: number, chunks: ChunkInfo[], fill: ChunkFill<ChunkInfo>, where: string): Promise<void> {
-    const digests = chunks.map((c) => b.digests.get(c.ciIndex));
+    const digests = chunks.map((c) => (b.verify ? b.digests.get(c.ciIndex) : undefined));
     let written: number[];
     try {
       written = await pool.decode({ blob: b.entry, fd: fill.fd, data, base, chunks, digests });

@@ -173,8 +173,9 @@ async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: Laye
     for (const id of added) opts.blobfs.fs.remove(id);
   };
   try {
-    // Every fetched chunk is verified against this image's digests, whatever digest_validate
-    // says (docs/security.md): a blob is shared only with images that expect the same bytes.
+    // Chunks are checked against this image's digests: cached ones from an earlier session
+    // always, fetched ones with digest_validate or once a second image shares the blob; a
+    // blob is shared only with images that expect the same bytes (docs/security.md).
     const byBlob = chunksByBlob(image);
     const declared = image.blobs.reduce((n, b) => n + b.chunkCount, 0);
     if (declared > ChunkLimit.image) throw resourceExhausted(`${opts.bootstrap}: the image declares ${declared} chunks, more than the ${ChunkLimit.image} an image may have`);
@@ -182,7 +183,7 @@ async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: Laye
       const chunks = byBlob.get(entry.blobIndex) ?? [];
       // Served already (another instance of an image sharing it): one more reference once
       // its expectations agree with the served blob's, no second parse of its CI table.
-      if (opts.blobfs.fs.acquire(entry, chunks)) {
+      if (await opts.blobfs.fs.acquire(entry, chunks)) {
         added.push(entry.blobId);
         continue;
       }
@@ -190,7 +191,7 @@ async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: Laye
       if (served + entry.chunkCount > ChunkLimit.daemon) {
         throw resourceExhausted(`blob ${entry.blobId}: ${entry.chunkCount} more chunks would make this daemon serve ${served + entry.chunkCount}, more than ${ChunkLimit.daemon}; use another daemon (dedicated mode)`);
       }
-      const blob = await openBlob(entry, backend, opts.config.workDir, chunks);
+      const blob = await openBlob(entry, backend, opts.config.workDir, chunks, opts.config.digestValidate);
       opts.blobfs.fs.add(blob, backend, opts.attach?.get(entry.blobId));
       added.push(entry.blobId);
     }

@@ -38,7 +38,7 @@ async function serve(dir: string, cacheDir: string, backend: BlobBackend) {
   const image = RafsImage.open(new Uint8Array(readFileSync(BOOT)));
   const entry = image.blobs[0];
   if (!entry) throw new Error("fixture has no blob");
-  const blob = await openBlob(entry, backend, cacheDir, image.chunkTable.filter((e) => e.blobIndex === 0));
+  const blob = await openBlob(entry, backend, cacheDir, image.chunkTable.filter((e) => e.blobIndex === 0), false);
   const fs = new Blobfs({ logger: silentLogger() });
   fs.add(blob, backend);
   const blobMnt = join(dir, "blobfs");
@@ -72,7 +72,7 @@ describe.skipIf(!isRoot)("blobfs + kernel EROFS", () => {
   });
   afterAll(async () => {
     for (const s of stops) await s().catch(() => {});
-    for (const m of ["run1/rootfs", "run1/blobfs", "run2/rootfs", "run2/blobfs", "run3/rootfs", "run3/blobfs"]) await run(["umount", "-l", join(dir, m)]);
+    for (const m of ["run1/rootfs", "run1/blobfs", "run2/rootfs", "run2/blobfs", "run3/rootfs", "run3/blobfs", "run4/rootfs", "run4/blobfs"]) await run(["umount", "-l", join(dir, m)]);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -107,7 +107,7 @@ describe.skipIf(!isRoot)("blobfs + kernel EROFS", () => {
     stops.pop();
   });
 
-  test("bytes an earlier session left that do not match the image's digests are fetched again, never served", async () => {
+  test("bytes an earlier session left that do not match the image's digests are fetched again, never served; a blob with bad bytes is not shared", async () => {
     const image = RafsImage.open(new Uint8Array(readFileSync(BOOT)));
     const chunks = image.chunkTable.filter((e) => e.blobIndex === 0);
     const lib = chunks.reduce((a, e) => (e.uncompressedSize > a.uncompressedSize ? e : a));
@@ -124,12 +124,32 @@ describe.skipIf(!isRoot)("blobfs + kernel EROFS", () => {
     expect(s.fs.stats.chunksRevalidated).toBe(1);
     // Another image naming this blob with other expectations is not given it.
     const entry = image.blobs[0] as (typeof image.blobs)[number];
+    // This session fetched without verifying (digest_validate off): the first share checks the
+    // chunks present; one whose bytes are wrong now keeps every other image out.
+    const fd = openSync(join(dir, "cache", `${ID}.blob.data`), "r+");
+    writeSync(fd, new Uint8Array(16), 0, 16, lib.uncompressedOffset + 100);
+    closeSync(fd);
+    await expect(s.fs.acquire(entry, chunks)).rejects.toThrow(new RegExp(`chunk ${lib.ciIndex} in the cache does not match its digest`));
+    await expect(s.fs.acquire(entry, chunks)).rejects.toThrow(/does not match its digest/);
     const forged = chunks.map((e) => (e === lib ? { ...e, digest: "ab".repeat(32) } : e));
-    expect(() => s.fs.acquire(entry, forged)).toThrow(/expects other content \(chunk \d+ has another digest\)/);
+    await expect(s.fs.acquire(entry, forged)).rejects.toThrow(/expects other content \(chunk \d+ has another digest\)/);
     const moved = chunks.map((e) => (e === lib ? { ...e, uncompressedOffset: e.uncompressedOffset + 4096 } : e));
-    expect(() => s.fs.acquire(entry, moved)).toThrow(/expects other content/);
-    expect(s.fs.acquire(entry, chunks)).toBe(true);
+    await expect(s.fs.acquire(entry, moved)).rejects.toThrow(/expects other content/);
+    await s.stop();
+    stops.pop();
+  });
+
+  test("an image that agrees shares a blob served unverified once its present chunks check out", async () => {
+    rmSync(join(dir, "cache"), { recursive: true, force: true });
+    const { backend } = counting(localfsBackend(FIX));
+    const s = await serve(join(dir, "run4"), join(dir, "cache"), backend);
+    stops.push(() => s.stop());
+    expect((await run(["sha256sum", join(s.rootfs, "lib.rs")])).stdout.split(" ")[0]).toBe(LIB_SHA);
+    const image = RafsImage.open(new Uint8Array(readFileSync(BOOT)));
+    const entry = image.blobs[0] as (typeof image.blobs)[number];
+    expect(await s.fs.acquire(entry, image.chunkTable.filter((e) => e.blobIndex === 0))).toBe(true);
     s.fs.remove(ID);
+    expect((await run(["sha256sum", join(s.rootfs, "sync_io.rs")])).stdout.split(" ")[0]).toBe(SYNC_SHA);
     await s.stop();
     stops.pop();
   });
