@@ -52,24 +52,32 @@ export async function readBody(res: Response, what: string, opts: { max: number;
 
 /**
  * The pieces of `res`'s body, failing with DeadlineExceeded (and cancelling the body) when
- * none arrives for `idleMs`. An error of the stream itself is passed on.
+ * none arrives for `idleMs`. An error of the stream itself is passed on. One watchdog timer
+ * per body, not one per piece: bodies of data-plane ranges arrive in hundreds of pieces.
  */
 export async function* idleChunks(res: Response, what: string, idleMs: number): AsyncGenerator<Uint8Array> {
   if (!res.body) return;
   const reader = res.body.getReader();
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let last = performance.now();
+  let expired = false;
+  const dog = setInterval(
+    () => {
+      if (performance.now() - last <= idleMs) return;
+      expired = true;
+      void reader.cancel().catch(() => {});
+    },
+    Math.max(20, Math.min(1000, idleMs / 4)),
+  );
   try {
     for (;;) {
-      const idle = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(bodyError(ErrorKind.DeadlineExceeded, what, `no data for ${idleMs} ms`)), idleMs);
-      });
-      const r = await Promise.race([reader.read(), idle]);
-      clearTimeout(timer);
+      const r = await reader.read();
+      if (expired) throw bodyError(ErrorKind.DeadlineExceeded, what, `no data for ${idleMs} ms`);
       if (r.done) return;
+      last = performance.now();
       if (r.value.length > 0) yield r.value;
     }
   } finally {
-    clearTimeout(timer);
+    clearInterval(dog);
     await reader.cancel().catch(() => {});
   }
 }

@@ -2,7 +2,8 @@
 // storage is caught by digest_validate — the read fails with EIO, the daemon logs the blob,
 // other files keep working, nothing wrong is ever returned, and the kernel logs no oops. A
 // registry answering 5xx, slowly, or cutting connections is retried (reads come back right);
-// one that keeps failing gives EIO, and reads work again once it recovers.
+// one that keeps failing gives EIO, and reads work again once it recovers; one that trickles
+// its body fails at the backend's idle limit instead of hanging the reader.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, openSync, readFileSync, writeFileSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
@@ -108,6 +109,16 @@ describe.skipIf(!isRoot)("data-path faults", () => {
     expect(failed.stderr).toContain("Input/output error");
     proxy.fail500(0);
     expect((await run(["sha256sum", join(nd.mnt, "z")])).stdout.split(" ")[0]).toBe(sha(z)); // and it recovers
+    // A registry that answers at once and then trickles one byte every 2 s: each attempt is
+    // abandoned at the 1 s idle limit (`timeout`), the read gets EIO instead of hanging, and
+    // SIGTERM still stops the daemon.
+    proxy.trickleBlobs(1000, 2000);
+    const trickled = await run(["cat", join(nd.mnt, "m")], { timeoutMs: 60_000 });
+    expect(trickled.timedOut).toBe(false);
+    expect(trickled.code).not.toBe(0);
+    expect(trickled.stderr).toContain("Input/output error");
+    expect(readFileSync(join(dir, "net", "nydusd.log"), "utf8")).toContain("no data for 1000 ms");
     expect(await nd.proc.stop()).toBe(0);
+    proxy.trickleBlobs(0, 0);
   }, 120_000);
 });

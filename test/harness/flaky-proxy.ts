@@ -1,5 +1,6 @@
 // An HTTP proxy on 127.0.0.1 in front of a registry that misbehaves on request: answers 500
-// a number of times, or cuts a blob body in the middle — for the client's retry/resume paths.
+// a number of times, answers late, trickles or cuts a blob body — for the client's retry,
+// resume and deadline paths.
 
 /** A running proxy; arm faults with its methods. */
 export interface FlakyProxy {
@@ -10,6 +11,8 @@ export interface FlakyProxy {
   cutBlobs(n: number): void;
   /** The next `n` blob GETs wait `ms` before answering. */
   slowBlobs(n: number, ms: number): void;
+  /** The next `n` blob GETs answer at once, then send their body one byte every `everyMs`. */
+  trickleBlobs(n: number, everyMs: number): void;
   /** Requests seen so far (method and path). */
   seen(): string[];
   /** Body bytes sent for blob GETs since the last reset. */
@@ -24,6 +27,8 @@ export function startFlakyProxy(upstream: string): FlakyProxy {
   let cut = 0;
   let slow = 0;
   let slowMs = 0;
+  let trickle = 0;
+  let trickleMs = 0;
   let blobBytes = 0;
   const log: string[] = [];
   const server = Bun.serve({
@@ -46,6 +51,33 @@ export function startFlakyProxy(upstream: string): FlakyProxy {
       if (req.method === "GET" && url.pathname.includes("/blobs/") && slow > 0) {
         slow--;
         await Bun.sleep(slowMs);
+      }
+      if (req.method === "GET" && url.pathname.includes("/blobs/") && trickle > 0 && res.ok) {
+        trickle--;
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        let at = 0;
+        let timer: ReturnType<typeof setInterval> | undefined;
+        const stream = new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(bytes.slice(0, ++at)); // headers and a first byte at once
+            timer = setInterval(() => {
+              try {
+                if (at >= bytes.length) {
+                  clearInterval(timer);
+                  c.close();
+                  return;
+                }
+                c.enqueue(bytes.slice(at, ++at));
+              } catch {
+                clearInterval(timer);
+              }
+            }, trickleMs);
+          },
+          cancel() {
+            clearInterval(timer);
+          },
+        });
+        return new Response(stream, { status: res.status, headers: outHeaders });
       }
       if (req.method === "GET" && url.pathname.includes("/blobs/") && cut > 0 && res.ok) {
         cut--;
@@ -80,6 +112,10 @@ export function startFlakyProxy(upstream: string): FlakyProxy {
     slowBlobs: (n, ms) => {
       slow = n;
       slowMs = ms;
+    },
+    trickleBlobs: (n, ms) => {
+      trickle = n;
+      trickleMs = ms;
     },
     fail500: (n) => {
       fail = n;
