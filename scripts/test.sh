@@ -62,13 +62,13 @@ fi
 # which bun prints above each "(fail)" line) right above the total.
 if [ "$failed" -ne 0 ]; then
   echo
-  echo "=== what failed"
-  [ -f "$logs/failed.txt" ] && sed 's/^/step: /' "$logs/failed.txt"
-  grep -E '^\(fail\)' "$logs/bun-test.log" | head -40
-  grep -n -E '^\(fail\)' "$logs/bun-test.log" | head -3 | cut -d: -f1 | while read -r n; do
-    echo "--- before line $n of the bun test log"
-    sed -n "$((n > 30 ? n - 30 : 1)),${n}p" "$logs/bun-test.log"
+  echo "=== what failed (the errors of the first two failing tests, then every name)"
+  grep -n -E '^\(fail\)' "$logs/bun-test.log" | head -2 | cut -d: -f1 | while read -r n; do
+    echo "--- lines $((n > 20 ? n - 20 : 1))-$n of the bun test log"
+    sed -n "$((n > 20 ? n - 20 : 1)),${n}p" "$logs/bun-test.log"
   done
+  [ -f "$logs/failed.txt" ] && sed 's/^/step: /' "$logs/failed.txt"
+  grep -E '^\(fail\)' "$logs/bun-test.log" | sort -u | head -40
 fi
 rm -rf "$logs"
 echo
