@@ -82,12 +82,16 @@ export const internal = (message: string, cause?: unknown) =>
 
 /**
  * The kind of any thrown value: a {@link RafsnapError}'s own kind, else the kind found by
- * walking `cause`, else {@link ErrorKind.Unknown}.
+ * walking `cause` — where a full filesystem (`ENOSPC`, `EDQUOT`, SQLite's `SQLITE_FULL`)
+ * counts as ResourceExhausted — else {@link ErrorKind.Unknown}.
  */
 export function kindOf(err: unknown): ErrorKind {
   let cur: unknown = err;
   for (let depth = 0; depth < 8 && cur != null; depth++) {
     if (cur instanceof RafsnapError) return cur.kind;
+    // A full filesystem, from the OS or from SQLite: the caller can free space and retry.
+    const code = (cur as { code?: unknown }).code;
+    if (code === "ENOSPC" || code === "EDQUOT" || code === "SQLITE_FULL") return ErrorKind.ResourceExhausted;
     cur = (cur as { cause?: unknown }).cause;
   }
   return ErrorKind.Unknown;

@@ -1,4 +1,4 @@
-import { chmodSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { alreadyExists, failedPrecondition, invalidArgument, isAlreadyExists } from "../errdefs/index.ts";
@@ -7,6 +7,7 @@ import type { Info, Kind, MetaStore, Snapshot, Usage } from "../store/index.ts";
 import { checkDType } from "./dtype.ts";
 import { parseFilters, snapshotInfoAdaptor } from "./filters.ts";
 import { validateKey } from "./keys.ts";
+import { faultPoint } from "./fault.ts";
 import { imageBlobIds, Label, validateLabels, wantsVolatile } from "./labels.ts";
 import { type Mount, nativeMounts, type RemoteMountStyle, remoteMounts, type SnapshotPaths, snapshotPaths } from "./mounts.ts";
 import type { RemoteFs } from "./remote.ts";
@@ -201,20 +202,38 @@ export class Snapshotter {
       const { id, child } = this.opts.store.read((tx) => ({ id: tx.getInfo(key).id, child: tx.firstChild(key) }));
       if (child === undefined) await this.unmountRemote(id);
     }
-    const removed = this.opts.store.write((tx) => {
-      const r = tx.remove(key);
-      // Rename inside the transaction: once committed the id is free of its directory
-      // name, and an interrupted removal leaves an `rm-` dir that cleanup recognises.
-      const from = join(this.snapshotsDir, r.id);
-      const to = join(this.snapshotsDir, `rm-${r.id}`);
-      try {
-        renameSync(from, to);
+    // The rename happens inside the transaction, so the id is free of its directory name once
+    // committed. When the COMMIT fails (a full disk), the directory is renamed back before
+    // answering; when the process dies in between, the row survives and Cleanup renames the
+    // `rm-<id>` of a live row back instead of deleting it (docs/snapshots.md).
+    let renamed: { from: string; to: string } | undefined;
+    let removed: string | null;
+    try {
+      removed = this.opts.store.write((tx) => {
+        const r = tx.remove(key);
+        const from = join(this.snapshotsDir, r.id);
+        const to = join(this.snapshotsDir, `rm-${r.id}`);
+        try {
+          renameSync(from, to);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+          throw e;
+        }
+        renamed = { from, to };
+        faultPoint("remove:renamed");
         return to;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-        throw e;
+      });
+    } catch (e) {
+      const back = renamed as { from: string; to: string } | undefined;
+      if (back) {
+        try {
+          renameSync(back.to, back.from);
+        } catch (re) {
+          this.log.error(`snapshot ${key}: the removal failed and its directory could not be renamed back from ${back.to}; Cleanup will`, re);
+        }
       }
-    });
+      throw e;
+    }
     if (removed) await this.removeDir(removed);
   }
 
@@ -285,6 +304,13 @@ export class Snapshotter {
       const out: string[] = [];
       for (const name of readdirSync(this.snapshotsDir)) {
         if (ids.has(name)) continue;
+        // A Remove whose metadata never committed (the process died in between): the snapshot
+        // still exists, so its directory gets its name back — never deleted.
+        if (name.startsWith("rm-") && ids.has(name.slice(3)) && !existsSync(join(this.snapshotsDir, name.slice(3)))) {
+          renameSync(join(this.snapshotsDir, name), join(this.snapshotsDir, name.slice(3)));
+          this.log.warn(`snapshot directory ${name} belongs to a snapshot that still exists (an interrupted Remove): renamed back`);
+          continue;
+        }
         const target = isTemp(name) ? name : `rm-${name}`;
         if (target !== name) renameSync(join(this.snapshotsDir, name), join(this.snapshotsDir, target));
         out.push(target);

@@ -74,3 +74,32 @@ test("SIGKILL during Prepare/Commit/Remove: database and directories reconcile",
       }
     }
   }));
+
+test("killed between a Remove's rename and its metadata commit: the snapshot and its data survive, Cleanup gives the directory its name back", () =>
+  withScratch("crash-remove", async (s) => {
+    const root = join(s.dir, "root");
+    const faulty = await s.start({ root, env: { RAFSNAP_FAULT_POINT: "remove:renamed" } });
+    const res = await faulty.client.prepare({ key: "active", parent: "" });
+    const upper = res.mounts[0]?.options.find((o) => o.startsWith("upperdir="))?.slice(9) ?? (res.mounts[0]?.source as string);
+    await Bun.write(join(upper, "precious"), "keep me\n");
+    await faulty.client.commit({ name: "layer", key: "active" });
+    const id = [...dbIds(root)][0] as string;
+    await expect(faulty.client.remove({ key: "layer" })).rejects.toThrow();
+    await faulty.proc.exited;
+    // Died after the rename, before the COMMIT: the row is there, the directory is rm-<id>.
+    expect(dbIds(root).has(id)).toBe(true);
+    expect(existsSync(join(root, "snapshots", `rm-${id}`))).toBe(true);
+    const again = await s.start({ root });
+    try {
+      expect((await again.client.stat({ key: "layer" })).info?.name).toBe("layer");
+      await again.client.cleanup({});
+      expect(readdirSync(join(root, "snapshots"))).toEqual([id]);
+      expect(await Bun.file(join(root, "snapshots", id, "fs", "precious")).text()).toBe("keep me\n");
+      // And it can still be removed for real.
+      await again.client.remove({ key: "layer" });
+      await again.client.cleanup({});
+      expect(readdirSync(join(root, "snapshots"))).toEqual([]);
+    } finally {
+      expect(await again.stop()).toBe(0);
+    }
+  }));

@@ -27,14 +27,14 @@ export function tempDir(prefix: string): string {
  * socket to `<dir>/s.sock`, the log to `<dir>/rafsnap.log`. Throws with the log tail when the
  * process exits before the socket appears.
  */
-export async function startRafsnap(dir: string, opts: { root?: string; args?: string[] } = {}): Promise<RafsnapServer> {
+export async function startRafsnap(dir: string, opts: { root?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<RafsnapServer> {
   const bin = requireBinary();
   const root = opts.root ?? join(dir, "root");
   const socket = join(dir, "s.sock");
   const proc = spawnProcess({
     cmd: [bin, "serve", "--root", root, "--address", socket, "--log-to-stdout", "--log-level", "debug", ...(opts.args ?? [])],
     logFile: join(dir, "rafsnap.log"),
-    env: { PATH: SYSTEM_PATH },
+    env: { PATH: SYSTEM_PATH, ...opts.env },
     stopTimeoutMs: 10_000,
   });
   try {
@@ -61,7 +61,7 @@ export function rafsnapCli(args: string[]): Promise<RunResult> {
 export interface Scratch {
   dir: string;
   /** Starts `rafsnap serve` in `dir` (see {@link startRafsnap}); stopped by {@link withScratch}. */
-  start(opts?: { root?: string; args?: string[] }): Promise<RafsnapServer>;
+  start(opts?: { root?: string; args?: string[]; env?: Record<string, string> }): Promise<RafsnapServer>;
 }
 
 /**

@@ -1,0 +1,67 @@
+// The core on a full disk (root: a small tmpfs as rafsnap's root; its log is elsewhere): a
+// Remove whose metadata cannot be committed answers RESOURCE_EXHAUSTED and loses nothing —
+// the snapshot and its data are still there after Cleanup, and it can be removed once there
+// is room again. Reads keep working meanwhile.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Cleanup } from "../harness/cleanup.ts";
+import { run } from "../harness/process.ts";
+import { type RafsnapServer, startRafsnap } from "../support/rafsnap.ts";
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.warn("[skip] test/e2e/full-disk.test.ts needs root (tmpfs); run it as root as CI does");
+
+async function codeOf(p: Promise<unknown>): Promise<Code | undefined> {
+  try {
+    await p;
+    return undefined;
+  } catch (e) {
+    return e instanceof ConnectError ? e.code : undefined;
+  }
+}
+
+describe.skipIf(!isRoot)("a full disk", () => {
+  const cleanup = new Cleanup();
+  let dir = "";
+  let root = "";
+  let srv: RafsnapServer;
+
+  beforeAll(async () => {
+    dir = cleanup.tempDir("rafsnap-full-");
+    root = join(dir, "root");
+    mkdirSync(root);
+    expect((await run(["mount", "-t", "tmpfs", "-o", "size=24m", "rafsnap-full", root])).code).toBe(0);
+    cleanup.defer("tmpfs", async () => {
+      await run(["umount", "-l", root]);
+    });
+    srv = cleanup.add("rafsnap", await startRafsnap(dir, { root }));
+  }, 60_000);
+  afterAll(() => cleanup.run());
+
+  test("Remove on a full disk answers RESOURCE_EXHAUSTED and loses nothing; Cleanup keeps the data", async () => {
+    const c = srv.client;
+    const res = await c.prepare({ key: "active", parent: "" });
+    const upper = res.mounts[0]?.options.find((o) => o.startsWith("upperdir="))?.slice(9) ?? (res.mounts[0]?.source as string);
+    await Bun.write(join(upper, "precious"), "keep me\n");
+    await c.commit({ name: "layer", key: "active" });
+    // Fill the filesystem to the last block.
+    await run(["dd", "if=/dev/zero", `of=${join(root, "fill")}`, "bs=64k"], { timeoutMs: 60_000 });
+    const removed = await codeOf(c.remove({ key: "layer" }));
+    expect(removed).toBe(Code.ResourceExhausted);
+    // Reads answer on the full disk, and the snapshot and its data are intact.
+    expect((await c.stat({ key: "layer" })).info?.name).toBe("layer");
+    await codeOf(c.cleanup({}));
+    const snaps = readdirSync(join(root, "snapshots"));
+    expect(snaps.filter((n) => n.startsWith("rm-"))).toEqual([]);
+    const id = snaps[0] as string;
+    expect(await Bun.file(join(root, "snapshots", id, "fs", "precious")).text()).toBe("keep me\n");
+    // Room again: the same Remove goes through and Cleanup empties the directory.
+    rmSync(join(root, "fill"));
+    await c.remove({ key: "layer" });
+    await c.cleanup({});
+    expect(readdirSync(join(root, "snapshots"))).toEqual([]);
+    expect(existsSync(join(root, "fill"))).toBe(false);
+  }, 120_000);
+});
