@@ -57,8 +57,35 @@ export function formatLine(obj: LogObject): string {
   return `${obj.date.toISOString()} ${obj.type}${tag} ${msg}\n`;
 }
 
-function lineReporter(write: (line: string) => void): ConsolaReporter {
-  return { log: (obj) => write(formatLine(obj)) };
+/**
+ * A reporter writing one line per event through `write`, which never throws into its caller
+ * (a gRPC handler, a signal handler): a line that cannot be written — a full disk, a closed
+ * pipe — goes to stderr instead (or is dropped when that fails too), and once writing works
+ * again one line says how many were not written and why.
+ */
+export function lineReporter(write: (line: string) => void): ConsolaReporter {
+  let missed = 0;
+  let why = "";
+  return {
+    log: (obj) => {
+      const line = formatLine(obj);
+      try {
+        if (missed > 0) {
+          write(`${new Date().toISOString()} warn [log] ${missed} line(s) could not be written here (${why}); they went to stderr\n`);
+          missed = 0;
+        }
+        write(line);
+      } catch (e) {
+        missed++;
+        why = (e as NodeJS.ErrnoException).code ?? String((e as Error)?.message ?? e);
+        try {
+          process.stderr.write(line);
+        } catch {
+          // nowhere to write: dropped, and counted above
+        }
+      }
+    },
+  };
 }
 
 /**
