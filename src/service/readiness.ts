@@ -57,7 +57,12 @@ export async function checkReadiness(
       daemons.setInstanceStatus(inst.snapshotId, null);
     }
   }
-  daemons.replaceFindings(findings);
+  try {
+    daemons.replaceFindings(findings);
+  } catch (e) {
+    // Recorded only for `rafsnap status`: a full disk must not stop rafsnap from starting.
+    log.warn(`the readiness findings could not be recorded (rafsnap status will show older ones): ${(e as Error).message}`);
+  }
   for (const f of findings) log.error(`${f.subject}: ${f.problem}; fix: ${f.fix}`);
   log.info(`readiness check: ${committed.length} committed snapshots, ${daemons.listInstances().length} RAFS instances, ${findings.length} problem(s)`);
   return findings;

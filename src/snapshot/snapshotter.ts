@@ -330,6 +330,8 @@ export class Snapshotter {
     if (parent !== "") validateKey("parent", parent);
     validateLabels(key, labels);
     const td = mkdtempSync(join(this.snapshotsDir, "new-"));
+    // Where the directory went inside the transaction: removed again when the COMMIT fails.
+    let placed: string | undefined;
     try {
       const fsDir = join(td, "fs");
       mkdirSync(fsDir, { mode: 0o755 });
@@ -349,11 +351,14 @@ export class Snapshotter {
         // The id is new, so a directory already there was left by a crash: reconcile.
         rmSync(target, { recursive: true, force: true });
         renameSync(td, target);
+        placed = target;
         return snap;
       });
+      placed = undefined; // committed: the directory is the snapshot's now
       return this.mountsOf(s, labels);
     } catch (e) {
       rmSync(td, { recursive: true, force: true });
+      if (placed) rmSync(placed, { recursive: true, force: true });
       throw e;
     }
   }

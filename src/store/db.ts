@@ -1,4 +1,4 @@
-import { Database } from "bun:sqlite";
+import { constants, Database } from "bun:sqlite";
 import { chmodSync, closeSync, openSync } from "node:fs";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { internal } from "../errdefs/index.ts";
@@ -9,8 +9,8 @@ import * as schema from "./schema.ts";
 export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database };
 
 /**
- * Opens (creating if missing) the SQLite file at `path`, sets WAL journaling,
- * mode 0600, `synchronous=FULL` (a committed snapshot survives power loss), foreign keys and a busy
+ * Opens (creating if missing) the SQLite file at `path`, sets WAL journaling (the WAL files
+ * kept across closes, so a full disk can still be opened for reads), mode 0600, `synchronous=FULL` (a committed snapshot survives power loss), foreign keys and a busy
  * timeout, and applies the embedded migrations that are not applied yet, each in its own
  * transaction. Throws Internal when the file cannot be opened or a migration fails; a
  * failed migration leaves the database as it was before it.
@@ -28,6 +28,10 @@ export function openDb(path: string, migrations: Migration[] = embeddedMigration
   }
   try {
     client.exec("PRAGMA journal_mode = WAL");
+    // Keep the -wal and -shm files when the connection closes: opening again then creates
+    // nothing, so rafsnap starts and serves reads on a full disk (writes get SQLITE_FULL →
+    // RESOURCE_EXHAUSTED). Without it SQLite deletes them at close and cannot map a new -shm.
+    client.fileControl(constants.SQLITE_FCNTL_PERSIST_WAL, 1);
     client.exec("PRAGMA synchronous = FULL");
     client.exec("PRAGMA foreign_keys = ON");
     client.exec("PRAGMA busy_timeout = 5000");

@@ -1,7 +1,8 @@
 // The core on a full disk (root: a small tmpfs as rafsnap's root; its log is elsewhere): a
 // Remove whose metadata cannot be committed answers RESOURCE_EXHAUSTED and loses nothing —
 // the snapshot and its data are still there after Cleanup, and it can be removed once there
-// is room again. Reads keep working meanwhile.
+// is room again. Reads keep working meanwhile; SIGTERM works, and it starts again and serves
+// reads while the disk is still full.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -40,7 +41,7 @@ describe.skipIf(!isRoot)("a full disk", () => {
   }, 60_000);
   afterAll(() => cleanup.run());
 
-  test("Remove on a full disk answers RESOURCE_EXHAUSTED and loses nothing; Cleanup keeps the data", async () => {
+  test("Remove on a full disk answers RESOURCE_EXHAUSTED and loses nothing; Cleanup keeps the data; restart and reads work", async () => {
     const c = srv.client;
     const res = await c.prepare({ key: "active", parent: "" });
     const upper = res.mounts[0]?.options.find((o) => o.startsWith("upperdir="))?.slice(9) ?? (res.mounts[0]?.source as string);
@@ -57,10 +58,21 @@ describe.skipIf(!isRoot)("a full disk", () => {
     expect(snaps.filter((n) => n.startsWith("rm-"))).toEqual([]);
     const id = snaps[0] as string;
     expect(await Bun.file(join(root, "snapshots", id, "fs", "precious")).text()).toBe("keep me\n");
+    // Writes of every kind answer RESOURCE_EXHAUSTED and leave nothing half made.
+    expect(await codeOf(c.prepare({ key: "new", parent: "layer" }))).toBe(Code.ResourceExhausted);
+    expect(await codeOf(c.update({ info: { name: "layer", labels: { a: "b".repeat(4000) } }, updateMask: { paths: ["labels.a"] } }))).toBe(Code.ResourceExhausted);
+    expect(readdirSync(join(root, "snapshots")).filter((n) => n !== id)).toEqual([]);
+    // Still full: SIGTERM stops it, and it starts again and serves reads.
+    expect(await srv.stop()).toBe(0);
+    srv = cleanup.add("rafsnap again", await startRafsnap(dir, { root }));
+    expect((await srv.client.stat({ key: "layer" })).info?.name).toBe("layer");
+    const listed: string[] = [];
+    for await (const r of srv.client.list({})) listed.push(...r.info.map((i) => i.name));
+    expect(listed).toEqual(["layer"]);
     // Room again: the same Remove goes through and Cleanup empties the directory.
     rmSync(join(root, "fill"));
-    await c.remove({ key: "layer" });
-    await c.cleanup({});
+    await srv.client.remove({ key: "layer" });
+    await srv.client.cleanup({});
     expect(readdirSync(join(root, "snapshots"))).toEqual([]);
     expect(existsSync(join(root, "fill"))).toBe(false);
   }, 120_000);
