@@ -238,7 +238,7 @@ describe("snapshot filters (containerd testsuite checkWalk)", () => {
 
 describe("regular expressions", () => {
   test("invalid regexps are InvalidArgument at parse time", () => {
-    expect(parseError(["name~=("])).toBe('invalid filter "name~=(" at position 6: invalid regular expression "(": missing closing )');
+    expect(parseError(["name~=("])).toBe('invalid filter "name~=(" at position 6: invalid regular expression "(": missing closing ): `(`');
     expect(parseError(["name~=a{1001}"])).toContain("invalid repeat count");
     expect(parseError(["name~=\\C"])).toContain("invalid escape sequence");
   });

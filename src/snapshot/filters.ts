@@ -20,12 +20,12 @@
  * rejected inside quotes, so regexps that need them are written bare (`name~=a\.b`) or with the
  * backslash doubled (`name~="a\\.b"`).
  *
- * Regular expressions use Go's RE2 syntax and are translated to JavaScript by
- * {@link translateGoRegexp}. Where containerd logs a regexp that does not compile and
+ * Regular expressions use Go's RE2 syntax and semantics, matched in linear time by re2js
+ * ({@link compileGoRegexp}). Where containerd logs a regexp that does not compile and
  * matches nothing, {@link parseFilters} throws InvalidArgument instead.
  */
 import { invalidArgument } from "../errdefs/index.ts";
-import { translateGoRegexp } from "./go-regexp.ts";
+import { compileGoRegexp, type GoRegexp } from "./regexp.ts";
 
 /**
  * Looks up a field path on the object being filtered. `present` is false when the object has
@@ -51,7 +51,7 @@ export interface SnapshotFilterFields {
 type Selector =
   | { readonly op: "present"; readonly path: string[] }
   | { readonly op: "==" | "!="; readonly path: string[]; readonly value: string }
-  | { readonly op: "~="; readonly path: string[]; readonly re: RegExp };
+  | { readonly op: "~="; readonly path: string[]; readonly re: GoRegexp };
 
 /**
  * Parses `filters` the way containerd's `filters.ParseAll` does: each string is a
@@ -61,8 +61,7 @@ type Selector =
  * @throws RafsnapError of kind InvalidArgument naming the offending filter string, the
  *   position (UTF-16 offset; containerd reports byte offsets) and the reason. The reasons use
  *   containerd's wording (`expected field or quoted`, `quoted literal not terminated`, …).
- *   A `~=` value that is not a valid RE2 regexp, or uses RE2 syntax that has no JavaScript
- *   equivalent here, is reported the same way.
+ *   A `~=` value that is not a valid RE2 regexp is reported the same way, with Go's reason.
  */
 export function parseFilters(filters: readonly string[]): Filter {
   const alternatives: Selector[][] = [];
@@ -304,7 +303,7 @@ class Parser {
     else this.fail(t.pos, "expected value or quoted");
     if (op !== "~=") return { op, path, value };
     try {
-      return { op, path, re: translateGoRegexp(value) };
+      return { op, path, re: compileGoRegexp(value) };
     } catch (err) {
       this.fail(t.pos, `invalid regular expression ${JSON.stringify(value)}: ${(err as Error).message}`);
     }

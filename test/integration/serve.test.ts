@@ -45,6 +45,24 @@ describe("rafsnap serve (compiled binary)", () => {
     expect(log).not.toContain("tenant-user-x");
   });
 
+  test("regexp filters have RE2 semantics in the binary: a pattern that defeats backtracking matches as in Go", async () => {
+    const key = `${"a".repeat(33)}!`;
+    await srv.client.prepare({ key, parent: "" });
+    try {
+      const names: string[] = [];
+      for await (const r of srv.client.list({ filters: ['name~="(a+)+$|!"'] })) names.push(...r.info.map((i) => i.name));
+      expect(names).toContain(key);
+      // Go refuses (a{1000}){1000}; so do we, with Go's reason.
+      const bad = await codeOf((async () => {
+        for await (const _ of srv.client.list({ filters: ["name~=(a{1000}){1000}"] })) void _;
+      })());
+      expect(bad.code).toBe(Code.InvalidArgument);
+      expect(bad.message).toContain("invalid repeat count: `{1000}`");
+    } finally {
+      await srv.client.remove({ key });
+    }
+  });
+
   test("socket mode 0660, database file created", () => {
     expect(lstatSync(srv.socket).mode & 0o777).toBe(0o660);
     expect(lstatSync(join(srv.root, "rafsnap.db")).mode & 0o777).toBe(0o600);
