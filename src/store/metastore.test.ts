@@ -115,3 +115,24 @@ describe("MetaStore", () => {
     expect(statSync(join(dir, "rafsnap.db-wal")).isFile()).toBe(true);
   });
 });
+
+describe("label totals", () => {
+  test("labels of one snapshot are capped in all: an Update that would pass the cap is refused before anything is stored", () => {
+    const big = "v".repeat(4000);
+    ms.write((tx) => tx.createSnapshot("active", "a", "", {}));
+    // 16 labels of ~4 KB fit (64 KiB); the 17th does not.
+    for (let i = 0; i < 16; i++) ms.write((tx) => tx.updateInfo({ name: "a", labels: { [`k${i}`]: big } } as never, [`labels.k${i}`]));
+    const before = ms.read((tx) => tx.getInfo("a")).info.labels;
+    const err = thrown(() => ms.write((tx) => tx.updateInfo({ name: "a", labels: { k16: big } } as never, ["labels.k16"])));
+    expect(kindOf(err)).toBe(ErrorKind.InvalidArgument);
+    expect(String(err)).toContain('snapshot "a": its labels would hold');
+    expect(String(err)).toContain("65536 allowed");
+    expect(ms.read((tx) => tx.getInfo("a")).info.labels).toEqual(before);
+    // Create and commit are held to the same total.
+    const many = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, big]));
+    expect(kindOf(thrown(() => ms.write((tx) => tx.createSnapshot("active", "b", "", many))))).toBe(ErrorKind.InvalidArgument);
+    expect(kindOf(thrown(() => ms.write((tx) => tx.commitActive("a", "c", { size: 0, inodes: 0 }, many))))).toBe(ErrorKind.InvalidArgument);
+    // Every List still works.
+    expect(ms.read((tx) => tx.walk()).map((i) => i.name)).toEqual(["a"]);
+  });
+});

@@ -167,7 +167,7 @@ export class MetaTx {
       parentId = p.id;
     }
     if (this.row(key)) throw alreadyExists(`snapshot ${JSON.stringify(key)} already exists`);
-    const inserted = this.q.insert.get({ key, parentId, kind, labels: dropEmpty(labels), now: this.clock() });
+    const inserted = this.q.insert.get({ key, parentId, kind, labels: storedLabels(key, labels), now: this.clock() });
     if (!inserted) throw new Error(`insert of snapshot ${JSON.stringify(key)} returned no id`);
     return {
       id: String(inserted.id),
@@ -218,7 +218,7 @@ export class MetaTx {
       }
     }
     const updated = this.clock();
-    const stored = dropEmpty(labels);
+    const stored = storedLabels(info.name, labels);
     this.q.setLabels.run({ labelsJson: JSON.stringify(stored), now: updated, id: r.id });
     return this.toInfo({ ...r, labels: stored, updatedAt: updated }, this.parentName(r));
   }
@@ -282,7 +282,7 @@ export class MetaTx {
     this.q.commit.run({
       name,
       parentId,
-      labelsJson: JSON.stringify(dropEmpty(labels)),
+      labelsJson: JSON.stringify(storedLabels(name, labels)),
       now: this.clock(),
       size: usage.size,
       inodes: usage.inodes,
@@ -298,8 +298,28 @@ export class MetaTx {
   }
 }
 
-function dropEmpty(labels: Record<string, string>): Record<string, string> {
+/**
+ * The most bytes of labels (keys and values together) one snapshot may hold. containerd caps
+ * each label at 4096 bytes (checked in src/snapshot/labels.ts); without a total, Updates of
+ * `labels.<key>` paths grew one snapshot to 20 MB and every List (containerd's GC) failed.
+ */
+export const MAX_LABELS_TOTAL_BYTES = 64 << 10;
+
+/**
+ * The labels to store for snapshot `name`: empty values dropped (containerd deletes a label
+ * set to ""). InvalidArgument naming the snapshot and the limit, before anything is stored,
+ * when they hold more than {@link MAX_LABELS_TOTAL_BYTES}.
+ */
+function storedLabels(name: string, labels: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(labels)) if (v !== "") out[k] = v;
+  let total = 0;
+  for (const [k, v] of Object.entries(labels)) {
+    if (v === "") continue;
+    out[k] = v;
+    total += Buffer.byteLength(k) + Buffer.byteLength(v);
+  }
+  if (total > MAX_LABELS_TOTAL_BYTES) {
+    throw invalidArgument(`snapshot ${JSON.stringify(name.slice(0, 200))}: its labels would hold ${total} bytes, more than the ${MAX_LABELS_TOTAL_BYTES} allowed in all`);
+  }
   return out;
 }
