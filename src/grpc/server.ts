@@ -61,18 +61,28 @@ function contextOf(call: { on(event: "cancelled", listener: () => void): unknown
   };
 }
 
+/** Longest string a log line shows of a request field (keys may be up to 4096 bytes, or forged longer). */
+const LOGGED_STRING = 256;
+
+/** `s` cut to `max` characters (default {@link LOGGED_STRING}), saying how long it was. */
+export function loggable(s: string, max = LOGGED_STRING): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…(${Buffer.byteLength(s)} bytes)`;
+}
+
 /**
  * A request as the debug log shows it: every `labels` map (at any depth) keeps its keys but
  * not its values — labels carry pull secrets (`containerd.io/snapshot/pullsecret`) and image
- * credentials, which must never reach a log. The request itself is not changed.
+ * credentials, which must never reach a log — and long strings are cut ({@link loggable}).
+ * The request itself is not changed.
  */
 export function loggableRequest(req: unknown, depth = 0): unknown {
+  if (typeof req === "string") return loggable(req);
   if (typeof req !== "object" || req === null || depth > 4) return req;
   if (ArrayBuffer.isView(req)) return req;
   if (Array.isArray(req)) return req.map((v) => loggableRequest(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(req)) {
-    if (k === "labels" && typeof v === "object" && v !== null) out[k] = Object.fromEntries(Object.keys(v).map((l) => [l, "<redacted>"]));
+    if (k === "labels" && typeof v === "object" && v !== null) out[k] = Object.fromEntries(Object.keys(v).map((l) => [loggable(l), "<redacted>"]));
     else out[k] = loggableRequest(v, depth + 1);
   }
   return out;
@@ -82,10 +92,13 @@ export function loggableRequest(req: unknown, depth = 0): unknown {
 function logFailure(log: Logger, m: DescMethod, req: unknown, err: unknown): void {
   const key = (req as { key?: string; name?: string }).key || (req as { name?: string }).name || "";
   const kind = kindOf(err);
-  const line = `${m.name}${key ? ` key=${JSON.stringify(key)}` : ""} failed (${kind}):`;
-  if (kind === ErrorKind.NotFound || kind === ErrorKind.AlreadyExists) log.debug(line, err);
-  else if (kind === ErrorKind.Unknown || kind === ErrorKind.Internal) log.error(line, err);
-  else log.warn(line, err);
+  const line = `${m.name}${key ? ` key=${JSON.stringify(loggable(key))}` : ""} failed (${kind}):`;
+  // Messages quote keys, which may be huge: the log gets at most 2 KiB of each.
+  const e = err as { message?: unknown; cause?: { message?: unknown } } | undefined;
+  const text = loggable(`${String(e?.message ?? err)}${e?.cause?.message ? `: ${String(e.cause.message)}` : ""}`, 2048);
+  if (kind === ErrorKind.NotFound || kind === ErrorKind.AlreadyExists) log.debug(line, text);
+  else if (kind === ErrorKind.Unknown || kind === ErrorKind.Internal) log.error(line, text);
+  else log.warn(line, text);
 }
 
 function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementation {

@@ -45,6 +45,16 @@ describe("rafsnap serve (compiled binary)", () => {
     expect(log).not.toContain("tenant-user-x");
   });
 
+  test("a huge key is cut short in the log, in the request line and in the failure line", async () => {
+    const key = `huge-${"k".repeat(1 << 20)}`;
+    const before = (await Bun.file(join(dir, "rafsnap.log")).text()).length;
+    await expect(srv.client.stat({ key })).rejects.toThrow();
+    await Bun.sleep(100);
+    const added = (await Bun.file(join(dir, "rafsnap.log")).text()).slice(before);
+    expect(added).toContain(`(${Buffer.byteLength(key)} bytes)`);
+    expect(added.length).toBeLessThan(16 << 10);
+  });
+
   test("regexp filters have RE2 semantics in the binary: a pattern that defeats backtracking matches as in Go", async () => {
     const key = `${"a".repeat(33)}!`;
     await srv.client.prepare({ key, parent: "" });
