@@ -43,14 +43,15 @@ export function snapshotsService(sn: Snapshotter): ServiceImpl<typeof Snapshots>
       const info = sn.update(infoFromPb(req.info), req.updateMask?.paths ?? []);
       return create(UpdateSnapshotResponseSchema, { info: infoToPb(info) });
     },
-    list: async function* (req) {
-      const infos = sn.list(req.filters);
-      for (let i = 0; i < infos.length; i += LIST_BATCH) {
-        yield create(ListSnapshotsResponseSchema, { info: infos.slice(i, i + LIST_BATCH).map(infoToPb) });
+    list: async function* (req, ctx) {
+      // Page by page: memory holds one page, whatever the number of snapshots.
+      for (const page of sn.listPages(req.filters, LIST_BATCH)) {
+        if (ctx.signal.aborted) return;
+        if (page.length > 0) yield create(ListSnapshotsResponseSchema, { info: page.map(infoToPb) });
       }
     },
-    usage: async (req) => {
-      const u = await sn.usage(req.key);
+    usage: async (req, ctx) => {
+      const u = await sn.usage(req.key, ctx.signal);
       return create(UsageResponseSchema, { size: BigInt(u.size), inodes: BigInt(u.inodes) });
     },
     cleanup: async () => {

@@ -268,16 +268,31 @@ export class Snapshotter {
    * transaction. InvalidArgument for a filter that does not parse.
    */
   list(filters: string[]): Info[] {
+    return [...this.listPages(filters, 1000)].flat();
+  }
+
+  /**
+   * {@link list} in pages of at most `size` snapshots read at a time, in key order; the
+   * filters are parsed before the first page (InvalidArgument). Each page is its own read,
+   * so a snapshot committed or removed meanwhile may be listed before or after the change
+   * (containerd's GC, the main caller, acts on the next round).
+   */
+  *listPages(filters: string[], size: number): Generator<Info[]> {
     const filter = parseFilters(filters);
-    const all = this.opts.store.read((tx) => tx.walk());
-    return all.filter((i) => filter.match(snapshotInfoAdaptor(i)));
+    for (let after = ""; ; ) {
+      const page = this.opts.store.read((tx) => tx.walkPage(after, size));
+      if (page.length === 0) return;
+      after = (page[page.length - 1] as Info).name;
+      yield page.filter((i) => filter.match(snapshotInfoAdaptor(i)));
+      if (page.length < size) return;
+    }
   }
 
   /**
    * Usage of a snapshot: measured on disk for an active one, the value recorded at Commit
    * otherwise. NotFound when missing.
    */
-  async usage(key: string): Promise<Usage> {
+  async usage(key: string, signal?: AbortSignal): Promise<Usage> {
     validateKey("key", key);
     const { id, info, usage } = this.opts.store.read((tx) => tx.getInfo(key));
     const digest = info.labels[Label.CRILayerDigest];
@@ -286,7 +301,7 @@ export class Snapshotter {
       return { size: usage.size + this.opts.remote.cacheUsage(digest), inodes: usage.inodes };
     }
     if (info.kind !== "active") return usage;
-    return diskUsage(this.paths.fs(id));
+    return diskUsage(this.paths.fs(id), { signal });
   }
 
   /**

@@ -136,3 +136,15 @@ describe("label totals", () => {
     expect(ms.read((tx) => tx.walk()).map((i) => i.name)).toEqual(["a"]);
   });
 });
+
+test("walkPage reads snapshots in name order, a page at a time", () => {
+  for (const k of ["e", "a", "d", "c", "b"]) ms.write((tx) => tx.createSnapshot("active", k, "", {}));
+  const pages: string[][] = [];
+  for (let after = ""; ; ) {
+    const page = ms.read((tx) => tx.walkPage(after, 2));
+    if (page.length === 0) break;
+    pages.push(page.map((i) => i.name));
+    after = page[page.length - 1]?.name as string;
+  }
+  expect(pages).toEqual([["a", "b"], ["c", "d"], ["e"]]);
+});

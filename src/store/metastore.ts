@@ -1,4 +1,4 @@
-import { asc, eq, sql } from "drizzle-orm";
+import { asc, eq, gt, sql } from "drizzle-orm";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../errdefs/index.ts";
 import type { Clock } from "./clock.ts";
 import type { Db } from "./db.ts";
@@ -29,6 +29,7 @@ function prepareQueries(db: Db) {
        ) SELECT id FROM chain ORDER BY depth`,
     ),
     all: db.select().from(snapshots).orderBy(asc(snapshots.key)).prepare(),
+    page: db.select().from(snapshots).where(gt(snapshots.key, p("after"))).orderBy(asc(snapshots.key)).limit(p("limit")).prepare(),
     ids: db.select({ id: snapshots.id, key: snapshots.key }).from(snapshots).prepare(),
     insert: db
       .insert(snapshots)
@@ -228,6 +229,11 @@ export class MetaTx {
     const rows = this.q.all.all();
     const names = new Map(rows.map((r) => [r.id, r.key]));
     return rows.map((r) => this.toInfo(r, r.parentId == null ? "" : (names.get(r.parentId) ?? "")));
+  }
+
+  /** At most `limit` snapshots whose names sort after `after`, ordered by name. */
+  walkPage(after: string, limit: number): Info[] {
+    return this.q.page.all({ after, limit }).map((r) => this.toInfo(r, this.parentName(r)));
   }
 
   /** Key of one child of snapshot `key`, or undefined; NotFound when `key` is missing. */

@@ -2,7 +2,7 @@
 // client speaking containerd's snapshots API. Bad input gets the exact gRPC code containerd
 // expects and leaves no row and no directory behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Kind } from "../../gen/containerd/services/snapshots/v1/snapshots_pb.ts";
@@ -54,6 +54,28 @@ describe("rafsnap serve (compiled binary)", () => {
     expect(added).toContain(`(${Buffer.byteLength(key)} bytes)`);
     expect(added.length).toBeLessThan(16 << 10);
   });
+
+  test("a Usage whose deadline passes stops walking (canceled), and List pages through many snapshots", async () => {
+    const res = await srv.client.prepare({ key: "big", parent: "" });
+    const upper = res.mounts[0]?.options.find((o) => o.startsWith("upperdir="))?.slice(9) ?? (res.mounts[0]?.source as string);
+    for (let d = 0; d < 60; d++) {
+      mkdirSync(join(upper, `d${d}`));
+      for (let f = 0; f < 500; f++) writeFileSync(join(upper, `d${d}`, `f${f}`), "x");
+    }
+    await expect(srv.client.usage({ key: "big" }, { timeoutMs: 20 })).rejects.toThrow();
+    await Bun.sleep(500);
+    expect(await Bun.file(join(dir, "rafsnap.log")).text()).toContain('Usage key="big" failed (canceled)');
+    // Without a deadline the same walk completes.
+    expect(Number((await srv.client.usage({ key: "big" })).inodes)).toBeGreaterThan(30_000);
+    // More snapshots than one page of List holds.
+    for (let i = 0; i < 1200; i++) await srv.client.view({ key: `v/${String(i).padStart(4, "0")}`, parent: "" }).catch(() => {});
+    const names: string[] = [];
+    for await (const r of srv.client.list({ filters: ['name~="^v/"'] })) names.push(...r.info.map((i) => i.name));
+    expect(names.length).toBe(1200);
+    expect(new Set(names).size).toBe(1200);
+    for (let i = 0; i < 1200; i++) await srv.client.remove({ key: `v/${String(i).padStart(4, "0")}` });
+    await srv.client.remove({ key: "big" });
+  }, 120_000);
 
   test("regexp filters have RE2 semantics in the binary: a pattern that defeats backtracking matches as in Go", async () => {
     const key = `${"a".repeat(33)}!`;
