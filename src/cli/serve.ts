@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { loadConfig, unbuiltFeatureWarnings } from "../config/index.ts";
 import { createLogger } from "../log/index.ts";
-import { runUntilSignal } from "../service/index.ts";
+import { refuseLiveAddress, runUntilSignal } from "../service/index.ts";
 import { loadOptionsOf, snapshotterArgs } from "./_args.ts";
 import { goStyleVersion } from "./_version.ts";
 
@@ -21,6 +21,7 @@ export default defineCommand({
       return;
     }
     const { config, warnings } = await loadConfig(loadOptionsOf(args, rawArgs));
+    await refuseLiveAddress(config); // before the logger creates <root>/logs
     const l = config.log;
     const logger = createLogger({
       level: l.level,

@@ -33,7 +33,13 @@ export function socketAccepts(path: string, timeoutMs = 2000): Promise<boolean> 
  * server is using it) or any other kind of file.
  */
 export async function prepareSocketPath(path: string, what: string, dirMode = 0o711): Promise<boolean> {
-  mkdirSync(dirname(path), { recursive: true, mode: dirMode });
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: dirMode });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "EEXIST" || code === "ENOTDIR" ? "a file that is not a directory is in the way" : `${code ?? (e as Error).message}`;
+    throw failedPrecondition(`${what} ${path}: its directory ${dirname(path)} cannot be created (${why})`, e);
+  }
   let st: Stats;
   try {
     st = lstatSync(path);

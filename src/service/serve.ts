@@ -2,8 +2,10 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Snapshots } from "../../gen/containerd/services/snapshots/v1/snapshots_pb.ts";
 import type { Config } from "../config/index.ts";
+import { failedPrecondition } from "../errdefs/index.ts";
 import { listenUnix, type Registration, snapshotsService } from "../grpc/index.ts";
 import type { Logger } from "../log/index.ts";
+import { socketAccepts } from "../mount/index.ts";
 import { Snapshotter } from "../snapshot/index.ts";
 import { DaemonStore, lockFile, MetaStore, openDb, systemClock } from "../store/index.ts";
 import { type NydusParts, startNydus } from "./nydus.ts";
@@ -31,8 +33,18 @@ export interface Service {
  * opened — when any step fails (FailedPrecondition for a root without d_type, for a
  * non-socket file at the address).
  */
+/**
+ * FailedPrecondition when another server accepts connections on `config.address`: checked
+ * before anything is created (the root, its log directory, its database), so a second
+ * instance pointed at a live socket leaves no trace.
+ */
+export async function refuseLiveAddress(config: Config): Promise<void> {
+  if (await socketAccepts(config.address)) throw failedPrecondition(`socket address ${config.address} is in use by another process`);
+}
+
 export async function startService(config: Config, logger: Logger): Promise<Service> {
   const log = logger.withTag("service");
+  await refuseLiveAddress(config);
   mkdirSync(config.root, { recursive: true, mode: 0o700 });
   const lock = lockFile(join(config.root, LOCK_FILE));
   let store: MetaStore;

@@ -237,6 +237,13 @@ describe("rafsnap process behaviour", () => {
       const sameSocket = await rafsnapCli(["serve", "--root", join(s.dir, "root2"), "--address", first.socket]);
       expect(sameSocket.code).toBe(1);
       expect(sameSocket.stderr).toContain(`${first.socket} is in use by another process`);
+      // …refused before the other root was created or migrated
+      expect(existsSync(join(s.dir, "root2"))).toBe(false);
+      // A socket whose directory cannot be made (a file is in the way): a clear refusal.
+      writeFileSync(join(s.dir, "file"), "");
+      const blocked = await rafsnapCli(["serve", "--root", join(s.dir, "root3"), "--address", join(s.dir, "file", "s.sock")]);
+      expect(blocked.code).not.toBe(0);
+      expect(blocked.stderr).toContain(`its directory ${join(s.dir, "file")} cannot be created (a file that is not a directory is in the way)`);
       // the first one is unharmed
       await first.client.prepare({ key: "still-serving" });
     }));
