@@ -359,7 +359,14 @@ export class Snapshotter {
         const snap = tx.createSnapshot(kind, key, parent, labels);
         if (snap.parentIds.length > 0) {
           // The new upper dir belongs to whoever owns the parent's root, as in overlay.
-          const st = statSync(this.paths.fs(snap.parentIds[0] as string));
+          const parentFs = this.paths.fs(snap.parentIds[0] as string);
+          let st: ReturnType<typeof statSync>;
+          try {
+            st = statSync(parentFs);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+            throw failedPrecondition(`parent snapshot ${JSON.stringify(parent)} of ${JSON.stringify(key)} has lost its directory ${parentFs}; remove it (and what was unpacked on it) and unpack it again`, e);
+          }
           lchownSync(fsDir, st.uid, st.gid);
         }
         const target = join(this.snapshotsDir, snap.id);

@@ -2,7 +2,7 @@
 // client speaking containerd's snapshots API. Bad input gets the exact gRPC code containerd
 // expects and leaves no row and no directory behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Kind } from "../../gen/containerd/services/snapshots/v1/snapshots_pb.ts";
@@ -43,6 +43,19 @@ describe("rafsnap serve (compiled binary)", () => {
     expect(log).toContain("containerd.io/snapshot/pullsecret"); // the request was logged…
     expect(log).not.toContain(secret); // …without the value
     expect(log).not.toContain("tenant-user-x");
+  });
+
+  test("a parent whose directory was lost: Prepare on it is FailedPrecondition naming it, not UNKNOWN errno text", async () => {
+    const snaps = join(srv.root, "snapshots");
+    const before = new Set(readdirSync(snaps));
+    await srv.client.prepare({ key: "lost-active", parent: "" });
+    await srv.client.commit({ name: "lost", key: "lost-active" });
+    const id = readdirSync(snaps).find((n) => !before.has(n)) as string;
+    rmSync(join(snaps, id), { recursive: true, force: true });
+    const r = await codeOf(srv.client.prepare({ key: "on-lost", parent: "lost" }));
+    expect(r.code).toBe(Code.FailedPrecondition);
+    expect(r.message).toContain('parent snapshot "lost" of "on-lost" has lost its directory');
+    await srv.client.remove({ key: "lost" });
   });
 
   test("a huge key is cut short in the log, in the request line and in the failure line", async () => {
