@@ -2,9 +2,10 @@ import type { ChunkFill } from "../cache/index.ts";
 import { dataLoss, ErrorKind, failedPrecondition, kindOf, notFound, unavailable } from "../errdefs/index.ts";
 import { type Attr, type DirEntry, type FastReadRegistry, type FileRange, type ReadonlyFs, spanTable } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
-import { type BlobEntry, type ChunkHasher, chunkBytes, type ChunkInfo, type ChunkTableEntry, decodeChunk, fastChunkHasher, planRange, toHex } from "../rafs/index.ts";
+import { type BlobEntry, type ChunkHasher, chunkBytes, type ChunkInfo, type ChunkTableEntry, decodeChunk, fastChunkHasher, planRange } from "../rafs/index.ts";
 import type { BlobBackend } from "./backend.ts";
-import { type BlobfsBlob, metaDisagreement, usableDigests } from "./blob-open.ts";
+import type { BlobfsBlob } from "./blob-open.ts";
+import { firstMismatch, publishable, shareConflict, trustedOnDisk } from "./blob-trust.ts";
 import { DecodeError, DecodePool } from "./decode-pool.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
@@ -183,25 +184,14 @@ export class Blobfs implements ReadonlyFs {
     if (!have) return false;
     const b = have.blob;
     const refuse = (why: string) => failedPrecondition(`blob ${entry.blobId} is served already for an image that expects other content (${why}); mount this image in a daemon of its own`);
-    const e = b.entry;
-    if (e.compressor !== entry.compressor || e.digester !== entry.digester || e.chunkCount !== entry.chunkCount || e.uncompressedSize !== entry.uncompressedSize || e.ciOffset !== entry.ciOffset) {
-      throw refuse("another blob table entry");
-    }
-    const why = metaDisagreement(b.meta, chunks);
-    if (why) throw refuse(why);
-    const mine = usableDigests(chunks);
-    if (b.digests.size === 0 && mine.size > 0) throw refuse("the served blob is read without chunk digests");
-    for (const [ci, d] of mine) {
-      const known = b.digests.get(ci);
-      if (known !== undefined && known !== d) throw refuse(`chunk ${ci} has another digest`);
-    }
-    for (const [ci, d] of mine) b.digests.set(ci, d);
+    const conflict = shareConflict(b, entry, chunks);
+    if (conflict) throw refuse(conflict);
     // Counted before waiting, so the blob stays served meanwhile; given back when refused.
     have.refs++;
     if (!b.verify) {
       b.verify = true;
       await b.cache.settled();
-      b.tainted = await this.unverified(b);
+      if (b.digests.size > 0) b.tainted = firstMismatch(b, await this.chunkHasher());
     }
     if (b.tainted !== undefined) {
       // Present chunks stay present: every later image is refused the same way.
@@ -211,17 +201,10 @@ export class Blobfs implements ReadonlyFs {
     return true;
   }
 
-  /** The first PRESENT chunk of `b` whose cached bytes do not match its digest, if any. */
-  private async unverified(b: BlobfsBlob): Promise<number | undefined> {
-    if (b.digests.size === 0) return undefined;
+  /** The chunk hasher (made once, on first use). */
+  private chunkHasher(): Promise<ChunkHasher> {
     this.hasher ??= fastChunkHasher();
-    const hasher = await this.hasher;
-    for (const c of b.meta.chunks) {
-      const want = b.digests.get(c.ciIndex);
-      if (want === undefined || !b.cache.has(c.ciIndex)) continue;
-      if (toHex(hasher(b.entry.digester, b.cache.read(c.uncompressedOffset, c.uncompressedSize))) !== want) return c.ciIndex;
-    }
-    return undefined;
+    return this.hasher;
   }
 
   /** Chunks of all the blobs served (what {@link ChunkLimit} bounds). */
@@ -396,25 +379,10 @@ export class Blobfs implements ReadonlyFs {
   private async adoptOnDisk(b: BlobfsBlob, fill: ChunkFill<ChunkInfo>): Promise<number[]> {
     const found = fill.chunks.filter((c) => fill.onDisk(c.ciIndex));
     if (found.length === 0) return [];
-    let hasher: ChunkHasher | undefined;
-    if (b.digests.size > 0) {
-      this.hasher ??= fastChunkHasher();
-      hasher = await this.hasher;
-    }
-    const good: number[] = [];
-    for (const c of found) {
-      const want = b.digests.get(c.ciIndex);
-      if (want === undefined ? b.digests.size > 0 : toHex((hasher as ChunkHasher)(b.entry.digester, b.cache.read(c.uncompressedOffset, c.uncompressedSize))) !== want) continue;
-      good.push(c.ciIndex);
-    }
+    const good = trustedOnDisk(b, found, b.digests.size > 0 ? await this.chunkHasher() : undefined);
     fill.published(good);
     this.stats.chunksRevalidated += good.length;
     return good;
-  }
-
-  /** Whether a fetched chunk may be published: verified against a digest, or the blob checks none. */
-  private publishable(b: BlobfsBlob, ci: number): boolean {
-    return b.digests.size === 0 || b.digests.has(ci);
   }
 
   /**
@@ -446,10 +414,7 @@ export class Blobfs implements ReadonlyFs {
       const work = chunks.some((c) => c.compressed || expect(c.ciIndex) !== undefined);
       if (this.pool && work) return await this.decodeElsewhere(b, this.pool, data, f.offset, chunks, fill, where);
       let hasher: ChunkHasher | undefined;
-      if (b.verify && b.digests.size > 0) {
-        this.hasher ??= fastChunkHasher();
-        hasher = await this.hasher;
-      }
+      if (b.verify && b.digests.size > 0) hasher = await this.chunkHasher();
       for (const c of chunks) {
         let bytes: Uint8Array;
         try {
@@ -457,9 +422,7 @@ export class Blobfs implements ReadonlyFs {
         } catch (e) {
           throw dataLoss(`${where}: ${(e as Error).message}`, e);
         }
-        // A chunk no reader has a digest for (read ahead past what images reference) is not
-        // published: an image that shares the blob later may expect other bytes there.
-        if (this.publishable(b, c.ciIndex)) fill.write(c, bytes);
+        if (publishable(b, c.ciIndex)) fill.write(c, bytes);
         this.stats.chunksFetched++;
       }
     } catch (err) {
@@ -482,13 +445,13 @@ export class Blobfs implements ReadonlyFs {
       written = await pool.decode({ blob: b.entry, fd: fill.fd, data, base, chunks, digests });
     } catch (e) {
       if (e instanceof DecodeError) {
-        const done = (e as DecodeError).written.filter((ci) => this.publishable(b, ci));
+        const done = (e as DecodeError).written.filter((ci) => publishable(b, ci));
         fill.published(done);
         this.stats.chunksFetched += done.length;
       }
       throw dataLoss(`${where}: ${(e as Error).message}`, e);
     }
-    fill.published(written.filter((ci) => this.publishable(b, ci)));
+    fill.published(written.filter((ci) => publishable(b, ci)));
     this.stats.chunksFetched += written.length;
   }
 
