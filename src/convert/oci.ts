@@ -1,5 +1,5 @@
 import { invalidArgument, notFound } from "../errdefs/index.ts";
-import type { RegistryClient } from "../registry/index.ts";
+import { isDigest, type RegistryClient } from "../registry/index.ts";
 
 /** OCI / Docker media types the converter reads and writes. */
 export const MediaType = {
@@ -112,7 +112,7 @@ const MAX_DESCRIPTORS = 10_000;
 function descriptor(d: unknown, what: string): Descriptor {
   if (!isObj(d)) throw invalidArgument(`${what} is not an object`);
   if (typeof d.mediaType !== "string") throw invalidArgument(`${what}: mediaType is not a string`);
-  if (typeof d.digest !== "string" || !/^sha256:[0-9a-f]{64}$/.test(d.digest)) throw invalidArgument(`${what}: digest is not sha256:<64 hex>`);
+  if (typeof d.digest !== "string" || !isDigest(d.digest)) throw invalidArgument(`${what}: digest is not sha256:<64 hex>`);
   if (typeof d.size !== "number" || !Number.isSafeInteger(d.size) || d.size < 0) throw invalidArgument(`${what}: size is not a non-negative integer`);
   if (d.annotations !== undefined && (!isObj(d.annotations) || Object.values(d.annotations).some((v) => typeof v !== "string"))) {
     throw invalidArgument(`${what}: annotations are not strings`);
@@ -156,7 +156,7 @@ export function parseImageConfig(bytes: Uint8Array, what: string): ImageConfig {
   const c = parseJson(bytes, what);
   if (!isObj(c)) throw invalidArgument(`${what} is not a JSON object`);
   const r = c.rootfs;
-  if (!isObj(r) || !Array.isArray(r.diff_ids) || r.diff_ids.some((d) => typeof d !== "string" || !/^sha256:[0-9a-f]{64}$/.test(d))) {
+  if (!isObj(r) || !Array.isArray(r.diff_ids) || r.diff_ids.some((d) => typeof d !== "string" || !isDigest(d))) {
     throw invalidArgument(`${what}: rootfs.diff_ids is not a list of sha256 digests`);
   }
   if (c.history !== undefined && !Array.isArray(c.history)) throw invalidArgument(`${what}: history is not a list`);

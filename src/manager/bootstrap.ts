@@ -36,14 +36,15 @@ function bootstrapRel(snapshotDir: string): string {
 }
 
 /**
- * The bootstrap's bytes, opened beneath `<snapshotDir>/fs` without following links.
+ * The bootstrap's bytes (its first `upTo`, when given), opened beneath `<snapshotDir>/fs`
+ * without following links.
  * FailedPrecondition naming the image, the file and the rule when it is missing, a link, not a
  * regular file or larger than {@link MAX_BOOTSTRAP_BYTES}.
  */
-export function readBootstrap(snapshotDir: string, imageRef: string): Uint8Array {
+export function readBootstrap(snapshotDir: string, imageRef: string, upTo?: number): Uint8Array {
   const rel = bootstrapRel(snapshotDir);
   try {
-    return readBeneath(join(snapshotDir, "fs"), rel, `the bootstrap of image ${imageRef}:`, MAX_BOOTSTRAP_BYTES);
+    return readBeneath(join(snapshotDir, "fs"), rel, `the bootstrap of image ${imageRef}:`, MAX_BOOTSTRAP_BYTES, upTo);
   } catch (e) {
     if (e instanceof LayerFileError) throw failedPrecondition(`${e.message}; remove the image and pull it again`, e);
     throw e;
@@ -91,8 +92,8 @@ export async function stableBootstrap(snapshotDir: string, imageRef: string): Pr
   }
   const sig = () => {
     try {
-      const dir = join(bootstrapPath(snapshotDir), "..");
-      return `${lstatSync(bootstrapPath(snapshotDir)).size}|${readdirSync(dir).filter((n) => n.endsWith(".blob.meta")).sort().join(",")}`;
+      const path = bootstrapPath(snapshotDir);
+      return `${lstatSync(path).size}|${readdirSync(join(path, "..")).filter((n) => n.endsWith(".blob.meta")).sort().join(",")}`;
     } catch {
       return "";
     }
@@ -145,8 +146,11 @@ export function copyBlobMeta(snapshotDir: string, blobs: readonly BlobEntry[], c
   return skipped;
 }
 
+/** Bytes of a bootstrap {@link fsVersion} looks at. */
+export const FS_VERSION_BYTES = 1028;
+
 /** `fs_version` of the `extraoption` JSON from the bootstrap's magic: v6 at 1024, else v5. */
 export function fsVersion(bytes: Uint8Array): "v5" | "v6" {
-  if (bytes.length >= 1028 && new DataView(bytes.buffer, bytes.byteOffset).getUint32(1024, true) === EROFS_MAGIC) return "v6";
+  if (bytes.length >= FS_VERSION_BYTES && new DataView(bytes.buffer, bytes.byteOffset).getUint32(1024, true) === EROFS_MAGIC) return "v6";
   return "v5";
 }

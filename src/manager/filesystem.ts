@@ -5,9 +5,10 @@ import type { Config } from "../config/index.ts";
 import { failedPrecondition, invalidArgument, isNotFound } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import { mountPoints, UmountFlags, umountAsync } from "../mount/index.ts";
+import { isBlobId } from "../rafs/index.ts";
 import { parseImageRef } from "../registry/index.ts";
 import type { DaemonStore, InstanceRow } from "../store/index.ts";
-import { bootstrapPath, copyBlobMeta, fsVersion, readBootstrap, stableBootstrap } from "./bootstrap.ts";
+import { bootstrapPath, copyBlobMeta, FS_VERSION_BYTES, fsVersion, readBootstrap, stableBootstrap } from "./bootstrap.ts";
 import { instanceConfig, loadTemplate, type NydusdJson, pickMirror } from "./daemon-config.ts";
 import type { Manager } from "./manager.ts";
 
@@ -252,13 +253,13 @@ export class NydusFs {
 
   cacheUsage(digest: string): number {
     const hex = digest.startsWith("sha256:") ? digest.slice(7) : digest;
-    return /^[0-9a-f]{64}$/.test(hex) ? blobCacheUsage(this.cacheDir, hex) : 0;
+    return isBlobId(hex) ? blobCacheUsage(this.cacheDir, hex) : 0;
   }
 
   async extraOption(metaId: string, snapshotDir: string, labels: Record<string, string>): Promise<{ source: string; config: string; fs_version: string }> {
     const imageRef = this.imageRef(metaId, labels);
     // Read (beneath the layer, no links) before its path is handed to another program.
-    const bytes = readBootstrap(snapshotDir, imageRef);
+    const bytes = readBootstrap(snapshotDir, imageRef, FS_VERSION_BYTES);
     return { source: bootstrapPath(snapshotDir), config: JSON.stringify(await this.configFor(metaId, imageRef, labels)), fs_version: fsVersion(bytes) };
   }
 

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { invalidArgument } from "../errdefs/index.ts";
+import { isBlobId } from "../rafs/index.ts";
 import { fetchTls, RegistryClient } from "../registry/index.ts";
 import type { BackendConfig } from "./config.ts";
 
@@ -20,10 +21,8 @@ export interface BlobBackend {
   close?(): void;
 }
 
-const BLOB_ID = /^[0-9a-f]{64}$/;
-
 function checkId(blobId: string): void {
-  if (!BLOB_ID.test(blobId)) throw invalidArgument(`blob id ${JSON.stringify(blobId)} is not 64 hex digits`);
+  if (!isBlobId(blobId)) throw invalidArgument(`blob id ${JSON.stringify(blobId)} is not 64 hex digits`);
 }
 
 /**

@@ -82,10 +82,12 @@ export async function* idleChunks(res: Response, what: string, idleMs: number): 
   }
 }
 
-/** `sha256:<64 lowercase hex>` — the only digests that become URLs and paths. */
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** Whether `digest` is `sha256:<64 lowercase hex>` — the only digests that become URLs and paths. */
+export function isDigest(digest: string): boolean {
+  return /^sha256:[0-9a-f]{64}$/.test(digest);
+}
 
-/** Throws InvalidArgument naming `what` unless `digest` is `sha256:<64 lowercase hex>`. */
+/** Throws InvalidArgument naming `what` unless `digest` is `sha256:<64 lowercase hex>` ({@link isDigest}). */
 export function checkDigest(digest: string, what: string): void {
-  if (!DIGEST.test(digest)) throw invalidArgument(`${what}: ${JSON.stringify(digest.slice(0, 100))} is not a sha256 digest (sha256:<64 hex>)`);
+  if (!isDigest(digest)) throw invalidArgument(`${what}: ${JSON.stringify(digest.slice(0, 100))} is not a sha256 digest (sha256:<64 hex>)`);
 }

@@ -75,7 +75,7 @@ describe("MetaStore", () => {
         throw new Error("boom");
       }),
     );
-    expect(ms.read((tx) => tx.walk())).toEqual([]);
+    expect(ms.read((tx) => tx.walkPage("", 1000))).toEqual([]);
   });
 
   test("ids are never reused", () => {
@@ -101,9 +101,9 @@ describe("MetaStore", () => {
     expect(kindOf(thrown(() => ms.write((tx) => tx.updateInfo({ ...base, name: "zz" }, []))))).toBe(ErrorKind.NotFound);
   });
 
-  test("walk is ordered by name and idMap maps ids to keys", () => {
+  test("walkPage is ordered by name and idMap maps ids to keys", () => {
     for (const k of ["c", "a", "b"]) ms.write((tx) => tx.createSnapshot("active", k, "", {}));
-    expect(ms.read((tx) => tx.walk()).map((i) => i.name)).toEqual(["a", "b", "c"]);
+    expect(ms.read((tx) => tx.walkPage("", 1000)).map((i) => i.name)).toEqual(["a", "b", "c"]);
     expect(Object.fromEntries(ms.read((tx) => tx.idMap()))).toEqual({ "1": "c", "2": "a", "3": "b" });
   });
 
@@ -111,7 +111,7 @@ describe("MetaStore", () => {
     ms.write((tx) => tx.createSnapshot("active", "a", "", {}));
     ms.close();
     ms = new MetaStore(openDb(join(dir, "rafsnap.db")), () => now++);
-    expect(ms.read((tx) => tx.walk()).map((i) => i.name)).toEqual(["a"]);
+    expect(ms.read((tx) => tx.walkPage("", 1000)).map((i) => i.name)).toEqual(["a"]);
     expect(statSync(join(dir, "rafsnap.db-wal")).isFile()).toBe(true);
   });
 });
@@ -133,7 +133,7 @@ describe("label totals", () => {
     expect(kindOf(thrown(() => ms.write((tx) => tx.createSnapshot("active", "b", "", many))))).toBe(ErrorKind.InvalidArgument);
     expect(kindOf(thrown(() => ms.write((tx) => tx.commitActive("a", "c", { size: 0, inodes: 0 }, many))))).toBe(ErrorKind.InvalidArgument);
     // Every List still works.
-    expect(ms.read((tx) => tx.walk()).map((i) => i.name)).toEqual(["a"]);
+    expect(ms.read((tx) => tx.walkPage("", 1000)).map((i) => i.name)).toEqual(["a"]);
   });
 });
 

@@ -28,7 +28,6 @@ function prepareQueries(db: Db) {
          SELECT s.id, s.parent_id, c.depth + 1 FROM snapshots s JOIN chain c ON s.id = c.parent_id
        ) SELECT id FROM chain ORDER BY depth`,
     ),
-    all: db.select().from(snapshots).orderBy(asc(snapshots.key)).prepare(),
     page: db.select().from(snapshots).where(gt(snapshots.key, p("after"))).orderBy(asc(snapshots.key)).limit(p("limit")).prepare(),
     ids: db.select({ id: snapshots.id, key: snapshots.key }).from(snapshots).prepare(),
     insert: db
@@ -224,14 +223,10 @@ export class MetaTx {
     return this.toInfo({ ...r, labels: stored, updatedAt: updated }, this.parentName(r));
   }
 
-  /** Every snapshot's info, ordered by name (bolt iterates keys in byte order). */
-  walk(): Info[] {
-    const rows = this.q.all.all();
-    const names = new Map(rows.map((r) => [r.id, r.key]));
-    return rows.map((r) => this.toInfo(r, r.parentId == null ? "" : (names.get(r.parentId) ?? "")));
-  }
-
-  /** At most `limit` snapshots whose names sort after `after`, ordered by name. */
+  /**
+   * At most `limit` snapshots whose names sort after `after`, ordered by name (bolt iterates
+   * keys in byte order; SQLite's BINARY collation does the same).
+   */
   walkPage(after: string, limit: number): Info[] {
     return this.q.page.all({ after, limit }).map((r) => this.toInfo(r, this.parentName(r)));
   }

@@ -35,6 +35,7 @@ function reason(rel: string, max = 1 << 20): string {
 describe("openBeneath: files of a layer", () => {
   test("a regular file beneath the root is read", () => {
     expect(new TextDecoder().decode(readBeneath(root, "image/image.boot", "b", 100))).toBe("bootstrap");
+    expect(new TextDecoder().decode(readBeneath(root, "image/image.boot", "b", 100, 4))).toBe("boot");
   });
   test("a symlink anywhere on the path is refused, whatever it points at", () => {
     expect(reason("abs-link")).toBe("link");

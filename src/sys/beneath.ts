@@ -168,28 +168,30 @@ function openat2(c: Libc, errno: () => number, dirFd: number, rel: string): numb
 }
 
 /**
- * Reads the whole of a file opened by {@link openBeneath} (bounded by the size found then;
- * a file that grew is read only to that size). Throws as `readSync`.
+ * Reads a file opened by {@link openBeneath}: the whole of it (bounded by the size found
+ * then; a file that grew is read only to that size), or its first `upTo` bytes. Throws as
+ * `readSync`.
  */
-export function readLayerFile(f: LayerFile): Uint8Array {
-  const out = new Uint8Array(f.size);
+export function readLayerFile(f: LayerFile, upTo = f.size): Uint8Array {
+  const size = Math.min(f.size, upTo);
+  const out = new Uint8Array(size);
   let done = 0;
-  while (done < f.size) {
-    const n = readSync(f.fd, out, done, f.size - done, done);
+  while (done < size) {
+    const n = readSync(f.fd, out, done, size - done, done);
     if (n <= 0) break;
     done += n;
   }
-  return done === f.size ? out : out.subarray(0, done);
+  return done === size ? out : out.subarray(0, done);
 }
 
 /**
- * {@link openBeneath} + {@link readLayerFile} + close: the bytes of a regular file of at most
- * `maxBytes` beneath `root`. Errors as those.
+ * {@link openBeneath} + {@link readLayerFile} + close: the bytes (the first `upTo` of them,
+ * when given) of a regular file of at most `maxBytes` beneath `root`. Errors as those.
  */
-export function readBeneath(root: string, rel: string, what: string, maxBytes: number): Uint8Array {
+export function readBeneath(root: string, rel: string, what: string, maxBytes: number, upTo?: number): Uint8Array {
   const f = openBeneath(root, rel, what, maxBytes);
   try {
-    return readLayerFile(f);
+    return readLayerFile(f, upTo);
   } finally {
     closeSync(f.fd);
   }

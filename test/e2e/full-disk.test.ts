@@ -6,22 +6,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { Cleanup } from "../harness/cleanup.ts";
 import { run } from "../harness/process.ts";
+import { codeOf } from "../support/failure.ts";
 import { type RafsnapServer, startRafsnap } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("[skip] test/e2e/full-disk.test.ts needs root (tmpfs); run it as root as CI does");
-
-async function codeOf(p: Promise<unknown>): Promise<Code | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    return e instanceof ConnectError ? e.code : undefined;
-  }
-}
 
 describe.skipIf(!isRoot)("a full disk", () => {
   const cleanup = new Cleanup();
@@ -49,7 +41,7 @@ describe.skipIf(!isRoot)("a full disk", () => {
     await c.commit({ name: "layer", key: "active" });
     // Fill the filesystem to the last block.
     await run(["dd", "if=/dev/zero", `of=${join(root, "fill")}`, "bs=64k"], { timeoutMs: 60_000 });
-    const removed = await codeOf(c.remove({ key: "layer" }));
+    const removed = (await codeOf(c.remove({ key: "layer" }))).code;
     expect(removed).toBe(Code.ResourceExhausted);
     // Reads answer on the full disk, and the snapshot and its data are intact.
     expect((await c.stat({ key: "layer" })).info?.name).toBe("layer");
@@ -59,8 +51,8 @@ describe.skipIf(!isRoot)("a full disk", () => {
     const id = snaps[0] as string;
     expect(await Bun.file(join(root, "snapshots", id, "fs", "precious")).text()).toBe("keep me\n");
     // Writes of every kind answer RESOURCE_EXHAUSTED and leave nothing half made.
-    expect(await codeOf(c.prepare({ key: "new", parent: "layer" }))).toBe(Code.ResourceExhausted);
-    expect(await codeOf(c.update({ info: { name: "layer", labels: { a: "b".repeat(4000) } }, updateMask: { paths: ["labels.a"] } }))).toBe(Code.ResourceExhausted);
+    expect((await codeOf(c.prepare({ key: "new", parent: "layer" }))).code).toBe(Code.ResourceExhausted);
+    expect((await codeOf(c.update({ info: { name: "layer", labels: { a: "b".repeat(4000) } }, updateMask: { paths: ["labels.a"] } }))).code).toBe(Code.ResourceExhausted);
     expect(readdirSync(join(root, "snapshots")).filter((n) => n !== id)).toEqual([]);
     // Still full: SIGTERM stops it, and it starts again and serves reads.
     expect(await srv.stop()).toBe(0);

@@ -13,7 +13,8 @@ import { Cleanup } from "../harness/cleanup.ts";
 import { HELLO } from "../harness/images.ts";
 import { run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { codeOf, prepareNydusImage, serveNydus, type UnpackLayer, UnpackLabel, unpackNydus } from "../support/nydus-unpack.ts";
+import { prepareNydusImage, serveNydus, type UnpackLayer, UnpackLabel, unpackNydus } from "../support/nydus-unpack.ts";
+import { codeOf } from "../support/failure.ts";
 import type { RafsnapServer } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;

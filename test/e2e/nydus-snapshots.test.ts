@@ -12,7 +12,8 @@ import { Cleanup } from "../harness/cleanup.ts";
 import { HELLO } from "../harness/images.ts";
 import { run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { codeOf, prepareNydusImage, serveNydus, type UnpackLayer, UnpackLabel, unpackNydus } from "../support/nydus-unpack.ts";
+import { prepareNydusImage, recordedDaemonPids, serveNydus, type UnpackLayer, UnpackLabel, unpackNydus } from "../support/nydus-unpack.ts";
+import { codeOf } from "../support/failure.ts";
 import type { RafsnapServer } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -57,9 +58,7 @@ describe.skipIf(!isRoot)("remote snapshots through the snapshots API", () => {
     writeFileSync(`/proc/${s.proc.pid}/oom_score_adj`, "500");
     const top = await unpack(s, "a");
     const view = await s.client.view({ key: "a-view", parent: top });
-    const pdb = new (await import("bun:sqlite")).Database(join(s.root, "rafsnap.db"), { readonly: true });
-    const pids = (pdb.query("SELECT pid FROM daemons").all() as { pid: number }[]).map((r) => r.pid);
-    pdb.close();
+    const pids = recordedDaemonPids(s.root);
     expect(pids.length).toBe(1);
     for (const pid of pids) expect(readFileSync(`/proc/${pid}/oom_score_adj`, "utf8").trim()).toBe("0");
     const m = view.mounts[0];

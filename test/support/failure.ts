@@ -1,4 +1,5 @@
 // The kind and message a promise fails with, for tests that assert on failures.
+import { Code, ConnectError } from "@connectrpc/connect";
 import { kindOf } from "../../src/errdefs/index.ts";
 
 /** Awaits `p` and returns its error's kind and message; throws when it does not fail. */
@@ -9,4 +10,14 @@ export async function failure(p: Promise<unknown>): Promise<{ kind: string; mess
     return { kind: kindOf(e), message: String((e as Error).message) };
   }
   throw new Error("expected a failure");
+}
+
+/** The gRPC code and message a call ends with (undefined code: it succeeded). */
+export async function codeOf(p: Promise<unknown>): Promise<{ code: Code | undefined; message: string }> {
+  try {
+    await p;
+    return { code: undefined, message: "" };
+  } catch (e) {
+    return { code: e instanceof ConnectError ? e.code : undefined, message: String(e) };
+  }
 }

@@ -6,7 +6,7 @@ import { Database } from "bun:sqlite";
 import { expect } from "bun:test";
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { RegistryClient } from "../../src/registry/index.ts";
 import { Label } from "../../src/snapshot/labels.ts";
 import type { Cleanup } from "../harness/cleanup.ts";
@@ -14,6 +14,7 @@ import { BUILD_IMAGES } from "../harness/images.ts";
 import { isAlive, run, stopPid } from "../harness/process.ts";
 import type { Registry } from "../harness/registry.ts";
 import { requireBinary } from "./binary.ts";
+import { codeOf } from "./failure.ts";
 import { rafsnapCli, type RafsnapServer, startRafsnap } from "./rafsnap.ts";
 import type { SnapshotsClient } from "./snapshots-client.ts";
 
@@ -30,16 +31,6 @@ export const UnpackLabel = {
 export interface UnpackLayer {
   digest: string;
   annotations: Record<string, string>;
-}
-
-/** The gRPC code and message a call ends with (undefined code: it succeeded). */
-export async function codeOf(p: Promise<unknown>): Promise<{ code: Code | undefined; message: string }> {
-  try {
-    await p;
-    return { code: undefined, message: "" };
-  } catch (e) {
-    return { code: e instanceof ConnectError ? e.code : undefined, message: String(e) };
-  }
 }
 
 /**
@@ -114,11 +105,18 @@ export async function serveNydus(cleanup: Cleanup, dir: string, name: string, to
   writeFileSync(join(d, "config.toml"), `version = 1\n${toml}\n[daemon]\nnydusd_path = ${JSON.stringify(join(d, "nydusd"))}\n`);
   const s = await startRafsnap(d, { args: ["--config", join(d, "config.toml")] });
   cleanup.defer(`${name} daemons`, async () => {
-    const db = new Database(join(s.root, "rafsnap.db"), { readonly: true });
-    const pids = db.query("SELECT pid FROM daemons").all() as { pid: number }[];
-    db.close();
-    for (const { pid } of pids) if (isAlive(pid)) await stopPid(pid);
+    for (const pid of recordedDaemonPids(s.root)) if (isAlive(pid)) await stopPid(pid);
   });
   cleanup.add(name, s);
   return s;
+}
+
+/** The pids of the daemons rafsnap recorded in its database under `root` (read-only). */
+export function recordedDaemonPids(root: string): number[] {
+  const db = new Database(join(root, "rafsnap.db"), { readonly: true });
+  try {
+    return (db.query("SELECT pid FROM daemons").all() as { pid: number }[]).map((r) => r.pid);
+  } finally {
+    db.close();
+  }
 }
