@@ -41,6 +41,9 @@ import { type CriClients, criClients } from "../support/cri-client.ts";
 import { type Containerd, CRI_NAMESPACE } from "./containerd.ts";
 import { run } from "./process.ts";
 
+/** What containerd 1.6 answers when a container's exit races its kill (kubelet retries these). */
+const KILL_RACE = /ttrpc: closed|failed to kill container .*context canceled/;
+
 /** The sandbox image the harness config of containerd.ts uses unless told otherwise. */
 export const DEFAULT_SANDBOX_IMAGE = "rafsnap.test/pause:latest";
 
@@ -294,14 +297,15 @@ export function criHarness(ctd: Containerd, opts: CriHarnessOptions): CriHarness
   const removePod = async (pod: CriPod | string): Promise<void> => {
     const id = typeof pod === "string" ? pod : pod.id;
     try {
-      // containerd 1.6 may answer "ttrpc: closed" when a container's shim exits while it is
-      // being killed (its exit and the kill race); kubelet retries StopPodSandbox, so do we.
+      // containerd 1.6 may answer "ttrpc: closed", or "failed to kill container …: context
+      // canceled", when a container's shim exits while it is being killed (its exit and the
+      // kill race); kubelet retries StopPodSandbox, so do we.
       for (let attempt = 1; ; attempt++) {
         try {
           await runtime.stopPodSandbox({ podSandboxId: id }, call);
           break;
         } catch (err) {
-          if (attempt >= 3 || !/ttrpc: closed/.test((err as Error).message)) throw err;
+          if (attempt >= 3 || !KILL_RACE.test((err as Error).message)) throw err;
           await Bun.sleep(500);
         }
       }
@@ -442,7 +446,8 @@ export function criHarness(ctd: Containerd, opts: CriHarnessOptions): CriHarness
 
     async stopAndRemoveContainer(id, timeoutSec = 0) {
       // A container that is exiting on its own races StopContainer inside containerd 1.6
-      // ("ttrpc: closed", "container is still running"): try again until it settles.
+      // ("ttrpc: closed", "context canceled", "container is still running"): try again until
+      // it settles.
       const deadline = Date.now() + 15_000;
       for (;;) {
         try {
@@ -451,7 +456,7 @@ export function criHarness(ctd: Containerd, opts: CriHarnessOptions): CriHarness
           return;
         } catch (err) {
           if (isNotFound(err)) return;
-          const racy = /ttrpc: closed|still running/.test((err as Error).message);
+          const racy = KILL_RACE.test((err as Error).message) || /still running/.test((err as Error).message);
           if (!racy || Date.now() > deadline) {
             throw new Error(`CRI stop/remove container ${id}: ${(err as Error).message}\n${ctd.logTail(3000)}`, { cause: err });
           }
