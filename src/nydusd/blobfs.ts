@@ -334,16 +334,25 @@ export class Blobfs implements ReadonlyFs {
    * cache decides who fetches what ({@link BlobCache.claim}): chunks another fetch has in
    * flight are waited for, never fetched twice, and the others are fetched here in runs of
    * consecutive claimed chunks, one range request each.
+   *
+   * A fetch this call joined may fail after its own retries (a read-ahead that started while
+   * the registry was failing): the range is then ensured once more with this call's own fetch,
+   * so a read gets a full set of retries of its own before its EIO. Its own fetch failing
+   * rejects at once.
    */
-  private async ensure(b: BlobfsBlob, backend: BlobBackend, offset: number, length: number, requestSize = this.amplifyIo): Promise<void> {
+  private async ensure(b: BlobfsBlob, backend: BlobBackend, offset: number, length: number, requestSize = this.amplifyIo, again = true): Promise<void> {
     const plan = planRange(b.entry, b.meta.chunks, offset, length, { maxGap: this.amplifyIo, maxSize: requestSize });
-    const waits: Promise<void>[] = [];
+    const joined: Promise<void>[] = [];
+    const own: Promise<void>[] = [];
     for (const f of plan.fetches) {
       const claim = b.cache.claim(f.chunks);
-      waits.push(...claim.waits);
-      if (claim.fill) waits.push(this.fetchFill(b, backend, f.chunks, claim.fill));
+      joined.push(...claim.waits);
+      if (claim.fill) own.push(this.fetchFill(b, backend, f.chunks, claim.fill));
     }
-    await Promise.all(waits);
+    const [mine, theirs] = await Promise.all([Promise.allSettled(own), Promise.allSettled(joined)]);
+    const failed = mine.find((r) => r.status === "rejected") ?? (again ? undefined : theirs.find((r) => r.status === "rejected"));
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (theirs.some((r) => r.status === "rejected")) await this.ensure(b, backend, offset, length, requestSize, false);
   }
 
   /**
@@ -486,7 +495,7 @@ export class Blobfs implements ReadonlyFs {
         try {
           const first = f.chunks[0] as (typeof f.chunks)[number];
           const last = f.chunks[f.chunks.length - 1] as (typeof f.chunks)[number];
-          await this.ensure(b, slot.backend, first.uncompressedOffset, last.uncompressedOffset + last.uncompressedSize - first.uncompressedOffset, requestSize);
+          await this.ensure(b, slot.backend, first.uncompressedOffset, last.uncompressedOffset + last.uncompressedSize - first.uncompressedOffset, requestSize, false);
         } catch (err) {
           if (!this.logged.has(err as Error)) this.log.warn(`prefetch of blob ${blobId} at ${f.offset}+${f.length} failed:`, err);
         }

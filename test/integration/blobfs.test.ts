@@ -10,7 +10,7 @@ import { FuseSession } from "../../src/fuse/index.ts";
 import { silentLogger } from "../../src/log/index.ts";
 import { MountFlags, mount, umount } from "../../src/mount/index.ts";
 import { type BlobBackend, Blobfs, localfsBackend, openBlob } from "../../src/nydusd/index.ts";
-import { RafsImage } from "../../src/rafs/index.ts";
+import { RafsImage, digest } from "../../src/rafs/index.ts";
 import { run } from "../harness/process.ts";
 
 const FIX = join(import.meta.dir, "../../../shared/fixtures/rafs");
@@ -152,5 +152,55 @@ describe.skipIf(!isRoot)("blobfs + kernel EROFS", () => {
     expect((await run(["sha256sum", join(s.rootfs, "sync_io.rs")])).stdout.split(" ")[0]).toBe(SYNC_SHA);
     await s.stop();
     stops.pop();
+  });
+});
+
+describe("blobfs reads joined to a failing fetch", () => {
+  test("a read that joined a read-ahead or prefetch which then failed fetches once more itself and reads right", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rafsnap-blobfs-join-"));
+    try {
+      const image = RafsImage.open(new Uint8Array(readFileSync(BOOT)));
+      const entry = image.blobs[0];
+      if (!entry) throw new Error("fixture has no blob");
+      const chunks = image.chunkTable.filter((e) => e.blobIndex === 0);
+      const inner = localfsBackend(FIX);
+      const blob = await openBlob(entry, inner, join(dir, "cache"), chunks, false);
+      // The first data fetch hangs until released, then fails (the registry's retries spent);
+      // later fetches succeed.
+      let release: () => void = () => {};
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      let dataReads = 0;
+      const backend: BlobBackend = {
+        name: inner.name,
+        async read(id, off, len) {
+          if (++dataReads === 1) {
+            await gate;
+            throw new Error("registry answered 500 (test)");
+          }
+          return inner.read(id, off, len);
+        },
+      };
+      const fs = new Blobfs({ logger: silentLogger() });
+      fs.add(blob, backend);
+      const ino = fs.inoOf(ID) as bigint;
+      const lib = chunks.reduce((a, e) => (e.uncompressedSize > a.uncompressedSize ? e : a));
+      const prefetch = fs.prefetch(ID, { offset: lib.uncompressedOffset, length: lib.uncompressedSize, concurrency: 1 });
+      await Bun.sleep(20); // the prefetch has claimed the chunk and waits at the gate
+      expect(dataReads).toBe(1);
+      const read = fs.read(ino, lib.uncompressedOffset, lib.uncompressedSize);
+      await Bun.sleep(20);
+      release();
+      const bytes = await read;
+      await prefetch;
+      expect(dataReads).toBe(2); // the failed fetch and the read's own
+      expect(bytes.length).toBe(lib.uncompressedSize);
+      expect(Buffer.from(digest(entry.digester, bytes)).toString("hex")).toBe(lib.digest);
+      expect(fs.stats.readErrors).toBe(0);
+      fs.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
