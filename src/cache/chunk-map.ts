@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { internal } from "../errdefs/index.ts";
 
 /** Cache file names of one blob (nydus-facts §8): the one place these names are made. */
 export function cacheFiles(dir: string, blobId: string) {
@@ -37,7 +38,7 @@ export class ChunkMapFile {
    * Throws the file system's error when it cannot be opened, read or written.
    */
   static open(path: string, chunkCount: number, bitmap: Uint8Array, key: Uint8Array = new Uint8Array(TRUST_KEY_BYTES)): ChunkMapFile {
-    if (key.length !== TRUST_KEY_BYTES) throw new Error(`chunk map ${path}: a trust key has ${TRUST_KEY_BYTES} bytes, not ${key.length}`);
+    if (key.length !== TRUST_KEY_BYTES) throw internal(`chunk map ${path}: a trust key has ${TRUST_KEY_BYTES} bytes, not ${key.length}`);
     const fd = openSync(path, existsSync(path) ? "r+" : "w+", 0o600);
     try {
       const bytes = bitmap.length;

@@ -81,17 +81,72 @@ export const internal = (message: string, cause?: unknown) =>
   new RafsnapError(ErrorKind.Internal, message, { cause });
 
 /**
- * The kind of any thrown value: a {@link RafsnapError}'s own kind, else the kind found by
- * walking `cause` — where a full filesystem (`ENOSPC`, `EDQUOT`, SQLite's `SQLITE_FULL`)
- * counts as ResourceExhausted — else {@link ErrorKind.Unknown}.
+ * Kinds of the OS's and SQLite's error codes, for errors that reach an edge without a kind
+ * of ours. A missing or misplaced file (ENOENT, ENOTDIR, EEXIST…) is FailedPrecondition, never
+ * NotFound: containerd reads NotFound as "no such snapshot", which a lost directory is not.
+ * SQLite codes are matched on their primary code (`SQLITE_IOERR_WRITE` is `SQLITE_IOERR`).
+ */
+const CODE_KINDS: Record<string, ErrorKind> = {
+  ENOSPC: ErrorKind.ResourceExhausted,
+  EDQUOT: ErrorKind.ResourceExhausted,
+  EMFILE: ErrorKind.ResourceExhausted,
+  ENFILE: ErrorKind.ResourceExhausted,
+  ENOMEM: ErrorKind.ResourceExhausted,
+  SQLITE_FULL: ErrorKind.ResourceExhausted,
+  SQLITE_NOMEM: ErrorKind.ResourceExhausted,
+  EACCES: ErrorKind.PermissionDenied,
+  EPERM: ErrorKind.PermissionDenied,
+  SQLITE_PERM: ErrorKind.PermissionDenied,
+  SQLITE_AUTH: ErrorKind.PermissionDenied,
+  ENOENT: ErrorKind.FailedPrecondition,
+  ENOTDIR: ErrorKind.FailedPrecondition,
+  EISDIR: ErrorKind.FailedPrecondition,
+  EEXIST: ErrorKind.FailedPrecondition,
+  ENOTEMPTY: ErrorKind.FailedPrecondition,
+  ELOOP: ErrorKind.FailedPrecondition,
+  EXDEV: ErrorKind.FailedPrecondition,
+  EBUSY: ErrorKind.FailedPrecondition,
+  EROFS: ErrorKind.FailedPrecondition,
+  SQLITE_READONLY: ErrorKind.FailedPrecondition,
+  SQLITE_CONSTRAINT: ErrorKind.FailedPrecondition,
+  EAGAIN: ErrorKind.Unavailable,
+  EINTR: ErrorKind.Unavailable,
+  ECONNREFUSED: ErrorKind.Unavailable,
+  ECONNRESET: ErrorKind.Unavailable,
+  EPIPE: ErrorKind.Unavailable,
+  SQLITE_BUSY: ErrorKind.Unavailable,
+  SQLITE_LOCKED: ErrorKind.Unavailable,
+  ETIMEDOUT: ErrorKind.DeadlineExceeded,
+  ENAMETOOLONG: ErrorKind.InvalidArgument,
+  EINVAL: ErrorKind.InvalidArgument,
+  ENOSYS: ErrorKind.NotImplemented,
+  EOPNOTSUPP: ErrorKind.NotImplemented,
+  ENOTSUP: ErrorKind.NotImplemented,
+  ENODEV: ErrorKind.NotImplemented,
+  EIO: ErrorKind.DataLoss,
+  SQLITE_IOERR: ErrorKind.DataLoss,
+  SQLITE_CORRUPT: ErrorKind.DataLoss,
+  SQLITE_NOTADB: ErrorKind.DataLoss,
+};
+
+/** The kind of an OS or SQLite error code (`ENOSPC`, `SQLITE_IOERR_WRITE`), if it has one. */
+export function kindOfCode(code: unknown): ErrorKind | undefined {
+  if (typeof code !== "string") return undefined;
+  return CODE_KINDS[code] ?? (code.startsWith("SQLITE_") ? CODE_KINDS[/^SQLITE_[A-Z]+/.exec(code)?.[0] ?? ""] : undefined);
+}
+
+/**
+ * The kind of any thrown value: a {@link RafsnapError}'s own kind, else the kind of the first
+ * OS or SQLite error code found walking `cause` ({@link kindOfCode}: a full filesystem is
+ * ResourceExhausted, EACCES PermissionDenied, a missing file FailedPrecondition…), else
+ * {@link ErrorKind.Unknown}.
  */
 export function kindOf(err: unknown): ErrorKind {
   let cur: unknown = err;
   for (let depth = 0; depth < 8 && cur != null; depth++) {
     if (cur instanceof RafsnapError) return cur.kind;
-    // A full filesystem, from the OS or from SQLite: the caller can free space and retry.
-    const code = (cur as { code?: unknown }).code;
-    if (code === "ENOSPC" || code === "EDQUOT" || code === "SQLITE_FULL") return ErrorKind.ResourceExhausted;
+    const kind = kindOfCode((cur as { code?: unknown }).code);
+    if (kind) return kind;
     cur = (cur as { cause?: unknown }).cause;
   }
   return ErrorKind.Unknown;

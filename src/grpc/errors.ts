@@ -1,5 +1,5 @@
 import { status, type ServiceError, Metadata } from "@grpc/grpc-js";
-import { ErrorKind, kindOf } from "../errdefs/index.ts";
+import { ErrorKind, kindOf, RafsnapError } from "../errdefs/index.ts";
 
 /**
  * The one mapping from our error kinds to gRPC status codes, the codes containerd's
@@ -30,8 +30,13 @@ export function codeOf(err: unknown): status {
   return CODE[kindOf(err)];
 }
 
-/** Turns any thrown value into the status error grpc-js sends: code and message. */
-export function toServiceError(err: unknown): Partial<ServiceError> {
-  const message = err instanceof Error ? err.message : String(err);
+/**
+ * Turns any thrown value into the status error grpc-js sends: code and message. An error
+ * that is not one of ours (raw errno or SQLite text) gets `context` in front — the call and
+ * the key it was about — so no bare "ENOENT: no such file or directory" reaches containerd.
+ */
+export function toServiceError(err: unknown, context?: string): Partial<ServiceError> {
+  const text = err instanceof Error ? err.message : String(err);
+  const message = context && !(err instanceof RafsnapError) ? `${context}: ${text}` : text;
   return { code: codeOf(err), details: message, message, metadata: new Metadata() };
 }

@@ -1,7 +1,7 @@
 import { unlinkSync } from "node:fs";
 import { type DescMessage, type DescMethod, type DescService, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { ErrorKind, invalidArgument, kindOf } from "../errdefs/index.ts";
+import { ErrorKind, invalidArgument, kindOf, RafsnapError } from "../errdefs/index.ts";
 import { LogLevels, type Logger } from "../log/index.ts";
 import { bindPrivately, prepareSocketPath } from "../mount/index.ts";
 import { toServiceError } from "./errors.ts";
@@ -88,17 +88,52 @@ export function loggableRequest(req: unknown, depth = 0): unknown {
   return out;
 }
 
+/** The call and the key it is about, as failures name them: `Prepare key="k8s.io/1/x"`. */
+function callName(m: DescMethod, req: unknown): string {
+  const key = (req as { key?: string; name?: string }).key || (req as { name?: string }).name || "";
+  return `${m.name}${key ? ` key=${JSON.stringify(loggable(key))}` : ""}`;
+}
+
+/**
+ * Why a call must not start: cancelled by its client, or its deadline passed while it waited
+ * to be served (a burst of Prepares with 1 ms deadlines). Such a call does no work at all; a
+ * call that started runs to its end, so no snapshot is ever half made.
+ */
+function tooLate(call: { cancelled: boolean; getDeadline(): grpc.Deadline }): RafsnapError | undefined {
+  if (call.cancelled) return new RafsnapError(ErrorKind.Canceled, "the call was cancelled before it started; nothing was done");
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : d;
+  if (Number.isFinite(ms) && ms <= Date.now()) return new RafsnapError(ErrorKind.DeadlineExceeded, "the call's deadline passed before it started; nothing was done");
+  return undefined;
+}
+
 /** Logs a failed call: expected outcomes (NotFound…) at debug, the rest at warn/error. */
 function logFailure(log: Logger, m: DescMethod, req: unknown, err: unknown): void {
-  const key = (req as { key?: string; name?: string }).key || (req as { name?: string }).name || "";
   const kind = kindOf(err);
-  const line = `${m.name}${key ? ` key=${JSON.stringify(loggable(key))}` : ""} failed (${kind}):`;
+  const line = `${callName(m, req)} failed (${kind}):`;
   // Messages quote keys, which may be huge: the log gets at most 2 KiB of each.
   const e = err as { message?: unknown; cause?: { message?: unknown } } | undefined;
   const text = loggable(`${String(e?.message ?? err)}${e?.cause?.message ? `: ${String(e.cause.message)}` : ""}`, 2048);
   if (kind === ErrorKind.NotFound || kind === ErrorKind.AlreadyExists) log.debug(line, text);
   else if (kind === ErrorKind.Unknown || kind === ErrorKind.Internal) log.error(line, text);
   else log.warn(line, text);
+}
+
+/**
+ * Writes `msg` to a server stream and resolves once the transport has taken it (or the call
+ * was cancelled): a stream holds one message at a time, however slowly its client reads —
+ * writing without waiting buffered every page of 200 concurrent Lists in memory (16 GB).
+ */
+function sent(call: grpc.ServerWritableStream<unknown, unknown>, msg: unknown): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const cancelled = () => resolve();
+    call.once("cancelled", cancelled);
+    call.write(msg, (err?: Error | null) => {
+      call.off("cancelled", cancelled);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
 }
 
 function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementation {
@@ -113,8 +148,10 @@ function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementa
         if (debug) log.debug(m.name, loggableRequest(call.request));
         const fail = (err: unknown) => {
           logFailure(log, m, call.request, err);
-          cb(toServiceError(err));
+          cb(toServiceError(err, callName(m, call.request)));
         };
+        const late = tooLate(call);
+        if (late) return fail(late);
         try {
           (fn(call.request, contextOf(call)) as Promise<unknown>).then((res) => cb(null, res), fail);
         } catch (err) {
@@ -125,11 +162,16 @@ function handlersOf(r: Registration, log: Logger): grpc.UntypedServiceImplementa
       out[m.name] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
         if (debug) log.debug(m.name, loggableRequest(call.request));
         (async () => {
-          for await (const msg of fn(call.request, contextOf(call)) as AsyncIterable<unknown>) call.write(msg);
-          call.end();
+          const late = tooLate(call);
+          if (late) throw late;
+          for await (const msg of fn(call.request, contextOf(call)) as AsyncIterable<unknown>) {
+            if (call.cancelled) return;
+            await sent(call, msg);
+          }
+          if (!call.cancelled) call.end();
         })().catch((err) => {
           logFailure(log, m, call.request, err);
-          call.emit("error", toServiceError(err));
+          call.emit("error", toServiceError(err, callName(m, call.request)));
         });
       }) as grpc.handleServerStreamingCall<unknown, unknown>;
     } else {

@@ -16,6 +16,12 @@ import type { ServiceImpl } from "./server.ts";
 
 /** Infos per List response message; containerd's own service sends batches of 100. */
 const LIST_BATCH = 100;
+/**
+ * About how many bytes of names and labels one List message holds: with labels of up to
+ * 64 KiB a snapshot, 100 of them would make each of many concurrent Lists hold 6 MiB.
+ * Typical snapshots (a few hundred bytes of labels) still go 100 a message.
+ */
+const LIST_BYTES = 256 << 10;
 
 /**
  * The `containerd.services.snapshots.v1.Snapshots` service over a {@link Snapshotter}:
@@ -44,8 +50,9 @@ export function snapshotsService(sn: Snapshotter): ServiceImpl<typeof Snapshots>
       return create(UpdateSnapshotResponseSchema, { info: infoToPb(info) });
     },
     list: async function* (req, ctx) {
-      // Page by page: memory holds one page, whatever the number of snapshots.
-      for (const page of sn.listPages(req.filters, LIST_BATCH)) {
+      // Page by page: memory holds one page, whatever the number of snapshots (the server
+      // asks for the next page only once the last one was sent).
+      for (const page of sn.listPages(req.filters, LIST_BATCH, LIST_BYTES)) {
         if (ctx.signal.aborted) return;
         if (page.length > 0) yield create(ListSnapshotsResponseSchema, { info: page.map(infoToPb) });
       }

@@ -1,3 +1,4 @@
+import { failedPrecondition } from "../errdefs/index.ts";
 import { fsMountReadonlyAsync, mountAsync } from "./async.ts";
 import { MAX_MOUNT_DATA, MountFlags } from "./mount.ts";
 import { setReadAheadKb } from "./readahead.ts";
@@ -16,7 +17,7 @@ export interface ErofsMount {
 async function losetup(args: string[]): Promise<string> {
   const p = Bun.spawn(["losetup", ...args], { stdout: "pipe", stderr: "pipe", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`losetup ${args.join(" ")}: ${err.trim() || `exit ${code}`}`);
+  if (code !== 0) throw failedPrecondition(`losetup ${args.join(" ")}: ${err.trim() || `exit ${code}`}`);
   return out.trim();
 }
 

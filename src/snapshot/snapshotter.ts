@@ -41,6 +41,13 @@ interface MetaLayer {
 /** A snapshot directory that should not exist: its id is not in the database. */
 const isTemp = (name: string) => name.startsWith("new-") || name.startsWith("rm-");
 
+/** About how many bytes `info` takes in a List answer: its names and labels. */
+function infoBytes(info: Info): number {
+  let n = info.name.length + info.parent.length + 64;
+  for (const [k, v] of Object.entries(info.labels)) n += k.length + v.length;
+  return n;
+}
+
 /**
  * containerd snapshot semantics over {@link MetaStore} and plain directories, as containerd's
  * overlay snapshotter implements them. The database is the truth: directories are created in
@@ -276,15 +283,23 @@ export class Snapshotter {
    * filters are parsed before the first page (InvalidArgument). Each page is its own read,
    * so a snapshot committed or removed meanwhile may be listed before or after the change
    * (containerd's GC, the main caller, acts on the next round).
+   *
+   * `maxBytes` bounds what one page holds: pages start at 4 snapshots (labels are at most
+   * 64 KiB a snapshot) and each next page is sized from the bytes per snapshot seen so far to
+   * hold about `maxBytes` (growing at most 4× a page, never past `size`, at least one), so
+   * a List of snapshots with large labels holds about `maxBytes`, not `size` × 64 KiB.
    */
-  *listPages(filters: string[], size: number): Generator<Info[]> {
+  *listPages(filters: string[], size: number, maxBytes = Number.POSITIVE_INFINITY): Generator<Info[]> {
     const filter = parseFilters(filters);
-    for (let after = ""; ; ) {
-      const page = this.opts.store.read((tx) => tx.walkPage(after, size));
+    for (let after = "", limit = Number.isFinite(maxBytes) ? Math.min(size, 4) : size; ; ) {
+      const page = this.opts.store.read((tx) => tx.walkPage(after, limit));
       if (page.length === 0) return;
       after = (page[page.length - 1] as Info).name;
+      const full = page.length === limit;
+      const bytes = page.reduce((n, i) => n + infoBytes(i), 0);
+      limit = Math.max(1, Math.min(size, limit * 4, Math.floor((page.length * maxBytes) / Math.max(1, bytes))));
       yield page.filter((i) => filter.match(snapshotInfoAdaptor(i)));
-      if (page.length < size) return;
+      if (!full) return;
     }
   }
 

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { ErrorKind, kindOf } from "../errdefs/index.ts";
 import { openDb } from "./db.ts";
 import { MetaStore } from "./metastore.ts";
+import { thrown } from "../../test/support/failure.ts";
 
 let dir: string;
 let ms: MetaStore;
@@ -20,15 +21,6 @@ afterEach(() => {
   ms.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected an error");
-}
 
 describe("MetaStore", () => {
   test("prepare, commit, chain of parents nearest first", () => {

@@ -1,5 +1,5 @@
 import { asc, eq, gt, sql } from "drizzle-orm";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../errdefs/index.ts";
+import { alreadyExists, failedPrecondition, internal, invalidArgument, notFound } from "../errdefs/index.ts";
 import type { Clock } from "./clock.ts";
 import type { Db } from "./db.ts";
 import { snapshots, type SnapshotRow } from "./schema.ts";
@@ -168,7 +168,7 @@ export class MetaTx {
     }
     if (this.row(key)) throw alreadyExists(`snapshot ${JSON.stringify(key)} already exists`);
     const inserted = this.q.insert.get({ key, parentId, kind, labels: storedLabels(key, labels), now: this.clock() });
-    if (!inserted) throw new Error(`insert of snapshot ${JSON.stringify(key)} returned no id`);
+    if (!inserted) throw internal(`insert of snapshot ${JSON.stringify(key)} returned no id`);
     return {
       id: String(inserted.id),
       kind,

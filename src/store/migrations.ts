@@ -1,3 +1,4 @@
+import { internal } from "../errdefs/index.ts";
 import journal from "./migrations/meta/_journal.json" with { type: "json" };
 import m0000 from "./migrations/0000_init.sql" with { type: "text" };
 import m0001 from "./migrations/0001_daemons.sql" with { type: "text" };
@@ -32,7 +33,7 @@ export const journalTags: string[] = journal.entries.map((e) => e.tag);
 export function embeddedMigrations(): Migration[] {
   return journal.entries.map((e) => {
     const sql = SQL_BY_TAG[e.tag];
-    if (sql === undefined) throw new Error(`migration ${e.tag} is in the journal but not embedded`);
+    if (sql === undefined) throw internal(`migration ${e.tag} is in the journal but not embedded`);
     return {
       tag: e.tag,
       when: e.when,

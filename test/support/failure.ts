@@ -21,3 +21,13 @@ export async function codeOf(p: Promise<unknown>): Promise<{ code: Code | undefi
     return { code: e instanceof ConnectError ? e.code : undefined, message: String(e) };
   }
 }
+
+/** What `fn` throws; throws itself when `fn` returns. */
+export function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error("expected an error");
+}

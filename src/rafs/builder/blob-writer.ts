@@ -8,7 +8,7 @@
  * CI table (16 B), the digest array (32 B) and the dedup index, per unique chunk.
  */
 import { constants, zstdCompressSync } from "node:zlib";
-import { notImplemented } from "../../errdefs/index.ts";
+import { internal, notImplemented } from "../../errdefs/index.ts";
 import { alignUp } from "../bytes.ts";
 import { BlobFeatures, type Compressor, type Digester, INLINE_BLOB_ID } from "../blob-table.ts";
 import { CI_HEADER_SIZE, CI_MAGIC } from "../blob-meta.ts";
@@ -270,7 +270,7 @@ export class BlobWriter {
    * {@link finishToc} with the bootstrap (or nothing when `inline` is false).
    */
   finishSections(inline: boolean): Uint8Array[] {
-    if (this.finished) throw new Error("BlobWriter.finish called twice");
+    if (this.finished) throw internal("BlobWriter.finish called twice");
     this.finished = true;
     const parts: Uint8Array[] = [];
     const info = this.info;
@@ -309,12 +309,12 @@ export class BlobWriter {
   /** The second step of {@link finish}: `boot` is the inline bootstrap, if the blob has one. */
   finishToc(boot?: Uint8Array): Uint8Array[] {
     const toc = this.toc;
-    if (!toc) throw new Error("BlobWriter.finishToc called before finishSections");
+    if (!toc) throw internal("BlobWriter.finishToc called before finishSections");
     this.toc = undefined;
     const parts: Uint8Array[] = [];
     const info = this.info;
     const inline = (info.features & BlobFeatures.INLINED_FS_META) !== 0;
-    if (inline !== (boot !== undefined)) throw new Error("BlobWriter.finishToc: the inline bootstrap is missing or unexpected");
+    if (inline !== (boot !== undefined)) throw internal("BlobWriter.finishToc: the inline bootstrap is missing or unexpected");
     if (boot) {
       const packed = compress("zstd", boot);
       const at = this.offset;
@@ -330,7 +330,7 @@ export class BlobWriter {
       info.blobId = info.digest.slice(7);
     } else {
       info.compressedSize = this.offset;
-      if (!this.idHash) throw new Error("BlobWriter: the digest array was never emitted");
+      if (!this.idHash) throw internal("BlobWriter: the digest array was never emitted");
       info.blobId = this.idHash.digest("hex");
       info.blobTocSize = tocBytes.length + 512;
       info.blobTocDigest = Buffer.from(sha256Hex(tocBytes, tocHeader), "hex");
