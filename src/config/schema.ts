@@ -92,7 +92,7 @@ const DEFAULTS: DeepReadonly<Config> = deepFreeze<Config>({
     log_rotation_size: 100,
     failover_policy: "resend",
   },
-  cgroup: { enable: false, memory_limit: "" },
+  cgroup: { enable: true, memory_limit: "" },
   log: {
     log_to_stdout: false,
     level: "info",

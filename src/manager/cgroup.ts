@@ -20,40 +20,72 @@ export function memoryLimitBytes(limit: string, totalBytes: number): number | un
   return Math.floor(n * (m[2] ? (UNITS[m[2]] as number) : 1));
 }
 
+/**
+ * The limit when `memory_limit` is "" (the default): a quarter of the node's memory. The Go
+ * snapshotter leaves daemons unlimited; a daemon that a hostile image or a bug makes grow
+ * then takes the node with it. "100%" turns the limit off in effect.
+ */
+export const DEFAULT_MEMORY_LIMIT = "25%";
+
 /** The cgroup daemons are put in. */
 export interface DaemonCgroup {
+  /** The cgroup's directory, e.g. `/sys/fs/cgroup/memory/system.slice/nydusd`. */
+  dir: string;
+  /** The memory limit set on it, in bytes (0: none, `memory_limit = "0"`). */
+  limitBytes: number;
   /** Moves `pid` into the cgroup; failures are logged. */
   add(pid: number): void;
 }
 
+/** Where the daemons' cgroup goes and which file holds its memory limit. */
+function hierarchyOf(fsRoot: string): { dir: string; limitFile: string } | undefined {
+  // cgroup v2 (unified): one tree; its memory controller must be enabled at the root.
+  if (existsSync(join(fsRoot, "cgroup.controllers"))) {
+    if (!readFileSync(join(fsRoot, "cgroup.controllers"), "utf8").split(/\s+/).includes("memory")) return undefined;
+    return { dir: join(fsRoot, "system.slice", "nydusd"), limitFile: "memory.max" };
+  }
+  // cgroup v1 (or hybrid): the memory controller's own tree.
+  if (existsSync(join(fsRoot, "memory", "memory.limit_in_bytes"))) {
+    return { dir: join(fsRoot, "memory", "system.slice", "nydusd"), limitFile: "memory.limit_in_bytes" };
+  }
+  return undefined;
+}
+
 /**
- * The daemons' cgroup (`[cgroup] enable`): `<root>/system.slice/nydusd` on a cgroup v2 unified
- * hierarchy, with `memory.max` from `memory_limit`. Undefined when disabled, or — with a
- * warning — when the node has no cgroup v2 (cgroup v1 / hybrid hosts such as these test
- * machines), where the limit is not applied.
+ * The daemons' cgroup (`[cgroup] enable`, on by default): `system.slice/nydusd` with a memory
+ * limit of `memory_limit` ({@link DEFAULT_MEMORY_LIMIT} when ""), as nydus-snapshotter places
+ * it — in the unified tree on cgroup v2 (`memory.max`), in the memory controller's tree on
+ * cgroup v1 and hybrid hosts (`memory.limit_in_bytes`). Undefined when disabled, or — with a
+ * warning — when the node has no memory controller to use or the cgroup cannot be made: the
+ * daemons then run without a limit, never fail to start.
  */
 export function daemonCgroup(cfg: CgroupConfig, log: Logger, fsRoot = "/sys/fs/cgroup"): DaemonCgroup | undefined {
   if (!cfg.enable) return undefined;
-  if (!existsSync(join(fsRoot, "cgroup.controllers"))) {
-    log.warn(`[cgroup] enable = true, but ${fsRoot} is not a cgroup v2 hierarchy: nydusd daemons run without a memory limit`);
+  const h = hierarchyOf(fsRoot);
+  if (!h) {
+    log.warn(`[cgroup] enable = true, but ${fsRoot} has no cgroup memory controller to use: nydusd daemons run without a memory limit`);
     return undefined;
   }
-  const dir = join(fsRoot, "system.slice", "nydusd");
+  let limitBytes: number;
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(h.dir, { recursive: true });
     const total = Number(readFileSync("/proc/meminfo", "utf8").match(/^MemTotal:\s+(\d+) kB/m)?.[1] ?? 0) * 1024;
-    const max = memoryLimitBytes(cfg.memory_limit, total);
-    if (max !== undefined) writeFileSync(join(dir, "memory.max"), String(max));
+    limitBytes = memoryLimitBytes(cfg.memory_limit || DEFAULT_MEMORY_LIMIT, total) as number;
+    // "0" asks for no limit (a zero limit would kill every daemon at once).
+    if (limitBytes > 0) writeFileSync(join(h.dir, h.limitFile), String(limitBytes));
   } catch (e) {
-    log.warn(`[cgroup] could not set up ${dir}: ${(e as Error).message}; daemons run without a memory limit`);
+    log.warn(`[cgroup] could not set up ${h.dir}: ${(e as Error).message}; daemons run without a memory limit`);
     return undefined;
   }
+  log.info(`[cgroup] nydusd daemons go into ${h.dir} ${limitBytes > 0 ? `with a memory limit of ${limitBytes} bytes` : "without a memory limit"}`);
   return {
+    dir: h.dir,
+    limitBytes,
     add(pid) {
       try {
-        appendFileSync(join(dir, "cgroup.procs"), String(pid));
+        appendFileSync(join(h.dir, "cgroup.procs"), String(pid));
       } catch (e) {
-        log.warn(`[cgroup] could not move nydusd pid ${pid} into ${dir}: ${(e as Error).message}`);
+        log.warn(`[cgroup] could not move nydusd pid ${pid} into ${h.dir}: ${(e as Error).message}`);
       }
     },
   };

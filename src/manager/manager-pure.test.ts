@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DaemonRow } from "../store/index.ts";
@@ -179,15 +179,42 @@ describe("[cgroup] memory_limit", () => {
     expect(memoryLimitBytes("10%", 1000)).toBe(100);
     expect(() => memoryLimitBytes("200MB", 0)).toThrow(/memory_limit/);
   });
-  test("no cgroup v2 here: a warning, no cgroup", async () => {
+  test("no memory controller: a warning, no cgroup; disabled: none", async () => {
     const { daemonCgroup } = await import("./cgroup.ts");
     const warnings: string[] = [];
-    const log = { warn: (m: string) => warnings.push(m) } as unknown as Parameters<typeof daemonCgroup>[1];
+    const log = { warn: (m: string) => warnings.push(m), info: () => {} } as unknown as Parameters<typeof daemonCgroup>[1];
     const d = mkdtempSync(join(tmpdir(), "rafsnap-cg-"));
     expect(daemonCgroup({ enable: true, memory_limit: "" }, log, d)).toBeUndefined();
-    expect(warnings[0]).toContain("not a cgroup v2 hierarchy");
+    expect(warnings[0]).toContain("has no cgroup memory controller");
+    // A unified tree without the memory controller is no better.
+    writeFileSync(join(d, "cgroup.controllers"), "cpu io pids\n");
+    expect(daemonCgroup({ enable: true, memory_limit: "" }, log, d)).toBeUndefined();
     expect(daemonCgroup({ enable: false, memory_limit: "" }, log, d)).toBeUndefined();
     rmSync(d, { recursive: true, force: true });
+  });
+  test("cgroup v2: system.slice/nydusd with memory.max; v1: the memory tree with memory.limit_in_bytes; '' is a quarter of the node", async () => {
+    const { daemonCgroup } = await import("./cgroup.ts");
+    const log = { warn: () => {}, info: () => {} } as unknown as Parameters<typeof daemonCgroup>[1];
+    const total = Number(/^MemTotal:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1]) * 1024;
+    const v2 = mkdtempSync(join(tmpdir(), "rafsnap-cg2-"));
+    writeFileSync(join(v2, "cgroup.controllers"), "cpu memory pids\n");
+    const c2 = daemonCgroup({ enable: true, memory_limit: "" }, log, v2);
+    expect(c2?.dir).toBe(join(v2, "system.slice", "nydusd"));
+    expect(Number(readFileSync(join(v2, "system.slice", "nydusd", "memory.max"), "utf8"))).toBe(Math.floor(total / 4));
+    const v1 = mkdtempSync(join(tmpdir(), "rafsnap-cg1-"));
+    mkdirSync(join(v1, "memory"));
+    writeFileSync(join(v1, "memory", "memory.limit_in_bytes"), "9223372036854771712\n");
+    const c1 = daemonCgroup({ enable: true, memory_limit: "300MiB" }, log, v1);
+    expect(c1?.dir).toBe(join(v1, "memory", "system.slice", "nydusd"));
+    expect(readFileSync(join(v1, "memory", "system.slice", "nydusd", "memory.limit_in_bytes"), "utf8")).toBe(String(300 << 20));
+    c1?.add(4242);
+    expect(readFileSync(join(v1, "memory", "system.slice", "nydusd", "cgroup.procs"), "utf8")).toBe("4242");
+    // "0": the cgroup, no limit.
+    const none = mkdtempSync(join(tmpdir(), "rafsnap-cg0-"));
+    mkdirSync(join(none, "memory"));
+    writeFileSync(join(none, "memory", "memory.limit_in_bytes"), "x");
+    expect(daemonCgroup({ enable: true, memory_limit: "0" }, log, none)?.limitBytes).toBe(0);
+    for (const d of [v1, v2, none]) rmSync(d, { recursive: true, force: true });
   });
 });
 

@@ -5,7 +5,7 @@
 // use, Usage counts the blob cache, and daemon_mode "none" answers nydus-overlayfs mounts with
 // `extraoption`. Root only (mounts); the compiled binary, a registry on 127.0.0.1.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { Cleanup } from "../harness/cleanup.ts";
@@ -17,6 +17,19 @@ import { codeOf } from "../support/failure.ts";
 import type { RafsnapServer } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
+
+/** The memory cgroup tree the daemons' cgroup can be made in, or undefined (none writable). */
+function memoryCgroupDir(): string | undefined {
+  const v2 = existsSync("/sys/fs/cgroup/cgroup.controllers") && readFileSync("/sys/fs/cgroup/cgroup.controllers", "utf8").includes("memory");
+  const tree = v2 ? "/sys/fs/cgroup" : existsSync("/sys/fs/cgroup/memory/memory.limit_in_bytes") ? "/sys/fs/cgroup/memory" : undefined;
+  if (!tree) return undefined;
+  try {
+    mkdirSync(join(tree, "system.slice", "nydusd"), { recursive: true });
+    return tree;
+  } catch {
+    return undefined;
+  }
+}
 const L = UnpackLabel;
 type Layer = UnpackLayer;
 
@@ -61,6 +74,18 @@ describe.skipIf(!isRoot)("remote snapshots through the snapshots API", () => {
     const pids = recordedDaemonPids(s.root);
     expect(pids.length).toBe(1);
     for (const pid of pids) expect(readFileSync(`/proc/${pid}/oom_score_adj`, "utf8").trim()).toBe("0");
+    // A memory limit by default where the node's cgroups allow one: system.slice/nydusd in the
+    // memory controller's tree (cgroup v1 here; v2 puts it in the unified tree), a quarter of
+    // the node's memory.
+    const cg = memoryCgroupDir();
+    if (cg) {
+      for (const pid of pids) expect(readFileSync(`/proc/${pid}/cgroup`, "utf8")).toMatch(/:memory:\/system\.slice\/nydusd$|^0::\/system\.slice\/nydusd$/m);
+      const limit = Number(readFileSync(join(cg, "system.slice", "nydusd", cg.endsWith("memory") ? "memory.limit_in_bytes" : "memory.max"), "utf8"));
+      const total = Number(/^MemTotal:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1]) * 1024;
+      expect(Math.abs(limit - total / 4)).toBeLessThan(8192); // the kernel rounds to pages
+    } else {
+      expect(readFileSync(join(dir, "dedicated", "rafsnap.log"), "utf8")).toContain("daemons run without a memory limit");
+    }
     const m = view.mounts[0];
     expect(m?.type).toBe("overlay");
     const lower = (m?.options.find((o) => o.startsWith("lowerdir=")) as string).slice(9).split(":");
