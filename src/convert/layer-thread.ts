@@ -9,15 +9,14 @@
 import { RafsnapError } from "../errdefs/index.ts";
 import { type BlobInfo, LayerTreeBuilder, ownsWholeBuffer, writeBootstrap } from "../rafs/index.ts";
 import type { EntryRecord, FromWorker, LayerConversion, LayerDone, LayerJob, RemoteBlob, ToWorker } from "./layer-build.ts";
+import { workerUrl } from "../sys/index.ts";
 
 /** Source bytes the calling thread may have handed over and the worker not yet consumed. */
 export const IN_WINDOW = 4 << 20;
 /** Size of the shared ring the worker writes blob bytes to (what it may be ahead of the caller). */
 export const OUT_RING = 2 << 20;
 
-// In the compiled binary every module's import.meta.url is the executable's
-// (file:///$bunfs/root/rafsnap) and worker entrypoints sit at their path under src/.
-const WORKER = import.meta.url.startsWith("file:///$bunfs/") ? new URL("./convert/layer-worker.ts", import.meta.url) : new URL("./layer-worker.ts", import.meta.url);
+const WORKER = workerUrl(import.meta.url, "convert", "layer-worker.ts");
 
 
 /** The layer tree, built on this thread from the entries the worker sends. */

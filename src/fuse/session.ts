@@ -22,6 +22,7 @@ import {
   Op,
   OUT_HEADER,
 } from "./protocol.ts";
+import { workerUrl } from "../sys/index.ts";
 
 /** Options of {@link FuseSession.start}. */
 export interface SessionOptions {
@@ -78,13 +79,7 @@ export class FuseSession {
     this.maxPages = opts.maxPages ?? 256;
     this.log = opts.logger.withTag("fuse");
     const n = opts.workers ?? 2;
-    // In the compiled binary every module's import.meta.url is the executable's
-    // (file:///$bunfs/root/rafsnap) and worker entrypoints sit at their path under src/.
-    const url =
-      opts.workerUrl ??
-      (import.meta.url.startsWith("file:///$bunfs/")
-        ? new URL("./fuse/reader-worker.ts", import.meta.url)
-        : new URL("./reader-worker.ts", import.meta.url));
+    const url = opts.workerUrl ?? workerUrl(import.meta.url, "fuse", "reader-worker.ts");
     let ended = 0;
     let resolve!: () => void;
     this.done = new Promise<void>((r) => {

@@ -1,4 +1,5 @@
-import { dlopen, FFIType, read } from "bun:ffi";
+import { FFIType } from "bun:ffi";
+import { openLibc } from "../sys/index.ts";
 
 /**
  * The libc calls the reader threads' fast path needs and Node's fs lacks (pipes, splice,
@@ -6,20 +7,18 @@ import { dlopen, FFIType, read } from "bun:ffi";
  * the calling thread's.
  */
 export function readerSys() {
-  const { symbols: c } = dlopen("libc.so.6", {
+  const libc = openLibc({
     pipe2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
     fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     splice: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.u32], returns: FFIType.i64 },
     write: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
     posix_fadvise: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.i32], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
   });
-  const errnoPtr = c.__errno_location();
   return {
-    ...c,
+    ...libc.symbols,
     /** The calling thread's errno. */
-    errno: (): number => (errnoPtr ? read.i32(errnoPtr, 0) : 0),
+    errno: libc.errno,
   };
 }
 

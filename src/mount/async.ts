@@ -1,12 +1,9 @@
 import { type ErrorKind, RafsnapError } from "../errdefs/index.ts";
+import { workerUrl } from "../sys/index.ts";
 
 type Reply = { ok: true } | { ok: false; kind: ErrorKind; message: string };
 
-// In the compiled binary every module's import.meta.url is the executable's
-// (file:///$bunfs/root/rafsnap) and worker entrypoints sit at their path under src/.
-const WORKER = import.meta.url.startsWith("file:///$bunfs/")
-  ? new URL("./mount/mount-worker.ts", import.meta.url)
-  : new URL("./mount-worker.ts", import.meta.url);
+const WORKER = workerUrl(import.meta.url, "mount", "mount-worker.ts");
 
 function inWorker(job: object): Promise<void> {
   const w = new Worker(WORKER);

@@ -1,4 +1,5 @@
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { FFIType, ptr } from "bun:ffi";
+import { openLibc } from "../sys/index.ts";
 
 /**
  * Blocking unix-socket calls with SCM_RIGHTS file-descriptor passing, through libc via
@@ -7,7 +8,7 @@ import { dlopen, FFIType, ptr, read } from "bun:ffi";
  * worker thread (fdpass-worker.ts): accept and recv block.
  */
 export function fdpassSys() {
-  const { symbols: c, close: closeLib } = dlopen("libc.so.6", {
+  const { symbols: c, close: closeLib, errno } = openLibc({
     socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     listen: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
@@ -18,9 +19,7 @@ export function fdpassSys() {
     close: { args: [FFIType.i32], returns: FFIType.i32 },
     poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
     unlink: { args: [FFIType.ptr], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
   });
-  const errno = () => read.i32(c.__errno_location() as NonNullable<ReturnType<typeof c.__errno_location>>, 0);
   const fail = (what: string): never => {
     throw new Error(`${what}: errno ${errno()}`);
   };

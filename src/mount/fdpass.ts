@@ -1,5 +1,6 @@
 import { closeSync } from "node:fs";
 import { unavailable } from "../errdefs/index.ts";
+import { workerUrl } from "../sys/index.ts";
 
 /** A passed descriptor (e.g. `/dev/fuse`) and the opaque daemon state that goes with it. */
 export interface FdState {
@@ -7,11 +8,7 @@ export interface FdState {
   state: Uint8Array;
 }
 
-// In the compiled binary every module's import.meta.url is the executable's
-// (file:///$bunfs/root/rafsnap) and worker entrypoints sit at their path under src/.
-const WORKER = import.meta.url.startsWith("file:///$bunfs/")
-  ? new URL("./mount/fdpass-worker.ts", import.meta.url)
-  : new URL("./fdpass-worker.ts", import.meta.url);
+const WORKER = workerUrl(import.meta.url, "mount", "fdpass-worker.ts");
 
 function exchange<T>(job: object, what: string, onListening?: () => void): Promise<T> {
   const w = new Worker(WORKER);

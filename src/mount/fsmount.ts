@@ -3,8 +3,9 @@
  * EROFS images with more `device=` options than fit the one page mount(2) copies: each option
  * is a separate fsconfig call, so there is no length limit.
  */
-import { dlopen, FFIType, read } from "bun:ffi";
+import { FFIType } from "bun:ffi";
 import { ErrorKind, RafsnapError } from "../errdefs/index.ts";
+import { cstr, openLibc } from "../sys/index.ts";
 
 const FSOPEN_CLOEXEC = 1;
 const FSCONFIG_SET_STRING = 1;
@@ -20,10 +21,7 @@ const SYMBOLS = {
   fsmount: { args: [FFIType.i32, FFIType.u32, FFIType.u32], returns: FFIType.i32 },
   move_mount: { args: [FFIType.i32, FFIType.cstring, FFIType.i32, FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
   close: { args: [FFIType.i32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
 } as const;
-
-const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
 
 /**
  * Mounts a read-only filesystem of type `fstype` from `source` at `target` with string
@@ -34,9 +32,9 @@ const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
  * the filesystem context and mount descriptors are closed on every path.
  */
 export function fsMountReadonly(fstype: string, source: string, target: string, options: [string, string][]): void {
-  const lib = dlopen("libc.so.6", SYMBOLS);
+  const lib = openLibc(SYMBOLS);
   const c = lib.symbols;
-  const errno = () => read.i32(c.__errno_location() as NonNullable<ReturnType<typeof c.__errno_location>>, 0);
+  const errno = lib.errno;
   const fail = (what: string) => {
     const e = errno();
     const kind = e === 38 || e === 19 ? ErrorKind.NotImplemented : e === 22 || e === 117 ? ErrorKind.InvalidArgument : e === 1 ? ErrorKind.PermissionDenied : ErrorKind.Internal;

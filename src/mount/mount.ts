@@ -2,8 +2,9 @@
  * mount(2) and umount2(2) through `bun:ffi` — mount(8) would turn a regular-file source into a
  * loop device, which then requires block devices for EROFS `device=` (architecture.md §2.3).
  */
-import { dlopen, FFIType, read } from "bun:ffi";
+import { FFIType } from "bun:ffi";
 import { ErrorKind, RafsnapError } from "../errdefs/index.ts";
+import { cstr, withLibc } from "../sys/index.ts";
 
 /** mount(2) flags. */
 export const MountFlags = {
@@ -43,21 +44,7 @@ const ERRNO: Readonly<Record<number, [string, ErrorKind]>> = {
 const SYMBOLS = {
   mount: { args: [FFIType.cstring, FFIType.cstring, FFIType.cstring, FFIType.u64, FFIType.cstring], returns: FFIType.i32 },
   umount2: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
 } as const;
-
-/** NUL-terminated bytes for a C string argument. */
-const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
-
-function withLibc<T>(fn: (libc: ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"]) => T): T {
-  // Loaded per call: mounts are rare, and this keeps the module free of shared state.
-  const lib = dlopen("libc.so.6", SYMBOLS);
-  try {
-    return fn(lib.symbols);
-  } finally {
-    lib.close();
-  }
-}
 
 function errnoError(errno: number, what: string): RafsnapError {
   const [name, kind] = ERRNO[errno] ?? [`errno ${errno}`, ErrorKind.Internal];
@@ -77,9 +64,10 @@ export function mount(source: string, target: string, fstype: string, flags: num
   if (data !== null && Buffer.byteLength(data) > MAX_MOUNT_DATA) {
     throw new RafsnapError(ErrorKind.InvalidArgument, `${what}: option string of ${Buffer.byteLength(data)} bytes exceeds ${MAX_MOUNT_DATA}`);
   }
-  withLibc((libc) => {
-    const rc = libc.mount(cstr(source), cstr(target), cstr(fstype), flags, data === null ? null : cstr(data));
-    if (rc !== 0) throw errnoError(read.i32(libc.__errno_location() as NonNullable<ReturnType<typeof libc.__errno_location>>, 0), what);
+  // libc is bound per call: mounts are rare, and this keeps the module free of shared state.
+  withLibc(SYMBOLS, (libc) => {
+    const rc = libc.symbols.mount(cstr(source), cstr(target), cstr(fstype), flags, data === null ? null : cstr(data));
+    if (rc !== 0) throw errnoError(libc.errno(), what);
   });
 }
 
@@ -89,9 +77,9 @@ export function mount(source: string, target: string, fstype: string, flags: num
  * not exist; FailedPrecondition when busy; PermissionDenied for EPERM; else Internal.
  */
 export function umount(target: string, flags = 0): void {
-  withLibc((libc) => {
-    if (libc.umount2(cstr(target), flags) === 0) return;
-    const errno = read.i32(libc.__errno_location() as NonNullable<ReturnType<typeof libc.__errno_location>>, 0);
+  withLibc(SYMBOLS, (libc) => {
+    if (libc.symbols.umount2(cstr(target), flags) === 0) return;
+    const errno = libc.errno();
     if (errno === 22) throw new RafsnapError(ErrorKind.NotFound, `umount ${target}: not a mount point (EINVAL)`);
     throw errnoError(errno, `umount ${target}`);
   });

@@ -1,5 +1,6 @@
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { FFIType, ptr } from "bun:ffi";
 import { closeSync, openSync, writeFileSync } from "node:fs";
+import { openLibc } from "../sys/index.ts";
 
 /** `_IOR(0x15, 1, struct fs_sysfs_path)`: struct { u8 len; u8 name[128]; } — 129 bytes. */
 const FS_IOC_GETFSSYSFSPATH = (2 << 30) | (129 << 16) | (0x15 << 8) | 1;
@@ -9,7 +10,7 @@ const FS_IOC_GETFSSYSFSPATH = (2 << 30) | (129 << 16) | (0x15 << 8) | 1;
  * FS_IOC_GETFSSYSFSPATH ioctl (Linux ≥ 6.10), or undefined when the kernel cannot say.
  */
 export function fsSysfsPath(mountpoint: string): string | undefined {
-  const lib = dlopen("libc.so.6", { ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 } });
+  const lib = openLibc({ ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 } });
   let fd = -1;
   try {
     fd = openSync(mountpoint, "r");

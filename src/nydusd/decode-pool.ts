@@ -5,6 +5,7 @@
  */
 import { ErrorKind, failedPrecondition, RafsnapError } from "../errdefs/index.ts";
 import { type BlobEntry, type ChunkInfo, ownsWholeBuffer } from "../rafs/index.ts";
+import { workerUrl } from "../sys/index.ts";
 
 /** What the pool sends a worker (structured clone; `data` is transferred). */
 export interface DecodeRequest {
@@ -45,9 +46,7 @@ export interface DecodeReply {
   error?: string;
 }
 
-// In the compiled binary every module's import.meta.url is the executable's
-// (file:///$bunfs/root/rafsnap) and worker entrypoints sit at their path under src/.
-const WORKER = import.meta.url.startsWith("file:///$bunfs/") ? new URL("./nydusd/decode-worker.ts", import.meta.url) : new URL("./decode-worker.ts", import.meta.url);
+const WORKER = workerUrl(import.meta.url, "nydusd", "decode-worker.ts");
 
 
 interface Pending {

@@ -4,6 +4,7 @@ import { failedPrecondition } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import { Manager, type NydusdCommand, NydusFs } from "../manager/index.ts";
 import type { DaemonStore } from "../store/index.ts";
+import { selfCommand } from "../sys/index.ts";
 
 /** `[daemon] nydusd_path` as packaged: the link to rafsnap's own binary. */
 export const PACKAGED_NYDUSD = "/usr/libexec/rafsnap/nydusd";
@@ -20,9 +21,7 @@ export function nydusdCommand(config: Config): NydusdCommand {
   if (path !== PACKAGED_NYDUSD) {
     throw failedPrecondition(`[daemon] nydusd_path ${JSON.stringify(path)} does not exist; install nydusd there or point the key at rafsnap's nydusd link (${PACKAGED_NYDUSD})`);
   }
-  // Compiled: the executable is rafsnap itself. From source: bun + the entry script.
-  const main = Bun.main;
-  return { cmd: main.startsWith("/$bunfs/") ? [process.execPath, "nydusd"] : [process.execPath, main, "nydusd"] };
+  return { cmd: selfCommand("nydusd") };
 }
 
 /** The nydus side of the service: the daemon manager and the RAFS instances. */

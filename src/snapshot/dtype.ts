@@ -8,10 +8,11 @@
  * filesystem made with `mkfs.ext2 -O ^filetype`). So the entries are read through libc's
  * `readdir(3)` with `bun:ffi`, and `d_type` is read from the raw `struct dirent`.
  */
-import { CString, FFIType, dlopen, read } from "bun:ffi";
+import { CString, FFIType, read } from "bun:ffi";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { failedPrecondition, internal, notFound, notImplemented } from "../errdefs/index.ts";
+import { cstr, openLibc } from "../sys/index.ts";
 
 /** `DT_UNKNOWN` from <dirent.h>. */
 const DT_UNKNOWN = 0;
@@ -21,8 +22,6 @@ const DT_UNKNOWN = 0;
  */
 const D_TYPE_OFFSET = 18;
 const D_NAME_OFFSET = 19;
-const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"] as const;
-
 const LIBC_SYMBOLS = {
   opendir: { args: [FFIType.ptr], returns: FFIType.ptr },
   readdir: { args: [FFIType.ptr], returns: FFIType.ptr },
@@ -76,9 +75,9 @@ export async function checkDType(dir: string): Promise<boolean> {
 
 /** Entry name → raw `d_type`, from libc `opendir`/`readdir`/`closedir`. */
 function readEntryTypes(path: string): Map<string, number> {
-  const libc = openLibc();
+  const libc = openLibc(LIBC_SYMBOLS);
   try {
-    const dirp = libc.symbols.opendir(Buffer.from(`${path}\0`));
+    const dirp = libc.symbols.opendir(cstr(path));
     if (dirp === null) throw internal(`d_type check: opendir(3) failed on ${path}`);
     try {
       const types = new Map<string, number>();
@@ -92,16 +91,4 @@ function readEntryTypes(path: string): Map<string, number> {
   } finally {
     libc.close();
   }
-}
-
-function openLibc() {
-  const errors: string[] = [];
-  for (const name of LIBC_NAMES) {
-    try {
-      return dlopen(name, LIBC_SYMBOLS);
-    } catch (err) {
-      errors.push(`${name}: ${(err as Error).message}`);
-    }
-  }
-  throw notImplemented(`d_type check: cannot load libc (${errors.join("; ")})`);
 }

@@ -1,4 +1,5 @@
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { FFIType, ptr } from "bun:ffi";
+import { openLibc } from "../sys/index.ts";
 
 /** Microseconds since the Unix epoch. */
 export type Micros = number;
@@ -13,9 +14,7 @@ export type Clock = () => Micros;
  * to the millisecond can fall before the first. Throws if libc cannot be loaded.
  */
 export function systemClock(): Clock {
-  const lib = dlopen("libc.so.6", {
-    clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-  });
+  const lib = openLibc({ clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 } });
   const ts = new BigInt64Array(2);
   const p = ptr(ts);
   const CLOCK_REALTIME = 0;

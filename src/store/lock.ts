@@ -1,6 +1,7 @@
-import { dlopen, FFIType } from "bun:ffi";
+import { FFIType } from "bun:ffi";
 import { closeSync, openSync } from "node:fs";
 import { failedPrecondition } from "../errdefs/index.ts";
+import { openLibc } from "../sys/index.ts";
 
 /** A held exclusive lock; released by {@link RootLock.release} or when the process exits. */
 export interface RootLock {
@@ -17,7 +18,7 @@ const LOCK_NB = 4;
  * naming the path when another process holds it.
  */
 export function lockFile(path: string): RootLock {
-  const { symbols, close } = dlopen("libc.so.6", { flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 } });
+  const { symbols, close } = openLibc({ flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 } });
   const fd = openSync(path, "a", 0o600);
   if (symbols.flock(fd, LOCK_EX | LOCK_NB) !== 0) {
     closeSync(fd);

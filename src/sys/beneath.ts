@@ -10,9 +10,10 @@
  * Errors never carry what was found behind a refused path (its size, its content, the target
  * of a link): only the relative path and the rule it broke.
  */
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { FFIType, ptr } from "bun:ffi";
 import { closeSync, fstatSync, readSync } from "node:fs";
 import { ErrorKind, RafsnapError } from "../errdefs/index.ts";
+import { cstr, type Libc, openLibc } from "./libc.ts";
 
 const O_RDONLY = 0;
 const O_NONBLOCK = 0o4000;
@@ -39,10 +40,7 @@ const SYMBOLS = {
   openat: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
   open: { args: [FFIType.ptr, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
   close: { args: [FFIType.i32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
 } as const;
-
-const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
 
 /** A regular file opened from a layer: its descriptor (close it) and size. */
 export interface LayerFile {
@@ -95,9 +93,9 @@ export function openBeneath(root: string, rel: string, what: string, maxBytes: n
   if (rel === "" || rel.startsWith("/") || rel.split("/").some((p) => p === ".." || p === "." || p === "")) {
     throw refused(rel, "link", what);
   }
-  const lib = dlopen("libc.so.6", SYMBOLS);
+  const lib = openLibc(SYMBOLS);
   const c = lib.symbols;
-  const errno = () => read.i32(c.__errno_location() as NonNullable<ReturnType<typeof c.__errno_location>>, 0);
+  const errno = lib.errno;
   let fd = -1;
   try {
     const rootFd = c.open(cstr(root), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
@@ -123,7 +121,7 @@ export function openBeneath(root: string, rel: string, what: string, maxBytes: n
  * Checks the O_PATH descriptor `pathFd` (a regular file of at most `maxBytes`) and opens that
  * very inode for reading through its own magic link; `pathFd` stays the caller's to close.
  */
-function reopen(c: Libc, errno: () => number, pathFd: number, rel: string, what: string, maxBytes: number): LayerFile {
+function reopen(c: Fns, errno: () => number, pathFd: number, rel: string, what: string, maxBytes: number): LayerFile {
   const st = fstatSync(pathFd);
   if (st.isSymbolicLink()) throw refused(rel, "link", what);
   if (!st.isFile()) throw refused(rel, "not-regular", what);
@@ -133,14 +131,14 @@ function reopen(c: Libc, errno: () => number, pathFd: number, rel: string, what:
   return { fd: io, size: st.size, rel };
 }
 
-type Libc = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
+type Fns = Libc<typeof SYMBOLS>["symbols"];
 
 /**
  * An O_PATH descriptor of `rel` beneath `dirFd` (openat2; the per-component fallback where the
  * kernel lacks it): nothing is opened for I/O yet, so a device node or FIFO has no effect.
  * -errno on failure.
  */
-function openat2(c: Libc, errno: () => number, dirFd: number, rel: string): number {
+function openat2(c: Fns, errno: () => number, dirFd: number, rel: string): number {
   const flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
   const how = new BigUint64Array([BigInt(flags), 0n, BigInt(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)]);
   const path = cstr(rel);
@@ -204,9 +202,9 @@ export function readBeneath(root: string, rel: string, what: string, maxBytes: n
  * Throws {@link LayerFileError} as that (naming `path`).
  */
 export function openRegular(path: string, what: string, maxBytes: number): LayerFile {
-  const lib = dlopen("libc.so.6", SYMBOLS);
+  const lib = openLibc(SYMBOLS);
   const c = lib.symbols;
-  const errno = () => read.i32(c.__errno_location() as NonNullable<ReturnType<typeof c.__errno_location>>, 0);
+  const errno = lib.errno;
   let fd = -1;
   try {
     fd = c.open(cstr(path), O_PATH | O_CLOEXEC, 0);

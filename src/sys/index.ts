@@ -1,1 +1,3 @@
 export { fdPath, type LayerFile, LayerFileError, openBeneath, openRegular, type RefusedBecause, readBeneath, readLayerFile } from "./beneath.ts";
+export { cstr, LIBC, type Libc, openLibc, withLibc } from "./libc.ts";
+export { isCompiledBinary, selfCommand, workerUrl } from "./binary.ts";

@@ -10,19 +10,19 @@ const ALLOWED: Record<string, string[]> = {
   cli: ["service", "nydusd", "convert", "setup", "config", "log", "errdefs", "snapshot", "store"],
   // Node setup and checks; `snapshot` only for the d_type probe doctor shares with serve.
   setup: ["config", "snapshot", "mount", "errdefs", "log"],
-  service: ["config", "grpc", "snapshot", "store", "manager", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "log", "errdefs", "gen"],
+  service: ["config", "grpc", "snapshot", "store", "manager", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "sys", "log", "errdefs", "gen"],
   // mount: the socket probe (stale vs live socket) shared with the daemon.
   grpc: ["snapshot", "mount", "errdefs", "log", "gen"],
-  snapshot: ["store", "errdefs", "log"],
-  store: ["errdefs"],
+  snapshot: ["store", "sys", "errdefs", "log"],
+  store: ["sys", "errdefs"],
   manager: ["config", "nydusd", "registry", "rafs", "cache", "store", "mount", "sys", "errdefs", "log"],
   nydusd: ["fuse", "rafs", "registry", "cache", "mount", "sys", "errdefs", "log"],
-  fuse: ["errdefs", "log"],
+  fuse: ["sys", "errdefs", "log"],
   rafs: ["errdefs"],
-  convert: ["rafs", "registry", "errdefs", "log"],
+  convert: ["rafs", "registry", "sys", "errdefs", "log"],
   registry: ["errdefs", "log"],
   cache: ["errdefs", "log"],
-  mount: ["errdefs", "log"],
+  mount: ["sys", "errdefs", "log"],
   config: ["errdefs"],
   sys: ["errdefs"],
   errdefs: [],
@@ -49,7 +49,8 @@ describe("architecture", () => {
       if (parts.length < 2) continue; // src/main.ts may import cli only; checked below
       const own = parts[0] as string;
       const text = readFileSync(f, "utf8");
-      for (const m of text.matchAll(/from\s+"(\.[^"]+)"/g)) {
+      // Static imports and re-exports, and dynamic import() of a relative path.
+      for (const m of text.matchAll(/(?:from\s+|import\(\s*)"(\.[^"]+)"/g)) {
         const target = relative(SRC, join(f, "..", m[1] as string)).split("/")[0] as string;
         const outside = relative(join(SRC, ".."), join(f, "..", m[1] as string));
         if (outside === "package.json") continue; // version facts, embedded by the bundler
@@ -58,6 +59,23 @@ describe("architecture", () => {
       }
     }
     expect(violations).toEqual([]);
+  });
+  test("worker threads are started from their own folder, from files the build embeds", () => {
+    const build = readFileSync(join(SRC, "../scripts/build.ts"), "utf8");
+    const found: string[] = [];
+    for (const f of all) {
+      const own = relative(SRC, f).split("/")[0] as string;
+      const text = readFileSync(f, "utf8");
+      for (const m of text.matchAll(/workerUrl\(import\.meta\.url,\s*"([^"]+)",\s*"([^"]+)"\)/g)) {
+        found.push(`${m[1]}/${m[2]}`);
+        expect(`${relative(SRC, f)}: ${m[1]}`).toBe(`${relative(SRC, f)}: ${own}`);
+        expect(statSync(join(SRC, m[1] as string, m[2] as string)).isFile()).toBe(true);
+        expect(build).toContain(`src/${m[1]}/${m[2]}`);
+      }
+      // Every worker goes through workerUrl, the one place that knows the compiled layout.
+      if (!f.endsWith("sys/binary.ts")) expect(`${relative(SRC, f)}: ${text.includes("$bunfs")}`).toBe(`${relative(SRC, f)}: false`);
+    }
+    expect(found.length).toBeGreaterThanOrEqual(5);
   });
   test("main.ts imports only cli", () => {
     const text = readFileSync(join(SRC, "main.ts"), "utf8");
