@@ -1,10 +1,11 @@
 import { type Descriptor, type ImageConfig, type Index, type Manifest, MediaType, type Platform, type ResolvedImage } from "./oci.ts";
+import { Label } from "../labels/index.ts";
 
-/** Annotation keys of nydus images (nydus-facts §2, rafs-v6-spec §19.3). */
+/** Annotation keys of nydus images (nydus-facts §2, rafs-v6-spec §19.3); containerd passes them on as snapshot labels. */
 export const NydusAnnotation = {
-  Blob: "containerd.io/snapshot/nydus-blob",
-  Bootstrap: "containerd.io/snapshot/nydus-bootstrap",
-  FsVersion: "containerd.io/snapshot/nydus-fs-version",
+  Blob: Label.NydusDataLayer,
+  Bootstrap: Label.NydusMetaLayer,
+  FsVersion: Label.NydusFsVersion,
 } as const;
 
 /** A nydus data blob pushed for one OCI layer. */

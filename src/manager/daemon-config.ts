@@ -4,15 +4,13 @@ import { invalidArgument } from "../errdefs/index.ts";
 import { httpPing } from "../nydusd/index.ts";
 import { type Credentials, credentialsFromDockerConfig, parseImageRef } from "../registry/index.ts";
 import builtinTemplate from "./nydusd-config.json" with { type: "json" };
+import { Label } from "../labels/index.ts";
 
 /** A nydusd fusedev config as JSON (nydus-facts §4.5); only the keys we set are typed. */
 export type NydusdJson = Record<string, unknown> & {
   device: { id?: string; backend: { type: string; config: Record<string, unknown> }; cache: { type: string; config: Record<string, unknown> } };
 };
 
-/** Labels carrying pull credentials (§2 "labels" auth provider). */
-const PULL_USERNAME = "containerd.io/snapshot/pullusername";
-const PULL_SECRET = "containerd.io/snapshot/pullsecret";
 
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
 
@@ -90,8 +88,8 @@ export function instanceConfig(template: NydusdJson, f: InstanceFacts): NydusdJs
 }
 
 function credentialsOf(labels: Record<string, string>, host: string, dockerConfig?: string): Credentials | undefined {
-  const user = labels[PULL_USERNAME];
-  const secret = labels[PULL_SECRET];
+  const user = labels[Label.PullUsername];
+  const secret = labels[Label.PullSecret];
   if (secret !== undefined) return user ? { username: user, password: secret } : { identityToken: secret };
   return credentialsFromDockerConfig(host, dockerConfig);
 }

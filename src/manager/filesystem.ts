@@ -11,10 +11,8 @@ import type { DaemonStore, InstanceRow } from "../store/index.ts";
 import { bootstrapPath, copyBlobMeta, FS_VERSION_BYTES, fsVersion, readBootstrap, stableBootstrap } from "./bootstrap.ts";
 import { instanceConfig, loadTemplate, type NydusdJson, pickMirror } from "./daemon-config.ts";
 import type { Manager } from "./manager.ts";
+import { Label } from "../labels/index.ts";
 
-/** Label keys the filesystem reads (nydus-facts §2). */
-const IMAGE_REF = "containerd.io/snapshot/cri.image-ref";
-const STARGZ_REF = "containerd.io/snapshot/remote/stargz.reference";
 
 /** Counters of the blob cache GC (§8). */
 export interface GcStats {
@@ -107,10 +105,10 @@ export class NydusFs {
   }
 
   private imageRef(metaId: string, labels: Record<string, string>): string {
-    const ref = labels[IMAGE_REF] ?? labels[STARGZ_REF];
+    const ref = labels[Label.CRIImageRef] ?? labels[Label.StargzReference];
     if (!ref) {
       throw invalidArgument(
-        `nydus image of snapshot ${metaId}: no image reference label (${IMAGE_REF}); pull nydus images through containerd's CRI plugin (snapshotter "nydus", disable_snapshot_annotations = false) or nerdctl/ctr-remote, which add it`,
+        `nydus image of snapshot ${metaId}: no image reference label (${Label.CRIImageRef}); pull nydus images through containerd's CRI plugin (snapshotter "nydus", disable_snapshot_annotations = false) or nerdctl/ctr-remote, which add it`,
       );
     }
     return ref;

@@ -1,32 +1,7 @@
 import { invalidArgument } from "../errdefs/index.ts";
+import { Label } from "../labels/index.ts";
 
-/**
- * Snapshot label keys rafsnap reads or writes, with who sets them (nydus-facts §2). The
- * strings are the wire contract with containerd, CRI and nydus image builders.
- */
-export const Label = {
-  /** Set by containerd's unpacker: the chain ID the extracted layer will be committed as. */
-  TargetSnapshotRef: "containerd.io/snapshot.ref",
-  /** Set by containerd/CRI: asks for the `volatile` overlay option on writable mounts. */
-  OverlayVolatile: "containerd.io/snapshot/overlay.volatile",
-  /** Set by containerd on every snapshot its metadata store keeps alive. */
-  GCRoot: "containerd.io/gc.root",
-  /** Set by CRI (image ref of the layer's image). */
-  CRIImageRef: "containerd.io/snapshot/cri.image-ref",
-  /** Set by CRI (digest of the layer). */
-  CRILayerDigest: "containerd.io/snapshot/cri.layer-digest",
-  /** Set by CRI (digest of the image manifest). */
-  CRIManifestDigest: "containerd.io/snapshot/cri.manifest-digest",
-  /** Set by nydus image builders on nydus data blob layers (presence only). */
-  NydusDataLayer: "containerd.io/snapshot/nydus-blob",
-  /** Set by nydus image builders on the bootstrap layer (presence only). */
-  NydusMetaLayer: "containerd.io/snapshot/nydus-bootstrap",
-  /**
-   * Set by nydus converters on the bootstrap layer: a JSON list of the ids of blobs the
-   * bootstrap reads that are not layers of the image (a chunk dictionary's).
-   */
-  NydusReferenceBlobIds: "containerd.io/snapshot/nydus-reference-blob-ids",
-} as const;
+export { Label } from "../labels/index.ts";
 
 /**
  * The blob ids an image may read (lowercase hex): the digests of its data layers (`layers`:

@@ -7,25 +7,27 @@ const SRC = join(import.meta.dir, "../../src");
 
 /** Folder → folders (and `gen`) it may import. `errdefs` and `log` are open to all but config. */
 const ALLOWED: Record<string, string[]> = {
-  cli: ["service", "nydusd", "convert", "setup", "config", "log", "errdefs", "snapshot", "store"],
+  cli: ["service", "nydusd", "convert", "setup", "config", "log", "errdefs", "snapshot", "store", "labels"],
   // Node setup and checks; `snapshot` only for the d_type probe doctor shares with serve.
-  setup: ["config", "snapshot", "mount", "errdefs", "log"],
-  service: ["config", "grpc", "snapshot", "store", "manager", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "sys", "log", "errdefs", "gen"],
+  setup: ["config", "snapshot", "mount", "errdefs", "log", "labels"],
+  service: ["config", "grpc", "snapshot", "store", "manager", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "sys", "log", "errdefs", "gen", "labels"],
   // mount: the socket probe (stale vs live socket) shared with the daemon.
-  grpc: ["snapshot", "mount", "errdefs", "log", "gen"],
-  snapshot: ["store", "sys", "errdefs", "log"],
+  grpc: ["snapshot", "mount", "errdefs", "log", "gen", "labels"],
+  snapshot: ["store", "sys", "errdefs", "log", "labels"],
   store: ["sys", "errdefs"],
-  manager: ["config", "nydusd", "registry", "rafs", "cache", "store", "mount", "sys", "errdefs", "log"],
-  nydusd: ["fuse", "rafs", "registry", "cache", "mount", "sys", "errdefs", "log"],
+  manager: ["config", "nydusd", "registry", "rafs", "cache", "store", "mount", "sys", "errdefs", "log", "labels"],
+  nydusd: ["fuse", "rafs", "registry", "cache", "mount", "sys", "errdefs", "log", "labels"],
   fuse: ["sys", "errdefs", "log"],
   rafs: ["errdefs"],
-  convert: ["rafs", "registry", "sys", "errdefs", "log"],
+  convert: ["rafs", "registry", "sys", "errdefs", "log", "labels"],
   registry: ["errdefs", "log"],
   cache: ["errdefs", "log"],
   mount: ["sys", "errdefs", "log"],
   config: ["errdefs"],
   sys: ["errdefs"],
   errdefs: [],
+  // Label and annotation keys: strings only.
+  labels: [],
   log: [],
 };
 
