@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { defineCommand } from "citty";
 import { invalidArgument, notImplemented } from "../errdefs/index.ts";
 import { createLogger, type LogLevelName } from "../log/index.ts";
-import { Daemon, daemonRunDir, loadDaemonConfig, predecessorCrashed, startApiServer } from "../nydusd/index.ts";
+import { Daemon, daemonRunDir, FAILOVER_POLICIES, type FailoverPolicy, loadDaemonConfig, predecessorCrashed, startApiServer } from "../nydusd/index.ts";
 import { versionInfo } from "./_version.ts";
 
 const LEVELS = ["trace", "debug", "info", "warn", "error"];
@@ -28,8 +28,8 @@ export default defineCommand({
     upgrade: { type: "boolean", description: "start for a hot upgrade (stays in INIT)" },
     mountpoint: { type: "string", alias: ["M"], description: "FUSE mountpoint (fuse)" },
     bootstrap: { type: "string", alias: ["B"], description: "RAFS metadata (dedicated mode)" },
-    "thread-num": { type: "string", alias: ["fuse-threads"], description: "FUSE reader threads (default 4)" },
-    "failover-policy": { type: "string", description: "none|resend|flush" },
+    "thread-num": { type: "string", alias: ["fuse-threads"], description: "FUSE reader threads, 1-1024 (default 2)" },
+    "failover-policy": { type: "string", default: "resend", description: "after a takeover: resend|flush (the kernel resends unanswered requests) or none" },
     "prefetch-files": { type: "string", description: "file listing paths to prefetch" },
     "virtual-mountpoint": { type: "string", alias: ["m"], description: "accepted (default /)" },
     fscache: { type: "string", alias: ["F"], description: "singleton: fscache dir (unsupported)" },
@@ -55,6 +55,12 @@ export default defineCommand({
     // nydusd keeps rotated logs uncompressed; we keep the last 5 (decision: docs/nydusd.md).
     const rotation = { maxBytes: rotationMb << 20, maxBackups: 5, maxAgeDays: 0, localTime: true, compress: false };
     const logger = createLogger({ level: level as LogLevelName, toStdout: !file, file, rotation });
+    const threads = args["thread-num"] === undefined ? undefined : Number(args["thread-num"]);
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
+      throw invalidArgument(`--thread-num ${JSON.stringify(args["thread-num"])}: a number of threads from 1 to 1024`);
+    }
+    const policy = args["failover-policy"];
+    if (!(FAILOVER_POLICIES as readonly string[]).includes(policy)) throw invalidArgument(`--failover-policy ${JSON.stringify(policy)}: one of ${FAILOVER_POLICIES.join(", ")}`);
     const config = args.config ? loadDaemonConfig(args.config) : undefined;
     if (args.bootstrap && !config) throw invalidArgument("--bootstrap needs --config (backend and cache)");
     const runDir = daemonRunDir(process.env.RAFSNAP_RUN_DIR ?? "/run/rafsnap", process.pid);
@@ -67,6 +73,8 @@ export default defineCommand({
       config,
       version: v,
       logger,
+      fuseThreads: threads,
+      failoverPolicy: policy as FailoverPolicy,
     });
     let api: Awaited<ReturnType<typeof startApiServer>> | undefined;
     const crashed = args.apisock !== undefined && (await predecessorCrashed(args.apisock, args.mountpoint));

@@ -80,6 +80,7 @@ export class FuseSession {
     this.log = opts.logger.withTag("fuse");
     const n = opts.workers ?? 2;
     const url = opts.workerUrl ?? workerUrl(import.meta.url, "fuse", "reader-worker.ts");
+    this.log.info(`serving with ${n} reader thread${n === 1 ? "" : "s"}`);
     let ended = 0;
     let resolve!: () => void;
     this.done = new Promise<void>((r) => {

@@ -36,7 +36,20 @@ export interface DaemonOptions {
   config?: DaemonConfig;
   version: VersionFacts;
   logger: Logger;
+  /** FUSE reader threads of the blobfs (`--thread-num`); the session's default when absent. */
+  fuseThreads?: number;
+  /**
+   * `--failover-policy`: after a takeover, `resend` (the default) and `flush` ask the kernel to
+   * resend the requests the predecessor read and never answered (FUSE_NOTIFY_RESEND); `none`
+   * leaves them unanswered, as nydusd does (their readers wait until the mount goes).
+   */
+  failoverPolicy?: FailoverPolicy;
 }
+
+/** nydusd's `--failover-policy` values. */
+export const FAILOVER_POLICIES = ["none", "resend", "flush"] as const;
+/** One of {@link FAILOVER_POLICIES}. */
+export type FailoverPolicy = (typeof FAILOVER_POLICIES)[number];
 
 /**
  * The built-in nydusd: RAFS instances served through one blobfs + kernel EROFS, driven by the
@@ -78,7 +91,7 @@ export class Daemon implements DaemonApi {
    */
   private blobfsMount(config: DaemonConfig): BlobfsMount {
     if (!this.blobfs) {
-      this.blobfs = startBlobfs(this.opts.runDir, { amplifyIo: config.amplifyIo, logger: this.opts.logger });
+      this.blobfs = startBlobfs(this.opts.runDir, { amplifyIo: config.amplifyIo, logger: this.opts.logger, workers: this.opts.fuseThreads });
       reapDeadBlobfs(dirname(this.opts.runDir), this.opts.logger, this.blobfs.dir);
     }
     return this.blobfs;
@@ -178,13 +191,14 @@ export class Daemon implements DaemonApi {
     const fs = new Blobfs({ amplifyIo: state.instances[0]?.config.amplifyIo, logger: this.opts.logger });
     const attachAll = new Map(state.instances.flatMap((i) => i.blobs.map(([id, ino]) => [id, BigInt(ino)] as [string, bigint])));
     // Blobs first (in any order: their inode numbers are fixed), then resend.
-    const pending: BlobfsMount = adoptBlobfs(state.blobfsDir, got.fd, fs, this.opts.logger);
+    const pending: BlobfsMount = adoptBlobfs(state.blobfsDir, got.fd, fs, { logger: this.opts.logger, workers: this.opts.fuseThreads });
     this.blobfs = pending;
     for (const i of state.instances) {
       const inst = await mountInstance({ id: i.id, bootstrap: i.bootstrap, mountpoint: i.mountpoint, config: i.config, blobfs: pending, attach: attachAll, log: this.backendLog });
       this.instances.set(i.id, inst);
     }
-    pending.session.notifyResend();
+    if ((this.opts.failoverPolicy ?? "resend") !== "none") pending.session.notifyResend();
+    else this.opts.logger.info("failover policy none: requests the predecessor left unanswered are not resent");
     reapDeadBlobfs(dirname(this.opts.runDir), this.opts.logger, state.blobfsDir);
     this.sm.fire("Takeover");
     this.settle();

@@ -4,7 +4,7 @@ export { type BlobfsBlob, MAX_BLOB_META_BYTES, openBlob } from "./blob-open.ts";
 export { Blobfs, type BlobfsOptions, type BlobfsStats } from "./blobfs.ts";
 export { type DaemonEvent, type DaemonState, DaemonStateMachine } from "./state.ts";
 export { type BackendConfig, type DaemonConfig, loadDaemonConfig, parseDaemonConfig } from "./config.ts";
-export { Daemon, type DaemonOptions, type VersionFacts } from "./daemon.ts";
+export { Daemon, type DaemonOptions, FAILOVER_POLICIES, type FailoverPolicy, type VersionFacts } from "./daemon.ts";
 export { backendOf, type Instance, MAX_BOOTSTRAP_BYTES, mountInstance } from "./instance.ts";
 export { predecessorCrashed } from "./crash.ts";
 export { BLOBFS_FSTYPE, blobfsDir, blobfsOwnerPid, daemonRunDir, deadRunDirs, pidAlive, reapDeadBlobfs } from "./run-dir.ts";

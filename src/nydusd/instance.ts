@@ -62,13 +62,12 @@ function blobfsMountOf(fs: Blobfs, dir: string, fd: number, session: FuseSession
 
 /**
  * Takes over a predecessor's blobfs: serves `fs` on the FUSE descriptor `fd` received from
- * the supervisor (the mount at `dir` is still there) and asks the kernel to resend the
- * requests the predecessor never answered.
+ * the supervisor (the mount at `dir` is still there) with `workers` reader threads. Whether
+ * the kernel is asked to resend what the predecessor left unanswered is the caller's choice
+ * (the failover policy), once every blob is attached.
  */
-export function adoptBlobfs(dir: string, fd: number, fs: Blobfs, logger: Logger): BlobfsMount {
-  const session = FuseSession.start(fd, fs, { logger });
-  session.notifyResend();
-  return blobfsMountOf(fs, dir, fd, session);
+export function adoptBlobfs(dir: string, fd: number, fs: Blobfs, opts: { logger: Logger; workers?: number }): BlobfsMount {
+  return blobfsMountOf(fs, dir, fd, FuseSession.start(fd, fs, { logger: opts.logger, workers: opts.workers }));
 }
 
 /**
@@ -76,7 +75,7 @@ export function adoptBlobfs(dir: string, fd: number, fs: Blobfs, logger: Logger)
  * read-only, nosuid, nodev) and starts serving it. Throws (having undone everything) when
  * `/dev/fuse` cannot be opened or the mount fails.
  */
-export function startBlobfs(runDir: string, opts: { amplifyIo?: number; logger: Logger }): BlobfsMount {
+export function startBlobfs(runDir: string, opts: { amplifyIo?: number; logger: Logger; workers?: number }): BlobfsMount {
   const fs = new Blobfs(opts);
   const dir = blobfsDir(runDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -87,7 +86,7 @@ export function startBlobfs(runDir: string, opts: { amplifyIo?: number; logger: 
     closeSync(fd);
     throw e;
   }
-  return blobfsMountOf(fs, dir, fd, FuseSession.start(fd, fs, { logger: opts.logger }));
+  return blobfsMountOf(fs, dir, fd, FuseSession.start(fd, fs, { logger: opts.logger, workers: opts.workers }));
 }
 
 export { decodeAuth } from "./backend.ts";
