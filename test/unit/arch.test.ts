@@ -10,13 +10,15 @@ const ALLOWED: Record<string, string[]> = {
   cli: ["service", "nydusd", "convert", "setup", "config", "log", "errdefs", "snapshot", "store"],
   // Node setup and checks; `snapshot` only for the d_type probe doctor shares with serve.
   setup: ["config", "snapshot", "mount", "errdefs", "log"],
-  service: ["config", "grpc", "snapshot", "store", "manager", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "log", "errdefs", "gen"],
+  service: ["config", "grpc", "snapshot", "store", "manager", "metrics", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "log", "errdefs", "gen"],
   // mount: the socket probe (stale vs live socket) shared with the daemon.
-  grpc: ["snapshot", "mount", "errdefs", "log", "gen"],
+  grpc: ["snapshot", "metrics", "mount", "errdefs", "log", "gen"],
   snapshot: ["store", "errdefs", "log"],
   store: ["errdefs"],
-  manager: ["config", "nydusd", "registry", "rafs", "cache", "store", "mount", "sys", "errdefs", "log"],
+  manager: ["config", "metrics", "nydusd", "registry", "rafs", "cache", "store", "mount", "sys", "errdefs", "log"],
   nydusd: ["fuse", "rafs", "registry", "cache", "mount", "sys", "errdefs", "log"],
+  // Prometheus metrics: the registry, the collector (over ports the manager fills) and the server.
+  metrics: ["errdefs", "log"],
   fuse: ["errdefs", "log"],
   rafs: ["errdefs"],
   convert: ["rafs", "registry", "errdefs", "log"],
