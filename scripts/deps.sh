@@ -6,11 +6,12 @@
 # conformance suite (../shared/conformance/run.sh installs those two itself as well), and for
 # the packages (scripts/package.sh, test/packaging): rpm (rpmbuild), lintian, xz-utils,
 # systemd + man-db (systemd-analyze verify), qemu-user-static + libc6-arm64-cross (the arm64
-# binary under qemu-aarch64-static, no binfmt needed).
+# binary under qemu-aarch64-static, no binfmt needed); prometheus for promtool and a real
+# Prometheus server scraping /v1/metrics (test/e2e/metrics.test.ts).
 set -euo pipefail
 PKGS=(containerd runc docker-registry busybox-static skopeo jq pigz fuse3 erofs-utils attr lz4 mmdebstrap
       golang-go golang-github-containerd-containerd-dev git ca-certificates util-linux e2fsprogs
-      rpm lintian xz-utils systemd man-db qemu-user-static libc6-arm64-cross)
+      rpm lintian xz-utils systemd man-db qemu-user-static libc6-arm64-cross prometheus)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

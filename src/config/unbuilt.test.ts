@@ -5,10 +5,11 @@ import { unbuiltFeatureWarnings } from "./unbuilt.ts";
 test("the defaults turn on nothing unbuilt; each such setting gives one warning naming its key", () => {
   const c = defaultConfig();
   expect(unbuiltFeatureWarnings(c)).toEqual([]);
-  c.metrics.address = "127.0.0.1:9110";
+  c.metrics.address = "127.0.0.1:9110"; // built: no warning
+  c.system.enable = true;
   c.experimental.tarfs.enable_tarfs = true;
   const w = unbuiltFeatureWarnings(c);
   expect(w.length).toBe(2);
-  expect(w[0]).toContain("[metrics] address");
+  expect(w[0]).toContain("[system] enable");
   expect(w[1]).toContain("enable_tarfs");
 });

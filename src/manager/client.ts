@@ -87,7 +87,30 @@ export class NydusdClient {
 
   /** Blob cache files the instance `id` (e.g. `/12`, or `/` for a dedicated daemon) reads. */
   async underlyingFiles(id: string): Promise<string[]> {
-    const r = (await (await this.call("GET", `/api/v1/metrics/blobcache?id=${encodeURIComponent(id)}`)).json()) as { underlying_files?: unknown };
-    return Array.isArray(r.underlying_files) ? r.underlying_files.filter((x): x is string => typeof x === "string") : [];
+    const r = (await this.cacheMetrics(id)) as { underlying_files?: unknown } | null;
+    return Array.isArray(r?.underlying_files) ? r.underlying_files.filter((x): x is string => typeof x === "string") : [];
   }
+
+  /** `GET /api/v1/metrics[?id=]`: the FsIoStats JSON of instance `id` (or of the only one), unchecked. */
+  async fsMetrics(id: string | undefined): Promise<unknown> {
+    return (await this.call("GET", `/api/v1/metrics${idQuery(id)}`, undefined, 10_000)).json();
+  }
+
+  /** `GET /api/v1/metrics/blobcache[?id=]`: the blob cache metrics JSON, unchecked. */
+  async cacheMetrics(id: string | undefined): Promise<unknown> {
+    return (await this.call("GET", `/api/v1/metrics/blobcache${idQuery(id)}`, undefined, 10_000)).json();
+  }
+
+  /** `GET /api/v1/metrics/inflight`: requests in flight; empty when the daemon answers 204 (idle). */
+  async inflight(): Promise<unknown[]> {
+    const res = await this.call("GET", "/api/v1/metrics/inflight", undefined, 10_000);
+    if (res.status === 204) return [];
+    const list: unknown = await res.json();
+    return Array.isArray(list) ? list : [];
+  }
+}
+
+/** The `?id=` query of a metrics call; none for undefined (a dedicated daemon's only instance). */
+function idQuery(id: string | undefined): string {
+  return id === undefined ? "" : `?id=${encodeURIComponent(id)}`;
 }

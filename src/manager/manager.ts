@@ -4,10 +4,11 @@ import { dirname, join } from "node:path";
 import type { Config } from "../config/index.ts";
 import { failedPrecondition, unavailable } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
+import type { DaemonEvent, Metrics, WatchedDaemon } from "../metrics/index.ts";
 import { Supervisor } from "../mount/index.ts";
 import { deadRunDirs, reapDeadBlobfs } from "../nydusd/index.ts";
 import type { DaemonRow, DaemonStore, InstanceRow } from "../store/index.ts";
-import { NydusdClient } from "./client.ts";
+import { type DaemonInfoReply, NydusdClient } from "./client.ts";
 import { type DaemonCgroup, daemonCgroup } from "./cgroup.ts";
 import { daemonPaths, newDaemonId } from "./command.ts";
 import { clearVestige, isDaemonOf, type NydusdCommand, unprotectFromOom, pidAlive, spawnDaemon, waitForState, waitPidGone, Watch } from "./process.ts";
@@ -21,6 +22,8 @@ export interface ManagerOptions {
   nydusd: NydusdCommand;
   /** How long to wait for a daemon to reach a state; default 30 s. */
   stateTimeoutMs?: number;
+  /** Where `nydusd_counts` and `nydusd_lifetime_event_counts` go; not counted when undefined. */
+  metrics?: Metrics;
 }
 
 /** A daemon the manager runs or watches. */
@@ -34,6 +37,8 @@ interface Live {
   ready: Promise<void>;
   /** Set while the daemon is known dead and not (yet) started again. */
   dead: boolean;
+  /** The version it is counted under in `nydusd_counts` while it runs; undefined when not counted. */
+  counted?: string;
 }
 
 /**
@@ -169,7 +174,8 @@ export class Manager {
         } else {
           await launch();
         }
-        await waitForState(client, ["RUNNING"], this.timeout, () => exited);
+        const info = await waitForState(client, ["RUNNING"], this.timeout, () => exited);
+        this.counting(l, info, "RUNNING");
       } catch (e) {
         // A daemon that did not come up is not left behind half started.
         if (child && !exited) child.kill("SIGKILL");
@@ -227,6 +233,7 @@ export class Manager {
       }
       return;
     }
+    this.uncount(l, "DIED");
     if (policy === "none" || this.closed) return;
     const p = this.paths(id);
     const done = (async () => {
@@ -281,12 +288,14 @@ export class Manager {
     const failed = new Map<string, string>();
     for (const row of this.opts.store.listDaemons()) {
       const client = new NydusdClient(row.apiSocket);
-      let state = "";
+      let info: DaemonInfoReply | undefined;
       try {
-        state = (await client.info(2000)).state;
+        info = await client.info(2000);
       } catch {}
-      if (state === "RUNNING") {
+      const state = info?.state ?? "";
+      if (info && state === "RUNNING") {
         const live: Live = { row, client, ready: Promise.resolve(), dead: false };
+        this.counting(live, info);
         if (row.supervisorPath) live.supervisor = new Supervisor(row.supervisorPath);
         this.live.set(row.id, live);
         live.watch = await Watch.start(row.apiSocket, () => void this.onDeath(row.id));
@@ -343,6 +352,7 @@ export class Manager {
   async destroy(id: string): Promise<void> {
     const l = this.live.get(id);
     this.live.delete(id);
+    if (l) this.uncount(l, "DESTROYED");
     l?.watch?.stop();
     l?.supervisor?.close();
     const row = l?.row ?? this.opts.store.getDaemon(id);
@@ -361,6 +371,45 @@ export class Manager {
     }
     if (row) await clearVestige(row, this.paths(id).runDir, this.log);
     this.opts.store.removeDaemon(id);
+  }
+
+  /**
+   * Counts a daemon that runs in `nydusd_counts` under its reported version (once), and
+   * records `event` when given (an adopted daemon is counted without an event, as nydus
+   * does).
+   */
+  private counting(l: Live, info: DaemonInfoReply, event?: DaemonEvent): void {
+    const m = this.opts.metrics;
+    if (!m) return;
+    if (event) m.nydusdEvents.inc({ nydusd_event: event });
+    if (l.counted !== undefined) return;
+    l.counted = info.version?.package_ver ?? "";
+    m.nydusdCounts.inc({ version: l.counted });
+  }
+
+  /** Takes a daemon out of `nydusd_counts` (if it was counted) and records `event`. */
+  private uncount(l: Live, event: DaemonEvent): void {
+    const m = this.opts.metrics;
+    if (!m) return;
+    m.nydusdEvents.inc({ nydusd_event: event });
+    if (l.counted === undefined) return;
+    m.nydusdCounts.dec({ version: l.counted });
+    l.counted = undefined;
+  }
+
+  /**
+   * The daemons for the metrics collector: each with its pid, whether it runs, the images
+   * it serves (instance records; `id=` `/<snapshot>` on a shared daemon) and its API client.
+   */
+  watched(): WatchedDaemon[] {
+    const insts = this.opts.store.listInstances();
+    return [...this.live.values()].map((l) => ({
+      id: l.row.id,
+      pid: l.row.pid,
+      running: !l.dead,
+      images: insts.filter((i) => i.daemonId === l.row.id).map((i) => ({ imageRef: i.imageId, apiId: l.row.mode === "shared" ? `/${i.snapshotId}` : undefined })),
+      api: l.client,
+    }));
   }
 
   /** Stops watching every daemon (they keep running, as nydus-snapshotter's do). */

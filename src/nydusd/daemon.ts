@@ -259,7 +259,7 @@ export class Daemon implements DaemonApi {
   fsMetrics(id: string | undefined): object {
     const i = this.one(id);
     const s = this.stats();
-    return { files_account_enabled: false, access_pattern_enabled: false, record_latest_read_files_enabled: false, measure_latency: false, id: i.id, nr_opens: 0, data_read: s.fetchedBytes, block_count_read: [], fop_hits: [], fop_errors: [s.readErrors], fop_cumulative_latency_total: [], read_latency_dist: [] };
+    return { files_account_enabled: false, access_pattern_enabled: false, record_latest_read_files_enabled: false, measure_latency: false, id: i.id, nr_opens: 0, data_read: s.fetchedBytes, block_count_read: [], fop_hits: readFop(s.reads - s.readErrors), fop_errors: readFop(s.readErrors), fop_cumulative_latency_total: [], read_latency_dist: [] };
   }
 
   blobcacheMetrics(id: string | undefined): object {
@@ -310,4 +310,13 @@ export class Daemon implements DaemonApi {
     this.blobfs?.stop();
     this.blobfs = undefined;
   }
+}
+
+/** Operations nydusd counts per FUSE op (getattr … batch_forget); reads are at index 4. */
+const FOPS = 15;
+const FOP_READ = 4;
+
+/** A per-operation counter array in nydusd's layout with only `reads` set (blobfs counts reads only). */
+function readFop(reads: number): number[] {
+  return Array.from({ length: FOPS }, (_, i) => (i === FOP_READ ? Math.max(0, reads) : 0));
 }

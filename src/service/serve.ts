@@ -1,10 +1,11 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Snapshots } from "../../gen/containerd/services/snapshots/v1/snapshots_pb.ts";
-import type { Config } from "../config/index.ts";
+import { type Config, durationMs } from "../config/index.ts";
 import { failedPrecondition } from "../errdefs/index.ts";
 import { listenUnix, type Registration, snapshotsService } from "../grpc/index.ts";
 import type { Logger } from "../log/index.ts";
+import { Metrics, MetricsCollector, type MetricsServer, serveMetrics } from "../metrics/index.ts";
 import { socketAccepts } from "../mount/index.ts";
 import { Snapshotter } from "../snapshot/index.ts";
 import { DaemonStore, lockFile, MetaStore, openDb, systemClock } from "../store/index.ts";
@@ -60,8 +61,10 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   }
   let server: Awaited<ReturnType<typeof listenUnix>>;
   let nydus: NydusParts | undefined;
+  const metrics = new Metrics();
+  let exporter: { server: MetricsServer; collector: MetricsCollector } | undefined;
   try {
-    nydus = await startNydus(config, daemons, logger);
+    nydus = await startNydus(config, daemons, logger, metrics);
     const sn = await Snapshotter.open({
       root: config.root,
       store,
@@ -71,9 +74,12 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       remoteStyle: { nydusOverlayfs: config.snapshot.enable_nydus_overlayfs, overlayfsPath: config.snapshot.nydus_overlayfs_path },
     });
     await checkReadiness(sn, store, daemons, nydus?.fs, nydus?.failed ?? new Map(), logger);
-    const regs: Registration[] = [{ service: Snapshots, impl: snapshotsService(sn) }];
+    const regs: Registration[] = [{ service: Snapshots, impl: snapshotsService(sn, metrics) }];
+    if (config.metrics.address !== "") exporter = startMetrics(config, metrics, nydus, logger);
     server = await listenUnix({ path: config.address, uid: config.uid, gid: config.gid }, regs, logger.withTag("grpc"));
   } catch (e) {
+    exporter?.collector.stop();
+    await exporter?.server.stop();
     nydus?.manager.close();
     store.close();
     lock.release();
@@ -90,6 +96,8 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     stop(graceMs?: number) {
       stopping ??= (async () => {
         await server.close(graceMs);
+        exporter?.collector.stop();
+        await exporter?.server.stop();
         if (nydus) await nydus.fs.close(config.cleanup_on_close);
         nydus?.manager.close();
         store.close();
@@ -100,6 +108,29 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       return stopping;
     },
   };
+}
+
+/** Shortest collect and hung-IO interval: a "0s" in the config would otherwise spin. */
+const MIN_METRICS_INTERVAL_MS = 1000;
+
+/**
+ * `[metrics] address` set: serves `metrics` there (throws InvalidArgument/FailedPrecondition
+ * for an address that is malformed or cannot be bound) and starts collecting from the
+ * manager's daemons every `collect_interval` (in-flight requests every `hung_io_interval`;
+ * both at least 1 s).
+ */
+function startMetrics(config: Config, metrics: Metrics, nydus: NydusParts | undefined, logger: Logger): { server: MetricsServer; collector: MetricsCollector } {
+  const server = serveMetrics(config.metrics.address, metrics, logger);
+  const collector = new MetricsCollector({
+    metrics,
+    daemons: () => nydus?.manager.watched() ?? [],
+    cacheDir: nydus ? config.cache_manager.cache_dir : undefined,
+    collectIntervalMs: Math.max(MIN_METRICS_INTERVAL_MS, durationMs(config.metrics.collect_interval)),
+    hungIoIntervalMs: Math.max(MIN_METRICS_INTERVAL_MS, durationMs(config.metrics.hung_io_interval)),
+    logger,
+  });
+  collector.start();
+  return { server, collector };
 }
 
 /**
