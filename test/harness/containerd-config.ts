@@ -12,6 +12,7 @@
 //   own `disable_snapshot_annotations = false` would instead make 2.1 fall back to the old
 //   client-side pull, which is not what a 2.x node does by default.
 import { join } from "node:path";
+import { hostPlatform } from "../../src/setup/containerd-config.ts";
 import type { CriConfig } from "./containerd.ts";
 
 /** Inputs of {@link containerdConfig}. */
@@ -30,11 +31,6 @@ export interface ContainerdConfigInput {
 
 /** TOML basic string (JSON string escapes are valid TOML for our paths). */
 const q = (s: string): string => JSON.stringify(s);
-
-/** This machine's platform as containerd spells it (`linux/amd64`, `linux/arm64`). */
-export function hostPlatform(): string {
-  return `linux/${process.arch === "x64" ? "amd64" : process.arch}`;
-}
 
 /** Snapshotters that cannot work here (or probe the kernel) and only add noise to the log. */
 const NOISY_SNAPSHOTTERS: Record<2 | 3, string[]> = {
