@@ -120,6 +120,18 @@ describe.skipIf(!HAVE_CONTAINERD)("rafsnap setup containerd (compiled binary)", 
       const again = await rafsnapCli(["setup", "containerd", "--config", config, "--cri"]);
       expect(again.code).toBe(0);
       expect(again.stderr).toContain("nothing changed");
+
+      // rafsnap doctor reads the version 3 wiring; without the exports it warns.
+      const rafsnapConfig = join(dir, "rafsnap.toml");
+      writeFileSync(rafsnapConfig, "");
+      const doctor = async () => {
+        const d = await rafsnapCli(["doctor", "--json", "--config", rafsnapConfig, "--root", join(dir, "root"), "--containerd-config", config]);
+        const checks = (JSON.parse(d.stdout) as { checks: { id: string; status: string }[] }).checks;
+        return Object.fromEntries(checks.filter((c) => c.id.startsWith("containerd-")).map((c) => [c.id, c.status]));
+      };
+      expect(await doctor()).toEqual({ "containerd-wiring": "ok", "containerd-transfer": "ok", "containerd-cri": "ok" });
+      writeFileSync(config, readFileSync(config, "utf8").replace("enable_remote_snapshot_annotations = 'true'", "enable_remote_snapshot_annotations = 'false'"));
+      expect(await doctor()).toEqual({ "containerd-wiring": "ok", "containerd-transfer": "warn", "containerd-cri": "warn" });
     });
   }, 600_000); // containerd 2.x is downloaded on first use
 
