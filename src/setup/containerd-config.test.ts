@@ -3,7 +3,10 @@ import { isKind } from "../errdefs/index.ts";
 import { planContainerdConfig, type WiringOptions } from "./containerd-config.ts";
 import { scanToml } from "./toml-scan.ts";
 
-const opts: WiringOptions = { address: "/run/r.sock", cri: true, newFileVersion: 2 };
+const opts: WiringOptions = { address: "/run/r.sock", cri: true, newFileVersion: 2, platform: "linux/amd64" };
+const UNPACK_DEFAULT = { platform: "linux/amd64", snapshotter: "overlayfs" };
+const UNPACK_NYDUS = { platform: "linux/amd64", snapshotter: "nydus" };
+const V3_ADDED = "\n[proxy_plugins.nydus.exports]\n  enable_remote_snapshot_annotations = 'true'\n\n[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n  platform = 'linux/amd64'\n  snapshotter = 'overlayfs'\n\n[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n  platform = 'linux/amd64'\n  snapshotter = 'nydus'\n";
 const plan = (text: string, o: Partial<WiringOptions> = {}) => planContainerdConfig(text, "c.toml", { ...opts, ...o });
 
 function refused(text: string): string {
@@ -41,9 +44,11 @@ describe("planContainerdConfig", () => {
     expect(v3.version).toBe(3);
     expect(Bun.TOML.parse(v3.text)).toEqual({
       version: 3,
-      proxy_plugins: { nydus: { type: "snapshot", address: "/run/r.sock" } },
-      plugins: { "io.containerd.cri.v1.images": { snapshotter: "nydus", disable_snapshot_annotations: false, discard_unpacked_layers: false } },
+      proxy_plugins: { nydus: { type: "snapshot", address: "/run/r.sock", exports: { enable_remote_snapshot_annotations: "true" } } },
+      plugins: { "io.containerd.cri.v1.images": { snapshotter: "nydus" }, "io.containerd.transfer.v1.local": { unpack_config: [UNPACK_DEFAULT, UNPACK_NYDUS] } },
     });
+    expect(v3.tables).toContain("[plugins.'io.containerd.transfer.v1.local'.unpack_config]");
+    expect(plan(v3.text, { newFileVersion: 3 }).text).toBe(v3.text);
   });
   test("a file with comments only gets a version after them", () => {
     const r = plan("# hello\n", { cri: false });
@@ -55,7 +60,18 @@ describe("planContainerdConfig", () => {
   });
   test("a value is replaced in place, keeping its comment and quoting", () => {
     const t = "version = 3\n[proxy_plugins.nydus]\n  type = 'snapshot'\n  address = '/old.sock'   # old\n";
-    expect(plan(t, { cri: false }).text).toBe("version = 3\n[proxy_plugins.nydus]\n  type = 'snapshot'\n  address = '/run/r.sock'   # old\n");
+    expect(plan(t, { cri: false }).text).toBe(`version = 3\n[proxy_plugins.nydus]\n  type = 'snapshot'\n  address = '/run/r.sock'   # old\n${V3_ADDED}`);
+  });
+  test("v3: an existing unpack_config list gets only the nydus entry, after its last element", () => {
+    const t = "version = 3\n[plugins]\n  [[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n    platform = 'linux/amd64'\n    snapshotter = 'overlayfs'\n  [plugins.'io.containerd.x']\n    a = 1\n";
+    const r = plan(t, { cri: false });
+    expect(r.text).toContain("    snapshotter = 'overlayfs'\n\n    [[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n      platform = 'linux/amd64'\n      snapshotter = 'nydus'\n  [plugins.'io.containerd.x']");
+    expect((Bun.TOML.parse(r.text) as { plugins: Record<string, { unpack_config?: unknown }> }).plugins["io.containerd.transfer.v1.local"]?.unpack_config).toEqual([UNPACK_DEFAULT, UNPACK_NYDUS]);
+    expect(plan(r.text, { cri: false }).text).toBe(r.text);
+  });
+  test("v3: an inline unpack_config is refused; an arm64 node gets its own platform", () => {
+    expect(refused("version = 3\n[plugins.'io.containerd.transfer.v1.local']\nunpack_config = []\n")).toContain("unpack_config");
+    expect(plan("", { newFileVersion: 3, platform: "linux/arm64" }).text).toContain("platform = 'linux/arm64'");
   });
   test("a last line without newline", () => {
     const t = 'version = 2\n[proxy_plugins.nydus]\ntype = "snapshot"';

@@ -2,10 +2,18 @@
  * What `rafsnap setup containerd` changes in containerd's config.toml, as a pure function of
  * the file's text: the proxy plugin and, optionally, the CRI snapshotter settings, in the
  * table that matches the file's config `version` (nydus-facts §11).
+ *
+ * Version 3 (containerd 2.x) pulls through the transfer service, for `ctr` and CRI alike. It
+ * unpacks only into the (platform, snapshotter) pairs of
+ * `[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]` — a list that replaces the
+ * built-in overlayfs entry once present, so setup writes that entry too when it creates the
+ * list — and hands a snapshotter the remote-snapshot labels only when its proxy plugin exports
+ * `enable_remote_snapshot_annotations = "true"`. CRI's `disable_snapshot_annotations = false`
+ * is not written for version 3: containerd 2.1 would fall back to its old client-side pull.
  */
 import { internal, invalidArgument } from "../errdefs/index.ts";
 import { formatPath } from "./toml-scan.ts";
-import { setTableKeys, type TomlScalar, type TomlStyle, valueAt } from "./toml-edit.ts";
+import { appendArrayTable, setTableKeys, type TomlScalar, type TomlStyle, valueAt } from "./toml-edit.ts";
 
 /** containerd config versions: 1 and 2 are read by containerd 1.x, 3 by containerd 2.x. */
 export type ContainerdConfigVersion = 1 | 2 | 3;
@@ -19,6 +27,34 @@ export const CRI_TABLE: Readonly<Record<ContainerdConfigVersion, readonly string
   2: ["plugins", "io.containerd.grpc.v1.cri", "containerd"],
   3: ["plugins", "io.containerd.cri.v1.images"],
 };
+
+/** The transfer service's unpack list (config version 3). */
+export const UNPACK_CONFIG_TABLE: readonly string[] = ["plugins", "io.containerd.transfer.v1.local", "unpack_config"];
+
+/** The proxy plugin's exports table (config version 3) and the export remote snapshotters need. */
+export const PROXY_EXPORTS: { table: readonly string[]; values: Readonly<Record<string, string>> } = {
+  table: ["proxy_plugins", PROXY_PLUGIN_NAME, "exports"],
+  values: { enable_remote_snapshot_annotations: "true" },
+};
+
+/** containerd's platform string for this machine (`linux/amd64`, `linux/arm64`). */
+export function hostPlatform(arch: string = process.arch): string {
+  return `linux/${arch === "x64" ? "amd64" : arch}`;
+}
+
+/**
+ * The `unpack_config` elements setup adds to a version 3 document: containerd's built-in
+ * (`platform`, overlayfs) entry when the list does not exist yet, and (`platform`, nydus)
+ * when no element names nydus for a platform already.
+ */
+export function unpackEntries(doc: Record<string, unknown>, platform: string): Record<string, string>[] {
+  const list = valueAt(doc, UNPACK_CONFIG_TABLE);
+  const out: Record<string, string>[] = [];
+  if (list === undefined) out.push({ platform, snapshotter: "overlayfs" });
+  const has = Array.isArray(list) && list.some((e) => valueAt(e, ["snapshotter"]) === PROXY_PLUGIN_NAME && valueAt(e, ["platform"]) === platform);
+  if (!has) out.push({ platform, snapshotter: PROXY_PLUGIN_NAME });
+  return out;
+}
 
 /** The CRI plugin ids a `disabled_plugins` entry may use to turn CRI off, per version. */
 const CRI_PLUGIN_IDS: Readonly<Record<ContainerdConfigVersion, readonly string[]>> = {
@@ -35,6 +71,8 @@ export interface WiringOptions {
   cri: boolean;
   /** Version for a file that has no keys at all (a new or empty file). */
   newFileVersion: 2 | 3;
+  /** Platform of the version 3 `unpack_config` entries; default {@link hostPlatform}. */
+  platform?: string;
 }
 
 /** Result of {@link planContainerdConfig}. */
@@ -76,7 +114,10 @@ export function configVersion(doc: Record<string, unknown>): ContainerdConfigVer
 /** The key/values setup writes, table by table. */
 export function wiringTables(version: ContainerdConfigVersion, o: Pick<WiringOptions, "address" | "cri">): [readonly string[], Record<string, TomlScalar>][] {
   const out: [readonly string[], Record<string, TomlScalar>][] = [[["proxy_plugins", PROXY_PLUGIN_NAME], { type: "snapshot", address: o.address }]];
-  if (o.cri) out.push([CRI_TABLE[version], { snapshotter: PROXY_PLUGIN_NAME, disable_snapshot_annotations: false, discard_unpacked_layers: false }]);
+  if (version === 3) out.push([PROXY_EXPORTS.table, PROXY_EXPORTS.values]);
+  if (o.cri) {
+    out.push([CRI_TABLE[version], version === 3 ? { snapshotter: PROXY_PLUGIN_NAME } : { snapshotter: PROXY_PLUGIN_NAME, disable_snapshot_annotations: false, discard_unpacked_layers: false }]);
+  }
   return out;
 }
 
@@ -116,6 +157,18 @@ export function planContainerdConfig(text: string, source: string, o: WiringOpti
     if (next !== out) tables.push(formatPath(table, style.quote));
     out = next;
     setIn(expected, table, values);
+  }
+  if (version === 3) {
+    for (const entry of unpackEntries(original, o.platform ?? hostPlatform())) {
+      const next = appendArrayTable(out, parseContainerdToml(out, source), UNPACK_CONFIG_TABLE, entry, style);
+      const header = `[${formatPath(UNPACK_CONFIG_TABLE, style.quote)}]`;
+      if (next !== out && !tables.includes(header)) tables.push(header);
+      out = next;
+      const parent = UNPACK_CONFIG_TABLE.slice(0, -1);
+      setIn(expected, parent, {});
+      const holder = valueAt(expected, parent) as Record<string, unknown>;
+      holder.unpack_config = [...((holder.unpack_config as unknown[] | undefined) ?? []), entry];
+    }
   }
   if (o.cri) {
     const disabled = original.disabled_plugins;

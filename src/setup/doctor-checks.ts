@@ -7,7 +7,7 @@ import { access, readFile, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { defaultConfig, MAX_SOCKET_PATH_BYTES } from "../config/index.ts";
 import { checkDType } from "../snapshot/dtype.ts";
-import { configVersion, CRI_TABLE, PROXY_PLUGIN_NAME, proxyPluginFor } from "./containerd-config.ts";
+import { configVersion, CRI_TABLE, hostPlatform, PROXY_PLUGIN_NAME, proxyPluginFor, UNPACK_CONFIG_TABLE } from "./containerd-config.ts";
 import { kernelFilesystems, kernelVersion, socketAccepts } from "./probe.ts";
 import { valueAt } from "./toml-edit.ts";
 
@@ -187,11 +187,38 @@ export async function containerdChecks(o: { configPath: string; address?: string
       fix: `run: ${setupCmd}${o.snapshotterAddress === defaultConfig().address ? "" : ` --address ${o.snapshotterAddress}`} (then restart containerd)`,
     });
   }
+  const sn = name ?? PROXY_PLUGIN_NAME;
+  // Version 3 (containerd 2.x) pulls through the transfer service: see containerd-config.ts.
+  const exported = docs.some((d) => valueAt(d, ["proxy_plugins", sn, "exports", "enable_remote_snapshot_annotations"]) === "true");
+  const platform = hostPlatform();
+  const unpacks = docs.some((d) => {
+    const list = valueAt(d, UNPACK_CONFIG_TABLE);
+    return Array.isArray(list) && list.some((e) => valueAt(e, ["snapshotter"]) === sn && valueAt(e, ["platform"]) === platform);
+  });
+  if (version === 3 && name !== undefined) {
+    if (exported && unpacks) out.push(ok("containerd-transfer", false, `containerd 2.x's transfer service unpacks ${platform} images into ${sn} with remote snapshot labels`));
+    else {
+      const missing = [
+        ...(exported ? [] : [`[proxy_plugins.${sn}.exports] enable_remote_snapshot_annotations = "true"`]),
+        ...(unpacks ? [] : [`an unpack_config entry (platform = "${platform}", snapshotter = "${sn}")`]),
+      ];
+      out.push({
+        id: "containerd-transfer",
+        status: "warn",
+        required: false,
+        message: `containerd config ${o.configPath} (version 3) lacks ${missing.join(" and ")}: pulls through the transfer service (ctr, CRI) will not unpack into ${sn} or not pass it the labels nydus images need`,
+        fix: `run: ${setupCmd} (then restart containerd)`,
+      });
+    }
+  }
   if (version !== undefined) {
     const cri = docs.map((d) => valueAt(d, CRI_TABLE[version])).find((t) => t !== undefined);
     const snapshotter = valueAt(cri, ["snapshotter"]);
     const annotations = valueAt(cri, ["disable_snapshot_annotations"]);
-    if (snapshotter === (name ?? PROXY_PLUGIN_NAME) && annotations === false) out.push(ok("containerd-cri", false, `CRI pulls through ${snapshotter} with snapshot annotations`));
+    // v3: the labels come from the proxy plugin's exports unless CRI's own setting (which makes
+    // containerd 2.1 use its client-side pull) turns them on.
+    const labelled = annotations === false || (version === 3 && exported && unpacks);
+    if (snapshotter === sn && labelled) out.push(ok("containerd-cri", false, `CRI pulls through ${snapshotter} with snapshot annotations`));
     else {
       out.push({
         id: "containerd-cri",

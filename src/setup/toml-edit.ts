@@ -109,10 +109,35 @@ function refuseUneditable(entries: TomlEntry[], table: readonly string[], keys: 
 }
 
 /**
- * Adds a new `[table]` block: after the last table that shares the longest path prefix with
- * it (containerd's own files group `[plugins."x".y]` under `[plugins."x"]`), else at the end.
+ * Returns `text` with one more element `values` in the array of tables `table`
+ * (`[[table]]`), unless an element already holds every one of `values` (then `text`).
+ * The new block goes after the last header sharing the longest path prefix with it (so after
+ * the array's last element when it has one), else at the end.
+ *
+ * @throws RafsnapError FailedPrecondition when `table` (or a table on its path) is written
+ *   inline or with dotted keys, or is a plain table rather than an array of tables.
  */
-function insertTable(text: string, entries: TomlEntry[], table: readonly string[], values: [string, TomlScalar][], style: TomlStyle): string {
+export function appendArrayTable(text: string, doc: unknown, table: readonly string[], values: Readonly<Record<string, TomlScalar>>, style: TomlStyle): string {
+  const current = valueAt(doc, table);
+  const name = formatPath(table, style.quote);
+  if (Array.isArray(current) && current.some((el) => Object.entries(values).every(([k, v]) => valueAt(el, [k]) === v))) return text;
+  const entries = scanToml(text);
+  for (const e of entries) {
+    const full = e.kind === "keyval" ? [...e.section, ...e.path] : e.path;
+    if ((e.kind === "keyval" && startsWithPath(table, full)) || (e.kind === "table" && samePath(e.path, table))) {
+      throw failedPrecondition(`[[${name}]] is written as a plain or inline table (line ${e.line}); a line edit cannot add to it safely — edit it by hand`);
+    }
+  }
+  if (current !== undefined && !Array.isArray(current)) throw failedPrecondition(`${name} is not an array of tables; edit it by hand`);
+  return insertTable(text, entries, table, Object.entries(values), style, true);
+}
+
+/**
+ * Adds a new `[table]` (or with `array`, `[[table]]`) block: after the last table that shares
+ * the longest path prefix with it (containerd's own files group `[plugins."x".y]` under
+ * `[plugins."x"]`), else at the end.
+ */
+function insertTable(text: string, entries: TomlEntry[], table: readonly string[], values: [string, TomlScalar][], style: TomlStyle, array = false): string {
   const headers = entries.filter((e) => e.kind === "table" || e.kind === "array-table");
   let after: TomlEntry | undefined;
   for (let n = table.length - 1; n >= 1 && after === undefined; n--) {
@@ -124,7 +149,8 @@ function insertTable(text: string, entries: TomlEntry[], table: readonly string[
   const indented = headers.some((h) => h.start > h.lineStart);
   const headerIndent = indented && after ? "  ".repeat(table.length - 1) : "";
   const keyIndent = indented || usesIndentedKeys(entries) ? `${headerIndent}  ` : "";
-  const block = [`${headerIndent}[${formatPath(table, style.quote)}]`, ...values.map(([k, v]) => `${keyIndent}${k} = ${tomlValue(v, style.quote)}`)];
+  const [open, close] = array ? ["[[", "]]"] : ["[", "]"];
+  const block = [`${headerIndent}${open}${formatPath(table, style.quote)}${close}`, ...values.map(([k, v]) => `${keyIndent}${k} = ${tomlValue(v, style.quote)}`)];
   if (after === undefined) {
     const sep = text === "" ? "" : text.endsWith("\n\n") ? "" : text.endsWith("\n") ? "\n" : "\n\n";
     return `${text}${sep}${block.join("\n")}\n`;

@@ -4,9 +4,12 @@
 // dedicated and shared: a container starts from a nydus image without its data layers being
 // pulled; removing the image and collecting garbage unmounts it and empties the cache; several
 // images and containers at once; pull/remove/pull again; `ctr snapshots usage` counts the blob
-// cache; plain OCI images through the same snapshotter, side by side with nydus ones.
+// cache; plain OCI images through the same snapshotter, side by side with nydus ones. Each
+// against containerd 1.x and 2.x (2.x: CRI pulls through the transfer service, which passes
+// the remote-snapshot labels because the proxy plugin exports enable_remote_snapshot_annotations).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { CONTAINERD_MAJORS } from "../harness/containerd-versions.ts";
 import { HELLO } from "../harness/images.ts";
 import { mountsUnder } from "../harness/cleanup.ts";
 import { BIG_BYTES, filesIn, type NydusNode, startNydusNode } from "../support/nydus-node.ts";
@@ -15,12 +18,13 @@ const isRoot = process.getuid?.() === 0;
 const BLOB = "containerd.io/snapshot/nydus-blob";
 const BOOT = "containerd.io/snapshot/nydus-bootstrap";
 
-for (const mode of ["dedicated", "shared"] as const) {
-  describe.skipIf(!isRoot)(`nydus images through CRI (daemon_mode ${mode})`, () => {
+const cases = CONTAINERD_MAJORS.flatMap((containerd) => (["dedicated", "shared"] as const).map((mode) => ({ containerd, mode })));
+for (const { containerd, mode } of cases) {
+  describe.skipIf(!isRoot)(`nydus images through CRI (containerd ${containerd}.x, daemon_mode ${mode})`, () => {
     let node: NydusNode;
     beforeAll(async () => {
-      node = await startNydusNode({ daemonMode: mode });
-    }, 180_000);
+      node = await startNydusNode({ daemonMode: mode, containerd });
+    }, 600_000); // 2.x is downloaded on first use
     afterAll(() => node?.stop());
 
     const labelsOf = () =>

@@ -1,13 +1,15 @@
 // End to end, as a node operator runs it: real containerd with rafsnap (the compiled binary)
 // as its `nydus` proxy snapshotter, a real registry on 127.0.0.1, images built here. Pull, run,
 // inspect with `ctr snapshots`, remove, garbage-collect — and nothing may be left in rafsnap's
-// database or under <root>/snapshots. Root only (mounts, runc); CI runs it as root.
+// database or under <root>/snapshots. Against containerd 1.x and 2.x (config versions 2 and 3;
+// 2.x pulls through its transfer service). Root only (mounts, runc); CI runs it as root.
 import { Database } from "bun:sqlite";
 import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { useCleanup } from "../harness/cleanup.ts";
 import { type Containerd, startContainerd } from "../harness/containerd.ts";
+import { CONTAINERD_MAJORS, containerdOf } from "../harness/containerd-versions.ts";
 import { BUILD_IMAGES, chainIds, HELLO, mergedTreeScript } from "../harness/images.ts";
 import { run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
@@ -27,7 +29,7 @@ function rows(root: string): { id: number; key: string; kind: string }[] {
   }
 }
 
-describe.skipIf(!isRoot)("OCI images through containerd and rafsnap", () => {
+describe.skipIf(!isRoot).each(CONTAINERD_MAJORS.map((m) => [m]))("OCI images through containerd %d.x and rafsnap", (major) => {
   const cleanup = useCleanup();
   let dir = "";
   let registry: Registry;
@@ -42,10 +44,11 @@ describe.skipIf(!isRoot)("OCI images through containerd and rafsnap", () => {
     const b = await run(["bash", BUILD_IMAGES, join(dir, "img"), registry.host], { timeoutMs: 60_000 });
     expect(b.code).toBe(0);
     rafsnap = cleanup.add("rafsnap", await startRafsnap(join(dir, "rafsnap")));
-    ctd = cleanup.add("containerd", await startContainerd({ dir: join(dir, "containerd"), proxySnapshotters: { [SN]: rafsnap.socket } }));
+    const binaries = await containerdOf(major);
+    ctd = cleanup.add("containerd", await startContainerd({ dir: join(dir, "containerd"), binaries, proxySnapshotters: { [SN]: rafsnap.socket } }));
     image = `${registry.host}/multi:v1`;
     chain = chainIds(join(dir, "img/multi"));
-  }, 120_000);
+  }, 600_000); // 2.x is downloaded on first use
 
   test("ctr images pull unpacks every layer into rafsnap", async () => {
     await ctd.ctrOk(["images", "pull", "--plain-http", "--snapshotter", SN, image], { timeoutMs: 120_000 });

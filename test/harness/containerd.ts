@@ -1,5 +1,7 @@
-// A private containerd (Debian's 1.6.20) for end-to-end tests: own root, state, socket and
-// config; optional proxy snapshotters (rafsnap); stops with its shims, containers and mounts.
+// A private containerd for end-to-end tests — Debian 12's 1.6.20 by default, or 2.x
+// (test/harness/containerd-versions.ts) — with its own root, state, socket and config
+// (test/harness/containerd-config.ts); optional proxy snapshotters (rafsnap); stops with its
+// shims, containers and mounts.
 //
 // Facts found on the CI machines (root, cgroup v1 hybrid, kernel 6.18, no systemd):
 // - `ctr run` with the default `io.containerd.runc.v2` runtime and Debian's runc 1.1.5 works
@@ -23,18 +25,25 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { unmountUnder } from "./cleanup.ts";
+import { containerdConfig } from "./containerd-config.ts";
+import { type ContainerdBinaries, systemContainerd } from "./containerd-versions.ts";
 import { run, spawnProcess, waitFor, waitForSocket } from "./process.ts";
 import type { ChildProcess, RunResult } from "./process.ts";
 import { killShims } from "./shims.ts";
 
-/** Binaries; override with `RAFSNAP_CONTAINERD_BIN` / `RAFSNAP_CTR_BIN`. */
-export const CONTAINERD_BIN = process.env.RAFSNAP_CONTAINERD_BIN ?? "/usr/bin/containerd";
-export const CTR_BIN = process.env.RAFSNAP_CTR_BIN ?? "/usr/bin/ctr";
+/** The system containerd 1.x's binaries; override with `RAFSNAP_CONTAINERD_BIN` / `RAFSNAP_CTR_BIN`. */
+export const CONTAINERD_BIN = systemContainerd().containerd;
+export const CTR_BIN = systemContainerd().ctr;
 
 /** Options of {@link startContainerd}. */
 export interface ContainerdOptions {
   /** Private directory: `config.toml`, `root/`, `state/`, `containerd.log`, `runc/`, `fifo/`. */
   dir: string;
+  /**
+   * Which containerd: the system 1.x (default, config version 2) or 2.x from
+   * `ensureContainerd2()` (config version 3; its `usr/bin` goes first in containerd's `PATH`).
+   */
+  binaries?: ContainerdBinaries;
   /** Proxy snapshotter plugins: name → unix socket path (`[proxy_plugins.NAME]`). */
   proxySnapshotters?: Record<string, string>;
   /**
@@ -58,7 +67,10 @@ export interface ContainerdOptions {
 
 /** CRI plugin settings of {@link ContainerdOptions.cri}. */
 export interface CriConfig {
-  /** CRI's snapshotter (`[plugins."io.containerd.grpc.v1.cri".containerd] snapshotter`); default `overlayfs`. */
+  /**
+   * CRI's snapshotter (`[plugins."io.containerd.grpc.v1.cri".containerd] snapshotter`, for 2.x
+   * `[plugins."io.containerd.cri.v1.images"]`); default `overlayfs`.
+   */
   snapshotter?: string;
   /** `sandbox_image`; default `rafsnap.test/pause:latest` (import it: test/harness/cri.ts). */
   sandboxImage?: string;
@@ -94,6 +106,8 @@ export interface Containerd {
   configFile: string;
   logFile: string;
   namespace: string;
+  /** The containerd release running. */
+  binaries: ContainerdBinaries;
   process: ChildProcess;
   /**
    * Runs `ctr --address ADDRESS --namespace NS ...args` with stdin from /dev/null and a timeout.
@@ -127,93 +141,6 @@ export interface SnapshotRow {
   kind: string;
 }
 
-/** TOML basic string (JSON string escapes are valid TOML for our paths). */
-const q = (s: string): string => JSON.stringify(s);
-
-/** Builds the version-2 config.toml text (exported for tests of the harness itself). */
-export function containerdConfig(o: {
-  root: string;
-  state: string;
-  address: string;
-  optDir: string;
-  proxySnapshotters?: Record<string, string>;
-  cri?: ContainerdOptions["cri"];
-  extraConfig?: string;
-  gcMutationThreshold?: number;
-}): string {
-  const disabled = [
-    // Snapshotters that cannot work here (or probe the kernel) and only add noise to the log.
-    "io.containerd.snapshotter.v1.aufs",
-    "io.containerd.snapshotter.v1.btrfs",
-    "io.containerd.snapshotter.v1.devmapper",
-    "io.containerd.snapshotter.v1.zfs",
-  ];
-  if (!o.cri) disabled.unshift("io.containerd.grpc.v1.cri");
-  const lines = [
-    "version = 2",
-    `root = ${q(o.root)}`,
-    `state = ${q(o.state)}`,
-    `disabled_plugins = [${disabled.map(q).join(", ")}]`,
-    "",
-    "[grpc]",
-    `  address = ${q(o.address)}`,
-    "",
-    "[ttrpc]",
-    `  address = ${q(`${o.address}.ttrpc`)}`,
-    "",
-    "[debug]",
-    '  level = "debug"',
-    "",
-    "[metrics]",
-    '  address = ""',
-    "",
-    "[plugins]",
-    '  [plugins."io.containerd.internal.v1.opt"]',
-    `    path = ${q(o.optDir)}`,
-    '  [plugins."io.containerd.gc.v1.scheduler"]',
-    // Defaults, spelled out: GC is also scheduled after deletions; gc() forces it anyway.
-    '    pause_threshold = 0.02',
-    "    deletion_threshold = 0",
-    `    mutation_threshold = ${o.gcMutationThreshold ?? 100}`,
-    '    schedule_delay = "0s"',
-    '    startup_delay = "100ms"',
-  ];
-  if (o.cri) {
-    lines.push(
-      '  [plugins."io.containerd.grpc.v1.cri"]',
-      // Root lacks CAP_SYS_RESOURCE here: RunPodSandbox fails without this (architecture.md §6).
-      "    restrict_oom_score_adj = true",
-      `    sandbox_image = ${q(o.cri.sandboxImage ?? "rafsnap.test/pause:latest")}`,
-      '    stream_server_address = "127.0.0.1"',
-      '    stream_server_port = "0"',
-      "    enable_tls_streaming = false",
-      "    netns_mounts_under_state_dir = true",
-      '  [plugins."io.containerd.grpc.v1.cri".containerd]',
-      `    snapshotter = ${q(o.cri.snapshotter ?? "overlayfs")}`,
-      "    disable_snapshot_annotations = false",
-      '    default_runtime_name = "runc"',
-      '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
-      '    runtime_type = "io.containerd.runc.v2"',
-      '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
-      `    Root = ${q(join(o.state, "runc"))}`,
-    );
-    for (const host of o.cri.plainHttpRegistries ?? []) {
-      if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) throw new Error(`bad registry host ${host}`);
-      lines.push(`  [plugins."io.containerd.grpc.v1.cri".registry.mirrors.${q(host)}]`, `    endpoint = [${q(`http://${host}`)}]`);
-    }
-  }
-  const proxies = Object.entries(o.proxySnapshotters ?? {});
-  if (proxies.length) {
-    lines.push("", "[proxy_plugins]");
-    for (const [name, socket] of proxies) {
-      if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new Error(`bad proxy plugin name ${name}`);
-      lines.push(`  [proxy_plugins.${name}]`, '    type = "snapshot"', `    address = ${q(socket)}`);
-    }
-  }
-  if (o.extraConfig) lines.push("", o.extraConfig);
-  return `${lines.join("\n")}\n`;
-}
-
 /** Parses the table printed by `ctr snapshots ls` (KEY PARENT KIND; PARENT may be empty). */
 export function parseSnapshotList(text: string): SnapshotRow[] {
   return text
@@ -238,12 +165,14 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
   const configFile = join(dir, "config.toml");
   const logFile = join(dir, "containerd.log");
   const namespace = opts.namespace ?? "rafsnap-test";
+  const bins = opts.binaries ?? systemContainerd();
   for (const d of [root, state, join(dir, "opt"), join(dir, "runc"), join(dir, "fifo")]) mkdirSync(d, { recursive: true });
   writeFileSync(
     configFile,
-    containerdConfig({ root, state, address, optDir: join(dir, "opt"), proxySnapshotters: opts.proxySnapshotters, cri: opts.cri, extraConfig: opts.extraConfig, gcMutationThreshold: opts.gcMutationThreshold }),
+    containerdConfig({ configVersion: bins.configVersion, root, state, address, optDir: join(dir, "opt"), proxySnapshotters: opts.proxySnapshotters, cri: opts.cri, extraConfig: opts.extraConfig, gcMutationThreshold: opts.gcMutationThreshold }),
   );
-  const proc = spawnProcess({ cmd: [CONTAINERD_BIN, "--config", configFile], logFile, cwd: dir, stopTimeoutMs: 10_000 });
+  const env = bins.binDir ? { PATH: `${bins.binDir}:${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}` } : undefined;
+  const proc = spawnProcess({ cmd: [bins.containerd, "--config", configFile], logFile, cwd: dir, env, stopTimeoutMs: 10_000 });
 
   const ctr = async (args: string[], o: CtrOptions = {}): Promise<RunResult> => {
     let full = args;
@@ -253,7 +182,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
       if (!args.includes("--fifo-dir")) extra.push("--fifo-dir", join(dir, "fifo"));
       full = ["run", ...extra, ...args.slice(1)];
     }
-    return run([CTR_BIN, "--address", address, "--namespace", o.namespace ?? namespace, ...full], { timeoutMs: o.timeoutMs ?? 60_000 });
+    return run([bins.ctr, "--address", address, "--namespace", o.namespace ?? namespace, ...full], { timeoutMs: o.timeoutMs ?? 60_000 });
   };
   const logTail = (bytes = 4000) => proc.logTail(bytes);
   const ctrOk = async (args: string[], o: CtrOptions = {}): Promise<string> => {
@@ -311,6 +240,7 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
     configFile,
     logFile,
     namespace,
+    binaries: bins,
     process: proc,
     ctr,
     ctrOk,

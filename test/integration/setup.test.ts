@@ -1,12 +1,15 @@
 // `rafsnap setup containerd` (compiled binary) on copies of real containerd configs: the
 // default of the installed containerd 1.6 (generated here), a containerd 2.x (version 3)
 // config, one already wired, one with comments and unrelated plugins, a version 1 one.
-// Every result is parsed back and, where containerd 1.6 understands the schema, loaded by
-// containerd itself (`containerd --config X config dump`).
+// Every result is parsed back and loaded by containerd itself (`containerd --config X config
+// dump`): version 2 and 1 files by the installed 1.6, the version 3 one (the default of
+// containerd 2.x, test/harness/containerd-versions.ts) by containerd 2.x.
 import { describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { hostPlatform } from "../../src/setup/containerd-config.ts";
 import { CONTAINERD_BIN } from "../harness/containerd.ts";
+import { ensureContainerd2 } from "../harness/containerd-versions.ts";
 import { run } from "../harness/process.ts";
 import { rafsnapCli, withScratch } from "../support/rafsnap.ts";
 
@@ -14,6 +17,7 @@ const FIXTURES = join(import.meta.dir, "../fixtures/containerd");
 const HAVE_CONTAINERD = existsSync(CONTAINERD_BIN);
 const V2_CRI = ["plugins", "io.containerd.grpc.v1.cri", "containerd"];
 const V3_CRI = ["plugins", "io.containerd.cri.v1.images"];
+const UNPACK_PARENT = ["plugins", "io.containerd.transfer.v1.local"];
 const CRI_VALUES = { snapshotter: "nydus", disable_snapshot_annotations: false, discard_unpacked_layers: false };
 
 type Doc = Record<string, unknown>;
@@ -33,8 +37,8 @@ function withValues(old: Doc, edits: [string[], Doc][]): Doc {
 }
 
 /** containerd's own view of the file (it merges its defaults and migrates v1 names). */
-async function containerdDump(config: string): Promise<Doc> {
-  const r = await run([CONTAINERD_BIN, "--config", config, "config", "dump"], { timeoutMs: 20_000 });
+async function containerdDump(config: string, bin = CONTAINERD_BIN): Promise<Doc> {
+  const r = await run([bin, "--config", config, "config", "dump"], { timeoutMs: 20_000 });
   if (r.code !== 0) throw new Error(`containerd config dump failed (${r.code}): ${r.stderr}`);
   return Bun.TOML.parse(r.stdout) as Doc;
 }
@@ -83,23 +87,53 @@ describe.skipIf(!HAVE_CONTAINERD)("rafsnap setup containerd (compiled binary)", 
     });
   });
 
-  test("containerd 2.x config (v3): CRI settings go to io.containerd.cri.v1.images", async () => {
+  test("containerd 2.x's default config (v3), loaded back by containerd 2.x: proxy plugin with exports, CRI images snapshotter, transfer unpack_config", async () => {
+    const ctd2 = await ensureContainerd2();
     await withScratch("setup-v3", async ({ dir }) => {
-      const config = copyFixture(dir, "v3.toml");
+      const gen = await run([ctd2.containerd, "config", "default"]);
+      expect(gen.code).toBe(0);
+      const config = join(dir, "config.toml");
+      writeFileSync(config, gen.stdout);
       const before = parse(config);
+      expect(before.version).toBe(3);
       const r = await rafsnapCli(["setup", "containerd", "--config", config, "--cri"]);
       expect(r.code).toBe(0);
       const address = "/run/containerd-nydus/containerd-nydus-grpc.sock"; // rafsnap's default
-      // Checked by parsing only: containerd 1.6 does not know the version 3 plugin ids, so its
-      // `config dump` of this file would prove nothing.
-      expect(parse(config)).toEqual(withValues(before, [[["proxy_plugins", "nydus"], { type: "snapshot", address }], [V3_CRI, CRI_VALUES]]));
-      expect(get(parse(config), ["plugins", "io.containerd.grpc.v1.cri", "containerd"])).toBeUndefined();
-      // Values keep the file's quoting; the new table is appended (no [proxy_plugins] yet).
+      const platform = hostPlatform();
+      const proxy = { type: "snapshot", address, exports: { enable_remote_snapshot_annotations: "true" } };
+      const unpack = [
+        { platform, snapshotter: "overlayfs" },
+        { platform, snapshotter: "nydus" },
+      ];
+      const wanted = withValues(before, [[["proxy_plugins", "nydus"], proxy], [V3_CRI, { snapshotter: "nydus" }], [UNPACK_PARENT, { unpack_config: unpack }]]);
+      expect(parse(config)).toEqual(wanted);
+      // Values keep the file's quoting.
       expect(r.stdout).toContain("-    snapshotter = 'overlayfs'\n");
       expect(r.stdout).toContain("+    snapshotter = 'nydus'\n");
-      expect(r.stdout).toEndWith("+\n+[proxy_plugins.nydus]\n+  type = 'snapshot'\n+  address = '/run/containerd-nydus/containerd-nydus-grpc.sock'\n");
+
+      // containerd 2.x itself loads it and reports our settings (merged with its defaults).
+      const dump = await containerdDump(config, ctd2.containerd);
+      expect(get(dump, ["proxy_plugins", "nydus"])).toMatchObject(proxy);
+      expect(get(dump, [...V3_CRI, "snapshotter"])).toBe("nydus");
+      expect(get(dump, [...UNPACK_PARENT, "unpack_config"])).toMatchObject(unpack);
+
+      const again = await rafsnapCli(["setup", "containerd", "--config", config, "--cri"]);
+      expect(again.code).toBe(0);
+      expect(again.stderr).toContain("nothing changed");
+
+      // rafsnap doctor reads the version 3 wiring; without the exports it warns.
+      const rafsnapConfig = join(dir, "rafsnap.toml");
+      writeFileSync(rafsnapConfig, "");
+      const doctor = async () => {
+        const d = await rafsnapCli(["doctor", "--json", "--config", rafsnapConfig, "--root", join(dir, "root"), "--containerd-config", config]);
+        const checks = (JSON.parse(d.stdout) as { checks: { id: string; status: string }[] }).checks;
+        return Object.fromEntries(checks.filter((c) => c.id.startsWith("containerd-")).map((c) => [c.id, c.status]));
+      };
+      expect(await doctor()).toEqual({ "containerd-wiring": "ok", "containerd-transfer": "ok", "containerd-cri": "ok" });
+      writeFileSync(config, readFileSync(config, "utf8").replace("enable_remote_snapshot_annotations = 'true'", "enable_remote_snapshot_annotations = 'false'"));
+      expect(await doctor()).toEqual({ "containerd-wiring": "ok", "containerd-transfer": "warn", "containerd-cri": "warn" });
     });
-  });
+  }, 600_000); // containerd 2.x is downloaded on first use
 
   test("already wired: exit 0, nothing written, no backup", async () => {
     await withScratch("setup-wired", async ({ dir }) => {

@@ -10,6 +10,7 @@ import { RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup } from "../harness/cleanup.ts";
 import { noise, pushDirImage } from "../harness/oci-image.ts";
 import { type Containerd, startContainerd } from "../harness/containerd.ts";
+import { type ContainerdMajor, containerdOf } from "../harness/containerd-versions.ts";
 import { type CriHarness, criHarness } from "../harness/cri.ts";
 import { BUILD_IMAGES } from "../harness/images.ts";
 import { isAlive, run, stopPid, waitFor } from "../harness/process.ts";
@@ -24,6 +25,8 @@ export const BIG_BYTES = 16 << 20;
 export interface NydusNodeOptions {
   daemonMode: "dedicated" | "shared";
   recoverPolicy?: "none" | "restart" | "failover";
+  /** containerd 1.x (system, default) or 2.x (see test/harness/containerd-versions.ts). */
+  containerd?: ContainerdMajor;
   /** Extra TOML appended to rafsnap's config. */
   extraToml?: string;
 }
@@ -115,7 +118,7 @@ export async function startNydusNode(opts: NydusNodeOptions): Promise<NydusNode>
     cleanup.defer("rafsnap", () => rafsnap.stop());
     const ctd = cleanup.add(
       "containerd",
-      await startContainerd({ dir: join(dir, "containerd"), proxySnapshotters: { nydus: rafsnap.socket }, cri: { snapshotter: "nydus" } }),
+      await startContainerd({ dir: join(dir, "containerd"), binaries: await containerdOf(opts.containerd ?? 1), proxySnapshotters: { nydus: rafsnap.socket }, cri: { snapshotter: "nydus" } }),
     );
     const cri = cleanup.add("cri pods", criHarness(ctd, { dir: join(dir, "cri"), snapshotter: "nydus" }));
     await cri.importSandboxImage();
