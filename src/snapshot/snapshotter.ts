@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { alreadyExists, failedPrecondition, invalidArgument, isAlreadyExists } from "../errdefs/index.ts";
+import { alreadyExists, failedPrecondition, invalidArgument, isAlreadyExists, isNotFound } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Info, Kind, MetaStore, Snapshot, Usage } from "../store/index.ts";
 import { checkDType } from "./dtype.ts";
@@ -40,6 +40,15 @@ interface MetaLayer {
 
 /** A snapshot directory that should not exist: its id is not in the database. */
 const isTemp = (name: string) => name.startsWith("new-") || name.startsWith("rm-");
+
+/**
+ * The error for a snapshot whose row exists but whose directory `dir` is gone (deleted
+ * behind the snapshotter's back): FailedPrecondition naming it and what to do — never
+ * NotFound, which containerd would read as "no such snapshot".
+ */
+function lostDirectory(what: string, dir: string, remedy: string, cause: unknown) {
+  return failedPrecondition(`${what} has lost its directory ${dir}; ${remedy}`, cause);
+}
 
 /** About how many bytes `info` takes in a List answer: its names and labels. */
 function infoBytes(info: Info): number {
@@ -192,7 +201,10 @@ export class Snapshotter {
     if (parent !== "") validateKey("parent", parent);
     validateLabels(name, labels);
     const { id } = this.opts.store.read((tx) => tx.getInfo(key));
-    const usage = await diskUsage(this.paths.fs(id));
+    const fs = this.paths.fs(id);
+    const usage = await diskUsage(fs).catch((e) => {
+      throw isNotFound(e) ? lostDirectory(`snapshot ${JSON.stringify(key)}`, fs, "remove it and prepare it again", e) : e;
+    });
     this.opts.store.write((tx) => tx.commitActive(key, name, usage, labels, parent));
   }
 
@@ -316,7 +328,10 @@ export class Snapshotter {
       return { size: usage.size + this.opts.remote.cacheUsage(digest), inodes: usage.inodes };
     }
     if (info.kind !== "active") return usage;
-    return diskUsage(this.paths.fs(id), { signal });
+    const fs = this.paths.fs(id);
+    return diskUsage(fs, { signal }).catch((e) => {
+      throw isNotFound(e) ? lostDirectory(`snapshot ${JSON.stringify(key)}`, fs, "remove it and prepare it again", e) : e;
+    });
   }
 
   /**
@@ -380,7 +395,7 @@ export class Snapshotter {
             st = statSync(parentFs);
           } catch (e) {
             if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-            throw failedPrecondition(`parent snapshot ${JSON.stringify(parent)} of ${JSON.stringify(key)} has lost its directory ${parentFs}; remove it (and what was unpacked on it) and unpack it again`, e);
+            throw lostDirectory(`parent snapshot ${JSON.stringify(parent)} of ${JSON.stringify(key)}`, parentFs, "remove it (and what was unpacked on it) and unpack it again", e);
           }
           lchownSync(fsDir, st.uid, st.gid);
         }
