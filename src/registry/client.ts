@@ -312,11 +312,21 @@ export class RegistryClient {
         return;
       } catch (e) {
         if (e instanceof RafsnapError && e.kind !== ErrorKind.DeadlineExceeded) throw e;
-        if (++failures > this.retries) throw unavailable(`${what}: reading failed at byte ${pos}: ${(e as Error).message}`, e);
-        this.opts.logger?.warn(`${what}: read interrupted at byte ${pos}, resuming (${failures}/${this.retries})`);
-        await Bun.sleep(Math.min(2_000, 100 * 2 ** failures));
+        await this.bodyFailed(++failures, what, `the body at byte ${pos} (resuming there)`, e);
       }
     }
+  }
+
+  /**
+   * Counts the `failures`-th failed read of a response body (`doing` says which): ky retries
+   * requests until their headers arrive, a body cut or stalled later is retried here. Throws
+   * Unavailable naming `what` once the client's retries are spent; otherwise logs and backs
+   * off (100 ms doubling, at most 2 s) before the caller asks again.
+   */
+  private async bodyFailed(failures: number, what: string, doing: string, e: unknown): Promise<void> {
+    if (failures > this.retries) throw unavailable(`${what}: reading ${doing} failed: ${(e as Error).message}`, e);
+    this.opts.logger?.warn(`${what}: reading ${doing} was interrupted, retrying (${failures}/${this.retries})`);
+    await Bun.sleep(Math.min(2_000, 100 * 2 ** failures));
   }
 
   /**
@@ -347,9 +357,7 @@ export class RegistryClient {
         return await readBody(res, what, { max: end - start, idleMs: this.timeoutMs, exact: true });
       } catch (e) {
         if (e instanceof RafsnapError && e.kind === ErrorKind.ResourceExhausted) throw e;
-        if (++failures > this.retries) throw unavailable(`${what}: reading ${start}-${end} failed: ${(e as Error).message}`, e);
-        this.opts.logger?.warn(`${what}: read of ${start}-${end} interrupted, retrying (${failures}/${this.retries})`);
-        await Bun.sleep(Math.min(2_000, 100 * 2 ** failures));
+        await this.bodyFailed(++failures, what, `the body of bytes ${start}-${end - 1}`, e);
       }
     }
   }
