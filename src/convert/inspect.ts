@@ -7,6 +7,7 @@ import {
   chunkBytes,
   decodeChunk,
   listTree,
+  openBootstrapBytes,
   planRange,
   RafsImage,
   readBlobMeta,
@@ -15,11 +16,7 @@ import {
 
 /** Opens a bootstrap file as an image (InvalidArgument naming the file when malformed). */
 export function openBootstrap(path: string): RafsImage {
-  try {
-    return RafsImage.open(new Uint8Array(readFileSync(path)));
-  } catch (e) {
-    throw invalidArgument(`${path}: ${(e as Error).message}`, e);
-  }
+  return openBootstrapBytes(new Uint8Array(readFileSync(path)), path);
 }
 
 const modeOctal = (m: number) => (m & 0o7777).toString(8).padStart(4, "0");

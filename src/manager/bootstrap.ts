@@ -8,7 +8,7 @@ import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { cacheFiles, writeFileAtomic } from "../cache/index.ts";
 import { failedPrecondition, RafsnapError } from "../errdefs/index.ts";
-import { type BlobEntry, checkBlobMetaFile, EROFS_MAGIC, isBlobId, RafsImage } from "../rafs/index.ts";
+import { BOOTSTRAP_VERSION_BYTES, type BlobEntry, bootstrapVersion, checkBlobMetaFile, isBlobId, openBootstrapBytes, type RafsImage } from "../rafs/index.ts";
 import { MAX_BLOB_META_BYTES, MAX_BOOTSTRAP_BYTES } from "../nydusd/index.ts";
 import { LayerFileError, readBeneath } from "../sys/index.ts";
 
@@ -54,9 +54,10 @@ export function readBootstrap(snapshotDir: string, imageRef: string, upTo?: numb
 /** The bootstrap parsed; FailedPrecondition when it is not a valid RAFS v6 bootstrap. */
 function parseBootstrap(bytes: Uint8Array, snapshotDir: string, imageRef: string): RafsImage {
   try {
-    return RafsImage.open(bytes);
+    return openBootstrapBytes(bytes, `bootstrap ${bootstrapPath(snapshotDir)} of image ${imageRef}`);
   } catch (e) {
-    throw failedPrecondition(`bootstrap ${bootstrapPath(snapshotDir)} of image ${imageRef} is not a valid RAFS v6 bootstrap: ${(e as Error).message}; remove the image and pull it again`);
+    // The snapshot holds it: what can be done is pulling the image again.
+    throw failedPrecondition(`${(e as Error).message}; remove the image and pull it again`, e);
   }
 }
 
@@ -147,10 +148,9 @@ export function copyBlobMeta(snapshotDir: string, blobs: readonly BlobEntry[], c
 }
 
 /** Bytes of a bootstrap {@link fsVersion} looks at. */
-export const FS_VERSION_BYTES = 1028;
+export const FS_VERSION_BYTES = BOOTSTRAP_VERSION_BYTES;
 
-/** `fs_version` of the `extraoption` JSON from the bootstrap's magic: v6 at 1024, else v5. */
+/** `fs_version` of the `extraoption` JSON from the bootstrap's magic: v6, else v5 (as nydus). */
 export function fsVersion(bytes: Uint8Array): "v5" | "v6" {
-  if (bytes.length >= FS_VERSION_BYTES && new DataView(bytes.buffer, bytes.byteOffset).getUint32(1024, true) === EROFS_MAGIC) return "v6";
-  return "v5";
+  return bootstrapVersion(bytes) === "v6" ? "v6" : "v5";
 }

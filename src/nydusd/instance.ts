@@ -1,10 +1,10 @@
 import { closeSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { invalidArgument, notImplemented, resourceExhausted } from "../errdefs/index.ts";
+import { invalidArgument, resourceExhausted } from "../errdefs/index.ts";
 import { FuseSession } from "../fuse/index.ts";
 import type { Logger } from "../log/index.ts";
 import { MountFlags, mount, mountErofs, UmountFlags, umount, umountAsync } from "../mount/index.ts";
-import { type ChunkTableEntry, isBlobId, RafsImage } from "../rafs/index.ts";
+import { type ChunkTableEntry, isBlobId, openBootstrapBytes, type RafsImage } from "../rafs/index.ts";
 import { fdPath, type LayerFile, LayerFileError, openRegular, readLayerFile } from "../sys/index.ts";
 import { type BlobBackend, backendFromConfig } from "./backend.ts";
 import { openBlob } from "./blob-open.ts";
@@ -154,16 +154,7 @@ export async function mountInstance(opts: {
 }
 
 async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: LayerFile): Promise<Instance> {
-  const bytes = readLayerFile(file);
-  if (bytes.length >= 4 && new TextDecoder().decode(bytes.subarray(0, 4)) === "RAFS") {
-    throw notImplemented(`${opts.bootstrap}: RAFS v5 is not supported yet (convert the image to RAFS v6)`);
-  }
-  let image: RafsImage;
-  try {
-    image = RafsImage.open(bytes);
-  } catch (e) {
-    throw invalidArgument(`${opts.bootstrap}: ${(e as Error).message}`, e);
-  }
+  const image = openBootstrapBytes(readLayerFile(file), opts.bootstrap);
   const unservable = image.blobs.find((b) => !isBlobId(b.blobId));
   if (unservable) throw invalidArgument(`${opts.bootstrap}: blob ${unservable.blobIndex} has id ${JSON.stringify(unservable.blobId)}, not a sha256 (a bootstrap inlined in its blob cannot be mounted on its own)`);
   const backend = backendOf(opts.config.backend, opts.log);

@@ -18,3 +18,4 @@ export * from "./image.ts";
 export * from "./tree.ts";
 export * from "./file.ts";
 export * from "./builder/index.ts";
+export * from "./open.ts";
