@@ -10,34 +10,21 @@
 import { constants, zstdCompressSync } from "node:zlib";
 import { internal, notImplemented } from "../../errdefs/index.ts";
 import { alignUp } from "../bytes.ts";
-import { BlobFeatures, type Compressor, type Digester, INLINE_BLOB_ID } from "../blob-table.ts";
+import { BlobFeatures, type BlobEntry, type Compressor, type Digester, INLINE_BLOB_ID } from "../blob-table.ts";
 import { CI_HEADER_SIZE, CI_MAGIC } from "../blob-meta.ts";
 import { lz4BlockEncode } from "../lz4.ts";
 import { type ChunkHasher, digest, sha256Hex } from "../compress.ts";
 import type { ChunkRef } from "./tree.ts";
 
 /** Everything the bootstrap needs to know about a blob (one blob table entry + device slot). */
-export interface BlobInfo {
-  /** Blob id (64 hex): sha256 of the whole file with an inline bootstrap, else §15.7's rule. */
-  blobId: string;
-  chunkSize: number;
-  chunkCount: number;
-  compressor: Compressor;
-  digester: Digester;
-  /** BlobFeatures of this blob as written (INLINED_FS_META set when it has an inline bootstrap). */
-  features: number;
-  /** Inline bootstrap: offset where it begins; else the file size (§15.7). */
-  compressedSize: number;
-  /** End of the last chunk's 4 KiB-aligned slot. */
-  uncompressedSize: number;
-  /** ToC entries + tar header, or 0 (inline builds leave it 0, as nydus does). */
-  blobTocSize: number;
+export interface BlobInfo extends Omit<BlobEntry, "blobIndex" | "blobTocDigest" | "blobMetaDigest" | "blobMetaSize" | "cipherAlgo"> {
+  // The fields a blob table entry has (`blobId`: 64 hex, sha256 of the whole file with an
+  // inline bootstrap, else §15.7's rule; `features` as written, INLINED_FS_META set with an
+  // inline bootstrap; `compressedSize`: where an inline bootstrap begins, else the file size;
+  // `uncompressedSize`: the end of the last chunk's 4 KiB-aligned slot; `blobTocSize`: ToC
+  // entries + tar header, or 0 for inline builds, as nydus does), and what only a writer knows:
   /** sha256(ToC entries ‖ tar header), or undefined (inline builds). */
   blobTocDigest?: Uint8Array;
-  ciCompressor: Compressor;
-  ciOffset: number;
-  ciCompressedSize: number;
-  ciUncompressedSize: number;
   /** Size of the blob file. */
   size: number;
   /** `sha256:<hex>` of the whole blob file (its OCI layer digest). */
