@@ -1,9 +1,9 @@
 /**
  * Writes a {@link Config} back out as TOML, for `rafsnap config dump` and for logging the
- * effective configuration. A small serializer for the shapes a config holds: strings,
- * numbers, booleans, arrays of those, and nested tables written as `[a.b]` sections.
+ * effective configuration: redaction of secret keys here, the TOML itself by smol-toml.
  */
 
+import { stringify } from "smol-toml";
 import { internal } from "../errdefs/index.ts";
 import { isPlainObject, keyPath } from "./_checks.ts";
 import type { Config } from "./types.ts";
@@ -32,76 +32,31 @@ export interface TomlOptions {
   header?: readonly string[];
 }
 
-/** TOML basic string with the escapes TOML requires (quote, backslash, control chars). */
-function quote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0) ?? 0;
-    if (ch === '"') out += '\\"';
-    else if (ch === "\\") out += "\\\\";
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\t") out += "\\t";
-    else if (ch === "\r") out += "\\r";
-    else if (ch === "\b") out += "\\b";
-    else if (ch === "\f") out += "\\f";
-    else if (c < 0x20 || c === 0x7f) out += `\\u${c.toString(16).toUpperCase().padStart(4, "0")}`;
-    else out += ch;
-  }
-  return `${out}"`;
-}
-
-function bareOrQuotedKey(key: string): string {
-  return /^[A-Za-z0-9_-]+$/.test(key) ? key : quote(key);
-}
-
-function value(v: unknown, path: string, secret: boolean): string {
-  if (typeof v === "string") return quote(secret && v !== "" ? REDACTED : v);
-  if (typeof v === "boolean") return v ? "true" : "false";
-  if (typeof v === "number") {
-    if (Number.isNaN(v)) return "nan";
-    if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
-    return String(v);
-  }
-  if (typeof v === "bigint") return v.toString();
-  if (Array.isArray(v)) return `[${v.map((e, i) => value(e, `${path}[${i}]`, secret)).join(", ")}]`;
-  if (isPlainObject(v)) {
-    const parts = Object.entries(v).map(
-      ([k, e]) => `${bareOrQuotedKey(k)} = ${value(e, keyPath(path, k), secret || isSecretKey(k))}`,
-    );
-    return parts.length === 0 ? "{}" : `{ ${parts.join(", ")} }`;
-  }
+/**
+ * A copy of `v` with secret values redacted (when `redact`), checked for what TOML can hold: strings,
+ * numbers, booleans, arrays and plain tables. Internal naming `path` for anything else
+ * (undefined, null, a function, a class instance) — the writer would drop it silently.
+ */
+function prepared(v: unknown, path: string, redact: boolean, secret = false): unknown {
+  if (typeof v === "string") return secret && v !== "" ? REDACTED : v;
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return v;
+  if (Array.isArray(v)) return v.map((e, i) => prepared(e, `${path}[${i}]`, redact, secret));
+  // A key is secret by its own name, not its table's (`[remote.auth]` is a table of flags).
+  if (isPlainObject(v)) return Object.fromEntries(Object.entries(v).map(([k, e]) => [k, prepared(e, keyPath(path, k), redact, secret || (redact && isSecretKey(k) && !isPlainObject(e)))]));
   throw internal(`cannot write ${path} as TOML: unsupported value ${String(v)}`);
 }
 
-function writeTable(lines: string[], table: Record<string, unknown>, path: string, redact: boolean): void {
-  const scalars = Object.entries(table).filter(([, v]) => !isPlainObject(v));
-  const tables = Object.entries(table).filter(([, v]) => isPlainObject(v));
-  // A header is needed for scalars and for an empty table (so it survives the round trip);
-  // tables holding only sub-tables are implied by their children's headers.
-  if (path !== "" && (scalars.length > 0 || tables.length === 0)) {
-    if (lines.length > 0) lines.push("");
-    lines.push(`[${path}]`);
-  }
-  for (const [k, v] of scalars) {
-    lines.push(`${bareOrQuotedKey(k)} = ${value(v, keyPath(path, k), redact && isSecretKey(k))}`);
-  }
-  for (const [k, v] of tables) writeTable(lines, v as Record<string, unknown>, keyPath(path, k), redact);
-}
-
 /**
- * Serialises a configuration (normally the effective one from `parseConfig`) as TOML, keys
- * in schema order, top-level keys first, then one `[section]` / `[section.sub]` per table.
- * `Bun.TOML.parse` of the output, fed back to `parseConfig`, gives the same config (unless
- * secrets were redacted).
+ * Serialises a configuration (normally the effective one from `parseConfig`) as TOML with
+ * smol-toml, keys in schema order, top-level keys first, then one `[section]` /
+ * `[section.sub]` per table. `Bun.TOML.parse` of the output, fed back to `parseConfig`, gives
+ * the same config (unless secrets were redacted).
  *
  * @throws RafsnapError of kind Internal if the object holds a value TOML cannot express here
  *   (undefined, null, a function, a class instance).
  */
 export function configToToml(config: Config | Readonly<Record<string, unknown>>, opts: TomlOptions = {}): string {
-  const redact = opts.redact ?? true;
-  const lines: string[] = (opts.header ?? []).map((l) => (l === "" ? "#" : `# ${l}`));
-  if (lines.length > 0) lines.push("");
-  const body: string[] = [];
-  writeTable(body, config as Record<string, unknown>, "", redact);
-  return `${[...lines, ...body].join("\n")}\n`;
+  const body = stringify(prepared(config, "", opts.redact ?? true) as Record<string, unknown>);
+  const header = (opts.header ?? []).map((l) => (l === "" ? "#" : `# ${l}`));
+  return `${header.length > 0 ? `${header.join("\n")}\n\n` : ""}${body.replace(/\n*$/, "")}\n`;
 }
