@@ -1,11 +1,10 @@
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { defineCommand } from "citty";
 import { invalidArgument, notImplemented } from "../errdefs/index.ts";
-import { createLogger, type LogLevelName } from "../log/index.ts";
+import { createLogger, isLogLevelName, LOG_LEVEL_NAMES } from "../log/index.ts";
 import { Daemon, daemonRunDir, FAILOVER_POLICIES, type FailoverPolicy, loadDaemonConfig, predecessorCrashed, startApiServer } from "../nydusd/index.ts";
 import { versionInfo } from "./_version.ts";
 
-const LEVELS = ["trace", "debug", "info", "warn", "error"];
 
 
 /**
@@ -47,14 +46,15 @@ export default defineCommand({
     if (!args.mountpoint) throw invalidArgument("--mountpoint is required for fuse");
     if ((args.id === undefined) !== (args.supervisor === undefined)) throw invalidArgument("--id and --supervisor go together");
     const level = args["log-level"];
-    if (!LEVELS.includes(level)) throw invalidArgument(`--log-level ${JSON.stringify(level)}: one of ${LEVELS.join(", ")}`);
+    if (!isLogLevelName(level)) throw invalidArgument(`--log-level ${JSON.stringify(level)}: one of ${LOG_LEVEL_NAMES.join(", ")}`);
     let file = args["log-file"];
     if (file && !/\.[^/]+$/.test(file)) file = `${file}.log`;
     const rotationMb = Number(args["log-rotation-size"] ?? 0);
     if (!Number.isInteger(rotationMb) || rotationMb < 0) throw invalidArgument(`--log-rotation-size ${JSON.stringify(args["log-rotation-size"])}: a size in MB (0 = no rotation)`);
     // nydusd keeps rotated logs uncompressed; we keep the last 5 (decision: docs/nydusd.md).
     const rotation = { maxBytes: rotationMb << 20, maxBackups: 5, maxAgeDays: 0, localTime: true, compress: false };
-    const logger = createLogger({ level: level as LogLevelName, toStdout: !file, file, rotation });
+    // Adjustable: PUT /api/v1/daemon {"log_level"} changes it while running.
+    const logger = createLogger({ level, toStdout: !file, file, rotation, adjustable: true });
     const threads = args["thread-num"] === undefined ? undefined : Number(args["thread-num"]);
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
       throw invalidArgument(`--thread-num ${JSON.stringify(args["thread-num"])}: a number of threads from 1 to 1024`);

@@ -1,8 +1,8 @@
-import { expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, lineReporter } from "./logger.ts";
+import { createLogger, isLogLevelName, lineReporter, setLogLevel } from "./logger.ts";
 
 test("a log that cannot be written never throws into the caller; the next line that can says how many were missed", () => {
   let fail = true;
@@ -33,4 +33,31 @@ test("a logger whose file is on a full device (/dev/full) keeps working, plain a
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe("adjustable level (nydusd's log_level at run time)", () => {
+  test("setLogLevel changes the logger and every logger made from it, made before or after", () => {
+    const seen: string[] = [];
+    const log = createLogger({ level: "info", toStdout: false, file: "/dev/null", adjustable: true, reporter: { log: (ev) => void seen.push(`${ev.type}:${ev.args[0]}`) } });
+    const early = log.withTag("blobfs");
+    early.debug("d1");
+    early.info("i1");
+    setLogLevel(log, "debug");
+    const late = log.withTag("api");
+    early.debug("d2");
+    late.debug("d3");
+    setLogLevel(log, "warn");
+    early.info("i2");
+    late.warn("w1");
+    expect(seen).toEqual(["info:i1", "debug:d2", "debug:d3", "warn:w1"]);
+  });
+  test("a logger that is not adjustable changes alone; names are checked", () => {
+    const seen: string[] = [];
+    const log = createLogger({ level: "info", toStdout: false, file: "/dev/null", reporter: { log: (ev) => void seen.push(String(ev.args[0])) } });
+    setLogLevel(log, "debug");
+    log.debug("d");
+    expect(seen).toEqual(["d"]);
+    expect(isLogLevelName("debug")).toBe(true);
+    expect(isLogLevelName("verbose")).toBe(false);
+  });
 });

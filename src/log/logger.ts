@@ -24,6 +24,25 @@ export interface LoggerOptions {
   reporter?: ConsolaReporter;
   /** Rotation of the log file (no effect on stdout); default: never rotate. */
   rotation?: Rotation;
+  /**
+   * The level can be changed while running ({@link setLogLevel}), for this logger and every
+   * logger made from it (`withTag`), as nydusd's `PUT /api/v1/daemon` `log_level` does.
+   * Costs a log record per call below the level (dropped by the reporter), so only daemons use it.
+   */
+  adjustable?: boolean;
+}
+
+/** Where an adjustable logger keeps its level: shared by every logger made from it. */
+interface Threshold {
+  level: number;
+}
+
+/** The names {@link LogLevelName} allows, for checking input. */
+export const LOG_LEVEL_NAMES = ["trace", "debug", "info", "warn", "error"] as const satisfies readonly LogLevelName[];
+
+/** True when `s` is a log level name. */
+export function isLogLevelName(s: string): s is LogLevelName {
+  return (LOG_LEVEL_NAMES as readonly string[]).includes(s);
 }
 
 const LEVEL: Record<LogLevelName, number> = {
@@ -109,7 +128,24 @@ export function createLogger(opts: LoggerOptions): Logger {
     }
   }
   if (opts.reporter) reporters.push(opts.reporter);
-  return createConsola({ level: LEVEL[opts.level], reporters, throttle: 0, throttleMin: 0 });
+  if (!opts.adjustable) return createConsola({ level: LEVEL[opts.level], reporters, throttle: 0, throttleMin: 0 });
+  // Loggers made with withTag copy consola's options, level included, but share the reporter
+  // objects: the level lives with them, and consola lets everything through.
+  const threshold: Threshold = { level: LEVEL[opts.level] };
+  const gated = reporters.map((r): ConsolaReporter => ({ log: (ev, ctx) => (ev.level <= threshold.level ? r.log(ev, ctx) : undefined) }));
+  return createConsola({ level: LogLevels.trace, reporters: gated, throttle: 0, throttleMin: 0, [THRESHOLD]: threshold } as Parameters<typeof createConsola>[0]);
+}
+
+const THRESHOLD = "rafsnapThreshold";
+
+/**
+ * Sets the level of `logger` — made by {@link createLogger} with `adjustable` — and of every
+ * logger made from it, at once. A logger that is not adjustable changes alone.
+ */
+export function setLogLevel(logger: Logger, name: LogLevelName): void {
+  const t = (logger.options as unknown as Record<string, Threshold | undefined>)[THRESHOLD];
+  if (t) t.level = LEVEL[name];
+  else logger.level = LEVEL[name];
 }
 
 /** A logger that drops everything (for tests and tools that want silence). */

@@ -1,7 +1,7 @@
 import { dirname, join } from "node:path";
 import { failedPrecondition, invalidArgument, notFound, notImplemented } from "../errdefs/index.ts";
 import { fetchState, sendState } from "../mount/index.ts";
-import type { Logger } from "../log/index.ts";
+import { isLogLevelName, LOG_LEVEL_NAMES, type Logger, setLogLevel } from "../log/index.ts";
 import type { DaemonApi, DaemonInfo, MountRequest } from "./api.ts";
 import { type DaemonConfig, parseDaemonConfig } from "./config.ts";
 import { Blobfs } from "./blobfs.ts";
@@ -62,7 +62,6 @@ export class Daemon implements DaemonApi {
   private readonly sm = new DaemonStateMachine();
   private readonly instances = new Map<string, Instance>();
   private blobfs: BlobfsMount | undefined;
-  private logLevel = "info";
 
   constructor(private readonly opts: DaemonOptions) {}
 
@@ -131,9 +130,11 @@ export class Daemon implements DaemonApi {
     };
   }
 
+  /** nydusd's `PUT /api/v1/daemon` `log_level`: every logger of the daemon at once; InvalidArgument for an unknown name. */
   setLogLevel(level: string): void {
-    this.logLevel = level;
-    this.opts.logger.info(`log level set to ${this.logLevel}`);
+    if (!isLogLevelName(level)) throw invalidArgument(`log_level ${JSON.stringify(level)}: one of ${LOG_LEVEL_NAMES.join(", ")}`);
+    setLogLevel(this.opts.logger, level);
+    this.opts.logger.info(`log level set to ${level}`);
   }
 
   async start(): Promise<void> {

@@ -59,6 +59,13 @@ describe.skipIf(!isRoot)("rafsnap nydusd", () => {
       const m = (await (await d.api("GET", "/api/v1/metrics?id=/b")).json()) as { id: string; data_read: number };
       expect(m.id).toBe("/b");
       expect((await d.api("GET", "/api/v1/metrics")).status).toBe(404); // several instances: name one
+      // log_level at run time: the daemon's loggers follow (a failed API call is logged at debug).
+      expect((await d.api("PUT", "/api/v1/daemon", { log_level: "verbose" })).status).toBe(400);
+      expect((await d.api("PUT", "/api/v1/daemon", { log_level: "error" })).status).toBe(204);
+      expect((await d.api("PUT", "/api/v1/daemon", { log_level: "debug" })).status).toBe(204);
+      const log = readFileSync(join(dir, "shared.log"), "utf8");
+      expect(log).toContain("log level set to debug");
+      expect(log).not.toContain("log level set to error"); // an info line while the level was error
       for (const id of ["a", "b", "c"]) expect((await d.api("DELETE", `/api/v1/mount?mountpoint=/${id}`)).status).toBe(204);
       expect(mountsUnder(d.mnt)).toEqual([]);
       expect((await d.api("DELETE", "/api/v1/mount?mountpoint=/a")).status).toBe(404);
