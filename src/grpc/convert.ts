@@ -30,8 +30,9 @@ export function infoToPb(i: Info): PbInfo {
 }
 
 /**
- * containerd's `Info` message as a domain Info, for Update (only name and labels matter
- * there). An unknown kind is InvalidArgument.
+ * containerd's `Info` message as a domain Info, for Update, where only name and labels
+ * matter (containerd ignores the rest too): a kind we do not know reads as "active", and
+ * the times as 0. InvalidArgument when the request carries no info at all.
  */
 export function infoFromPb(p: PbInfo | undefined): Info {
   if (!p) throw invalidArgument("update request carries no snapshot info");
