@@ -6,10 +6,11 @@ test("the defaults turn on nothing unbuilt; each such setting gives one warning 
   const c = defaultConfig();
   expect(unbuiltFeatureWarnings(c)).toEqual([]);
   c.metrics.address = "127.0.0.1:9110"; // built: no warning
-  c.system.enable = true;
+  c.system.enable = true; // built: no warning
+  c.experimental.enable_stargz = true;
   c.experimental.tarfs.enable_tarfs = true;
   const w = unbuiltFeatureWarnings(c);
   expect(w.length).toBe(2);
-  expect(w[0]).toContain("[system] enable");
+  expect(w[0]).toContain("enable_stargz");
   expect(w[1]).toContain("enable_tarfs");
 });

@@ -7,7 +7,8 @@ import type { Config } from "./types.ts";
  */
 export function unbuiltFeatureWarnings(c: Config): string[] {
   const on: [boolean, string][] = [
-    [c.system.enable, "[system] enable: the system controller API is not built"],
+    [c.system.debug.pprof_address !== "", "[system.debug] pprof_address: there is no pprof server (Go only)"],
+    [c.system.debug.daemon_cpu_profile_duration_secs > 0, "[system.debug] daemon_cpu_profile_duration_secs: daemon start-up CPU is not measured"],
     [c.snapshot.enable_kata_volume, "[snapshot] enable_kata_volume: Kata virtual volumes are not built; mounts are plain overlay"],
     [c.remote.auth.enable_kubeconfig_keychain, "[remote.auth] enable_kubeconfig_keychain: Kubernetes secrets are not read"],
     [c.remote.auth.enable_cri_keychain, "[remote.auth] enable_cri_keychain: the CRI image service proxy is not built"],

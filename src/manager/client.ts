@@ -80,6 +80,11 @@ export class NydusdClient {
     await this.call("PUT", "/api/v1/daemon/fuse/takeover", undefined, 60_000);
   }
 
+  /** `PUT /api/v1/daemon/exit`: the daemon exits leaving its mounts (for a successor). */
+  async exit(): Promise<void> {
+    await this.call("PUT", "/api/v1/daemon/exit");
+  }
+
   /** `PUT /api/v1/daemon/start`. */
   async start(): Promise<void> {
     await this.call("PUT", "/api/v1/daemon/start");

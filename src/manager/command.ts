@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { invalidArgument } from "../errdefs/index.ts";
 import type { DaemonRow } from "../store/index.ts";
 
 /** Where a daemon's files live under the snapshotter root (nydus-facts §3.1). */
@@ -31,10 +32,12 @@ export function daemonPaths(root: string, logDir: string, id: string): DaemonPat
  * `--mountpoint`, `--apisock`, `--log-level`, `--log-rotation-size`, `--supervisor`,
  * `--log-file`, then always `--failover-policy`. Zero values and a null bootstrap (shared
  * daemon: no `--config` either) are left out; `--id`/`--supervisor` only with a supervisor
- * (recover policy failover); `--log-file` only when not logging to stdout.
+ * (recover policy failover); `--log-file` only when not logging to stdout; `--upgrade` (right
+ * after the subcommand) only for a hot upgrade's successor, which then waits in INIT.
  */
-export function nydusdArgs(d: DaemonRow, prefetchFiles?: string): string[] {
+export function nydusdArgs(d: DaemonRow, prefetchFiles?: string, upgrade = false): string[] {
   const args = ["fuse"];
+  if (upgrade) args.push("--upgrade");
   if (d.threadNum > 0) args.push("--thread-num", String(d.threadNum));
   if (d.supervisorPath) args.push("--id", d.id);
   if (d.bootstrap) args.push("--config", join(d.configDir, "config.json"), "--bootstrap", d.bootstrap);
@@ -70,4 +73,15 @@ export function newDaemonId(now = Date.now()): string {
   }
   if (bits > 0) out += XID_ALPHABET[(value << (5 - bits)) & 31];
   return out.slice(0, 20);
+}
+
+/**
+ * The API socket of a hot upgrade's successor, beside the current one (nydus-facts §3.1):
+ * `api.sock` → `api1.sock`, `apiN.sock` → `api<N+1>.sock`. InvalidArgument for a socket not
+ * named that way.
+ */
+export function nextApiSocket(current: string): string {
+  const m = /^(.*\/)?api(\d*)\.sock$/.exec(current);
+  if (!m) throw invalidArgument(`API socket ${current} is not named api[N].sock`);
+  return `${m[1] ?? ""}api${m[2] === "" ? 1 : Number(m[2]) + 1}.sock`;
 }

@@ -12,6 +12,7 @@ import { bootstrapPath, copyBlobMeta, FS_VERSION_BYTES, fsVersion, readBootstrap
 import { instanceConfig, loadTemplate, type NydusdJson, pickMirror } from "./daemon-config.ts";
 import type { Manager } from "./manager.ts";
 import { Label } from "../labels/index.ts";
+import type { PrefetchLists } from "./prefetch.ts";
 
 
 /** Counters of the blob cache GC (§8). */
@@ -28,6 +29,8 @@ export interface NydusFsOptions {
   manager: Manager;
   store: DaemonStore;
   logger: Logger;
+  /** Prefetch lists per image (system controller); a dedicated daemon takes its image's. */
+  prefetch?: PrefetchLists;
 }
 
 /** Strips the cache file suffixes of §8 from a cache file name, leaving the blob id. */
@@ -163,7 +166,7 @@ export class NydusFs {
         mkdirSync(mountpoint, { recursive: true, mode: 0o755 });
         const row = m.newRow("dedicated", mountpoint, bootstrap);
         writeFileAtomic(join(row.configDir, "config.json"), cfg);
-        await m.create(row);
+        await m.create(row, this.opts.prefetch?.take(imageRef));
         daemonId = row.id;
       }
       try {

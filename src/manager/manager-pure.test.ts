@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DaemonRow } from "../store/index.ts";
-import { daemonPaths, newDaemonId, nydusdArgs } from "./command.ts";
+import { daemonPaths, newDaemonId, nextApiSocket, nydusdArgs } from "./command.ts";
 import { instanceConfig, loadTemplate, pickMirror } from "./daemon-config.ts";
 import { blobIdOfCacheFile } from "./filesystem.ts";
 import { isDaemonOf } from "./process.ts";
@@ -235,4 +235,12 @@ describe("pid ownership", () => {
       other.kill();
     }
   });
+});
+
+test("a hot upgrade's successor: --upgrade after the subcommand, the next API socket beside the current one", () => {
+  expect(nydusdArgs(row(), undefined, true).slice(0, 2)).toEqual(["fuse", "--upgrade"]);
+  expect(nydusdArgs(row())).not.toContain("--upgrade");
+  expect(nextApiSocket("/r/socket/d1/api.sock")).toBe("/r/socket/d1/api1.sock");
+  expect(nextApiSocket("/r/socket/d1/api9.sock")).toBe("/r/socket/d1/api10.sock");
+  expect(() => nextApiSocket("/r/socket/d1/other.sock")).toThrow("api[N].sock");
 });

@@ -1,17 +1,16 @@
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Config } from "../config/index.ts";
-import { failedPrecondition, unavailable } from "../errdefs/index.ts";
+import { failedPrecondition, notFound, unavailable } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { DaemonEvent, Metrics, WatchedDaemon } from "../metrics/index.ts";
 import { Supervisor } from "../mount/index.ts";
-import { deadRunDirs, reapDeadBlobfs } from "../nydusd/index.ts";
 import type { DaemonRow, DaemonStore, InstanceRow } from "../store/index.ts";
 import { type DaemonInfoReply, NydusdClient } from "./client.ts";
 import { type DaemonCgroup, daemonCgroup } from "./cgroup.ts";
-import { daemonPaths, newDaemonId } from "./command.ts";
-import { clearVestige, isDaemonOf, type NydusdCommand, unprotectFromOom, pidAlive, spawnDaemon, waitForState, waitPidGone, Watch } from "./process.ts";
+import { daemonPaths, newDaemonId, nextApiSocket } from "./command.ts";
+import { clearVestige, type NydusdCommand, pidAlive, reapOrphans, spawnDaemon, stopProcess, unprotectFromOom, waitForState, waitPidGone, Watch } from "./process.ts";
 
 /** What the manager needs; built by the composition root. */
 export interface ManagerOptions {
@@ -56,10 +55,23 @@ export class Manager {
   private readonly log: Logger;
   private readonly cgroup: DaemonCgroup | undefined;
   private closed = false;
+  /** How daemons are started; replaced by {@link Manager.setCommand} after a hot upgrade. */
+  private command: NydusdCommand;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.logger.withTag("manager");
     this.cgroup = daemonCgroup(opts.config.cgroup, this.log);
+    this.command = opts.nydusd;
+  }
+
+  /** Starts every later daemon (new ones, restarts, failovers) with `command`. */
+  setCommand(command: NydusdCommand): void {
+    this.command = command;
+  }
+
+  /** The records of the daemons the manager runs or watches. */
+  daemons(): DaemonRow[] {
+    return [...this.live.values()].map((l) => l.row);
   }
 
   private get cfg(): Config {
@@ -107,13 +119,14 @@ export class Manager {
   }
 
   /**
-   * Records `row` and starts it; resolves once it is RUNNING. On failure the record is
-   * removed, the process (if any) killed and its vestiges cleared, and the error thrown.
+   * Records `row` and starts it (with `--prefetch-files prefetchFiles` when given); resolves
+   * once it is RUNNING. On failure the record is removed, the process (if any) killed and its
+   * vestiges cleared, and the error thrown.
    */
-  async create(row: DaemonRow): Promise<void> {
+  async create(row: DaemonRow, prefetchFiles?: string): Promise<void> {
     const stored = this.opts.store.addDaemon(row);
     try {
-      await this.start(stored);
+      await this.start(stored, { prefetchFiles });
     } catch (e) {
       await this.destroy(stored.id).catch(() => {});
       throw e;
@@ -132,7 +145,7 @@ export class Manager {
    * Starts (or starts again, same id and paths) the daemon of `row` and waits for RUNNING,
    * then watches it and, with a supervisor, saves its state.
    */
-  private async start(row: DaemonRow, opts: { takeover?: boolean; recovering?: boolean } = {}): Promise<void> {
+  private async start(row: DaemonRow, opts: { takeover?: boolean; recovering?: boolean; prefetchFiles?: string; command?: NydusdCommand } = {}): Promise<void> {
     let live = this.live.get(row.id);
     if (!live) {
       live = { row, client: new NydusdClient(row.apiSocket), ready: Promise.resolve(), dead: true };
@@ -149,16 +162,11 @@ export class Manager {
       let child: ChildProcess | undefined;
       let exited = false;
       const launch = async () => {
-        child = spawnDaemon(row, this.opts.nydusd, p.runDir);
+        child = this.spawn(row, p.runDir, { prefetchFiles: opts.prefetchFiles, command: opts.command });
         child.once("exit", () => {
           exited = true;
         });
-        const pid = child.pid ?? 0;
-        this.opts.store.setDaemonPid(row.id, pid);
-        row.pid = pid;
-        this.cgroup?.add(pid);
-        unprotectFromOom(pid, this.log);
-        this.log.info(`started nydusd ${row.id} (pid ${pid}, ${row.mode}, mountpoint ${row.mountpoint})`);
+        this.opts.store.setDaemonPid(row.id, row.pid);
       };
       try {
         if (opts.takeover && l.supervisor?.has()) {
@@ -193,6 +201,17 @@ export class Manager {
       attempt.catch(() => {});
     }
     await attempt;
+  }
+
+  /** Spawns the daemon of `row` with the current command; sets `row.pid`, cgroup and OOM score. */
+  private spawn(row: DaemonRow, runDir: string, o: { prefetchFiles?: string; upgrade?: boolean; command?: NydusdCommand } = {}): ChildProcess {
+    const child = spawnDaemon(row, o.command ?? this.command, runDir, o.prefetchFiles, o.upgrade);
+    const pid = child.pid ?? 0;
+    row.pid = pid;
+    this.cgroup?.add(pid);
+    unprotectFromOom(pid, this.log);
+    this.log.info(`started nydusd ${row.id} (pid ${pid}, ${row.mode}, mountpoint ${row.mountpoint}${o.upgrade ? ", upgrade" : ""})`);
+    return child;
   }
 
   private get timeout(): number {
@@ -317,35 +336,8 @@ export class Manager {
         this.log.error(`nydusd ${row.id} could not be started again: ${(e as Error).message}`);
       }
     }
-    this.reapOrphans();
+    reapOrphans(join(this.cfg.root, "run"), new Set(this.opts.store.listDaemons().map((r) => r.id)), this.log);
     return failed;
-  }
-
-  /**
-   * Blobfs mounts and run directories of daemon ids this snapshotter no longer records (a
-   * daemon removed while its vestiges could not be cleared, or left by a crash in between):
-   * their FUSE connections are aborted and the mounts detached, so none is left without a
-   * server. Recorded daemons reap their own predecessors' blobfs when they mount theirs.
-   */
-  private reapOrphans(): void {
-    const runRoot = join(this.cfg.root, "run");
-    let ids: string[];
-    try {
-      ids = readdirSync(runRoot);
-    } catch {
-      return;
-    }
-    const known = new Set(this.opts.store.listDaemons().map((r) => r.id));
-    for (const id of ids) {
-      if (known.has(id)) continue;
-      const dir = join(runRoot, id);
-      try {
-        reapDeadBlobfs(dir, this.log);
-        if (deadRunDirs(dir).length === readdirSync(dir).length) rmSync(dir, { recursive: true, force: true });
-      } catch (e) {
-        this.log.warn(`run directory ${dir} of an unknown daemon: ${(e as Error).message}`);
-      }
-    }
   }
 
   /** Stops watching and stops daemon `id` (SIGTERM, then SIGKILL after 5 s), forgets it. */
@@ -356,21 +348,100 @@ export class Manager {
     l?.watch?.stop();
     l?.supervisor?.close();
     const row = l?.row ?? this.opts.store.getDaemon(id);
-    if (row && pidAlive(row.pid) && !isDaemonOf(row.pid, row)) {
-      this.log.warn(`pid ${row.pid} recorded for nydusd ${id} is another process now; not signalled`);
-    } else if (row && pidAlive(row.pid)) {
-      try {
-        process.kill(row.pid, "SIGTERM");
-      } catch {}
-      if (!(await waitPidGone(row.pid, 5000))) {
-        try {
-          process.kill(row.pid, "SIGKILL");
-        } catch {}
-        await waitPidGone(row.pid, 2000);
-      }
-    }
+    if (row) await stopProcess(row, "SIGTERM", this.log);
     if (row) await clearVestige(row, this.paths(id).runDir, this.log);
     this.opts.store.removeDaemon(id);
+  }
+
+  /**
+   * Hot upgrade of daemon `id` to `command` (nydus-facts §4.4; docs/nydusd.md "Hot upgrade").
+   * The daemon's FUSE descriptor and state are saved to its supervisor; a successor is started
+   * with `--upgrade` on the next API socket (`api1.sock`…) and must reach INIT — if it does not,
+   * it is killed and the old daemon serves on, unchanged. Then the old daemon exits leaving
+   * its mounts (`PUT /api/v1/daemon/exit`), the successor takes the descriptor and state over
+   * (the kernel resends what the old one left unanswered), starts and must reach RUNNING:
+   * readers see a pause, no error. Should the takeover fail, the old command takes over
+   * instead (failover) and the error is thrown. An idle shared daemon (no instance) has
+   * nothing to hand over: it is stopped and started again with `command`.
+   * NotFound for an unknown daemon, Unavailable for a dead one, FailedPrecondition without a
+   * supervisor (`recover_policy` other than failover).
+   */
+  async upgrade(id: string, command: NydusdCommand): Promise<void> {
+    const l = this.live.get(id);
+    if (!l) throw notFound(`daemon ${id} is not known to this snapshotter`);
+    await l.ready.catch(() => {});
+    if (l.dead) throw unavailable(`daemon ${id} is not running; nothing to upgrade`);
+    if (!l.supervisor) throw failedPrecondition(`daemon ${id}: hot upgrade needs [daemon] recover_policy = "failover" (its supervisor holds the FUSE descriptor)`);
+    const idle = l.row.mode === "shared" && !this.opts.store.listInstances().some((i) => i.daemonId === id);
+    const done = idle ? this.restartWith(l, command) : this.handOver(l, l.supervisor, command);
+    l.ready = done;
+    done.catch(() => {});
+    await done;
+  }
+
+  /** Upgrade of a daemon with nothing mounted: stop it, start it again with `command`. */
+  private async restartWith(l: Live, command: NydusdCommand): Promise<void> {
+    l.watch?.stop();
+    l.dead = true;
+    await stopProcess(l.row, "SIGTERM", this.log);
+    await clearVestige(l.row, this.paths(l.row.id).runDir, this.log);
+    this.recount(l);
+    await this.start(l.row, { recovering: true, command });
+  }
+
+  /** The hand-over of {@link Manager.upgrade}. */
+  private async handOver(l: Live, sup: Supervisor, command: NydusdCommand): Promise<void> {
+    const old = { ...l.row };
+    const runDir = this.paths(old.id).runDir;
+    await sup.save(() => l.client.sendFd());
+    const next: DaemonRow = { ...old, apiSocket: nextApiSocket(old.apiSocket) };
+    rmSync(next.apiSocket, { force: true });
+    const client = new NydusdClient(next.apiSocket);
+    let exited = false;
+    const child = this.spawn(next, runDir, { upgrade: true, command });
+    child.once("exit", () => {
+      exited = true;
+    });
+    const abandon = async () => {
+      if (!exited) child.kill("SIGKILL");
+      await waitPidGone(next.pid, 5000);
+      rmSync(next.apiSocket, { force: true });
+    };
+    try {
+      await waitForState(client, ["INIT"], this.timeout, () => exited);
+    } catch (e) {
+      await abandon();
+      throw e; // the old daemon was not touched
+    }
+    // The old daemon goes, leaving its mounts (and its stale API socket: a failover below needs it).
+    l.watch?.stop();
+    l.dead = true;
+    await l.client.exit().catch((e) => this.log.warn(`nydusd ${old.id}: exit: ${(e as Error).message}`));
+    await stopProcess(old, null, this.log);
+    this.recount(l);
+    let info: DaemonInfoReply;
+    try {
+      await sup.restore(() => client.takeover());
+      await waitForState(client, ["READY", "RUNNING"], this.timeout, () => exited);
+      await client.start();
+      info = await waitForState(client, ["RUNNING"], this.timeout, () => exited);
+    } catch (e) {
+      await abandon();
+      this.log.error(`nydusd ${old.id}: upgrade failed after the old daemon exited (${(e as Error).message}); the previous binary takes over`);
+      await this.start(l.row, { takeover: true, recovering: true }).catch((e2) => this.log.error(`nydusd ${old.id}: failover failed too: ${(e2 as Error).message}`));
+      throw e;
+    }
+    rmSync(old.apiSocket, { force: true });
+    Object.assign(l.row, { apiSocket: next.apiSocket, pid: next.pid });
+    this.opts.store.setDaemonApiSocket(old.id, next.apiSocket);
+    this.opts.store.setDaemonPid(old.id, next.pid);
+    l.child = child;
+    l.client = client;
+    l.dead = false;
+    this.counting(l, info, "RUNNING");
+    l.watch = await Watch.start(next.apiSocket, () => void this.onDeath(old.id));
+    await this.saveState(old.id);
+    this.log.info(`nydusd ${old.id} upgraded: pid ${old.pid} -> ${next.pid}, API ${next.apiSocket}`);
   }
 
   /**
@@ -385,6 +456,13 @@ export class Manager {
     if (l.counted !== undefined) return;
     l.counted = info.version?.package_ver ?? "";
     m.nydusdCounts.inc({ version: l.counted });
+  }
+
+  /** Takes a daemon out of `nydusd_counts` without an event (it is replaced, not dead). */
+  private recount(l: Live): void {
+    if (!this.opts.metrics || l.counted === undefined) return;
+    this.opts.metrics.nydusdCounts.dec({ version: l.counted });
+    l.counted = undefined;
   }
 
   /** Takes a daemon out of `nydusd_counts` (if it was counted) and records `event`. */

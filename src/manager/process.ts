@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { connect, type Socket } from "node:net";
 import { unavailable } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import { abortFuseConnection, isFuseMount, mountEntries, UmountFlags, umountAsync } from "../mount/index.ts";
-import { pidAlive } from "../nydusd/index.ts";
+import { deadRunDirs, pidAlive, reapDeadBlobfs } from "../nydusd/index.ts";
 import type { DaemonRow } from "../store/index.ts";
 import { type DaemonInfoReply, NydusdClient } from "./client.ts";
 import { nydusdArgs } from "./command.ts";
@@ -56,13 +57,14 @@ export interface NydusdCommand {
  * daemon's blobfs mounts. Output goes to rafsnap's own stdout/stderr when the daemon logs to
  * stdout (`[log] log_to_stdout`), else it is appended to `<logDir>/nydusd.log` (the file the
  * daemon's `--log-file` writes) — never to a pipe, which would break when rafsnap restarts.
+ * `upgrade` starts a hot upgrade's successor (`--upgrade`: it waits in INIT for takeover).
  */
-export function spawnDaemon(row: DaemonRow, command: NydusdCommand, runDir: string, prefetchFiles?: string): ChildProcess {
+export function spawnDaemon(row: DaemonRow, command: NydusdCommand, runDir: string, prefetchFiles?: string, upgrade = false): ChildProcess {
   mkdirSync(row.logDir, { recursive: true, mode: 0o700 });
   let fd: number | undefined;
   if (!row.logToStdout) fd = openSync(`${row.logDir}/nydusd.log`, "a", 0o600);
   try {
-    const child = spawn(command.cmd[0] as string, [...command.cmd.slice(1), ...nydusdArgs(row, prefetchFiles)], {
+    const child = spawn(command.cmd[0] as string, [...command.cmd.slice(1), ...nydusdArgs(row, prefetchFiles, upgrade)], {
       detached: true,
       stdio: fd === undefined ? ["ignore", "inherit", "inherit"] : ["ignore", fd, fd],
       env: { ...process.env, ...command.env, RAFSNAP_RUN_DIR: runDir },
@@ -189,4 +191,51 @@ export async function waitPidGone(pid: number, timeoutMs: number): Promise<boole
     await sleep(50);
   }
   return true;
+}
+
+/**
+ * Sends `signal` (none: just wait) to the daemon process of `row` — only if that pid still is
+ * that daemon ({@link isDaemonOf}; another process is logged and left alone) — waits 5 s for
+ * it to go, then SIGKILLs it and waits 2 s more.
+ */
+export async function stopProcess(row: DaemonRow, signal: NodeJS.Signals | null, log: Logger): Promise<void> {
+  if (!pidAlive(row.pid)) return;
+  if (!isDaemonOf(row.pid, row)) {
+    log.warn(`pid ${row.pid} recorded for nydusd ${row.id} is another process now; not signalled`);
+    return;
+  }
+  try {
+    if (signal) process.kill(row.pid, signal);
+  } catch {}
+  if (!(await waitPidGone(row.pid, 5000))) {
+    try {
+      process.kill(row.pid, "SIGKILL");
+    } catch {}
+    await waitPidGone(row.pid, 2000);
+  }
+}
+
+/**
+ * Blobfs mounts and run directories under `runRoot` of daemon ids not in `known` (a daemon
+ * removed while its vestiges could not be cleared, or left by a crash in between): their FUSE
+ * connections are aborted and the mounts detached, so none is left without a server.
+ * Recorded daemons reap their own predecessors' blobfs when they mount theirs.
+ */
+export function reapOrphans(runRoot: string, known: Set<string>, log: Logger): void {
+  let ids: string[];
+  try {
+    ids = readdirSync(runRoot);
+  } catch {
+    return;
+  }
+  for (const id of ids) {
+    if (known.has(id)) continue;
+    const dir = join(runRoot, id);
+    try {
+      reapDeadBlobfs(dir, log);
+      if (deadRunDirs(dir).length === readdirSync(dir).length) rmSync(dir, { recursive: true, force: true });
+    } catch (e) {
+      log.warn(`run directory ${dir} of an unknown daemon: ${(e as Error).message}`);
+    }
+  }
 }

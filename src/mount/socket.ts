@@ -89,3 +89,36 @@ export async function bindPrivately<T>(path: string, mode: number, bind: (at: st
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * An HTTP server (Bun.serve) on the unix socket `path`, bound with {@link bindPrivately} (so
+ * `mode`, and `owner` when given, hold from its first moment). Idle connections are never
+ * closed (nydusd clients hold one open to notice a daemon's death; a hot upgrade answers
+ * only when done). A request whose `handle` throws gets `onError(err, req)`'s response.
+ */
+export function serveHttpUnix(
+  path: string,
+  mode: number,
+  handle: (req: Request) => Promise<Response>,
+  onError: (err: unknown, req: Request) => Response,
+  owner?: { uid: number; gid: number },
+): Promise<ReturnType<typeof Bun.serve>> {
+  return bindPrivately(
+    path,
+    mode,
+    (at) =>
+      Bun.serve({
+        unix: at,
+        // (Bun's types list idleTimeout only for TCP listeners; it applies to unix ones too.)
+        ...({ idleTimeout: 0 } as object),
+        async fetch(req: Request) {
+          try {
+            return await handle(req);
+          } catch (err) {
+            return onError(err, req);
+          }
+        },
+      }),
+    owner,
+  );
+}

@@ -1,4 +1,4 @@
-import { bindPrivately, prepareSocketPath } from "../mount/index.ts";
+import { prepareSocketPath, serveHttpUnix } from "../mount/index.ts";
 import { ErrorKind, invalidArgument, kindOf, notFound, notImplemented } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { DaemonState } from "./state.ts";
@@ -183,21 +183,11 @@ export async function startApiServer(path: string, api: DaemonApi, logger: Logge
   const log = logger.withTag("api");
   await prepareSocketPath(path, "API socket", 0o755);
   // Mode 0600 from the start: bound in a private directory, then renamed into place.
-  const server = await bindPrivately(path, 0o600, (at) => Bun.serve({
-    unix: at,
-    // Never close idle connections: nydusd clients hold one open to notice the daemon's death.
-    // (Bun's types list idleTimeout only for TCP listeners; it applies to unix ones too.)
-    ...({ idleTimeout: 0 } as object),
-    async fetch(req: Request) {
-      try {
-        return await route(api, req);
-      } catch (err) {
-        const status = statusOf(err);
-        const message = err instanceof Error ? err.message : String(err);
-        if (status >= 500) log.warn(`${req.method} ${new URL(req.url).pathname}: ${message}`);
-        return json({ code: "UNDEFINED", message }, status);
-      }
-    },
-  }));
+  const server = await serveHttpUnix(path, 0o600, (req) => route(api, req), (err, req) => {
+    const status = statusOf(err);
+    const message = err instanceof Error ? err.message : String(err);
+    if (status >= 500) log.warn(`${req.method} ${new URL(req.url).pathname}: ${message}`);
+    return json({ code: "UNDEFINED", message }, status);
+  });
   return { path, stop: () => server.stop(true) };
 }

@@ -141,7 +141,12 @@ export class Daemon implements DaemonApi {
     this.sm.fire("Start");
   }
 
+  /**
+   * `exit`: leaves the mounts for a successor (hot upgrade) and exits after answering. A
+   * RUNNING daemon is stopped first (Running -Stop-> Ready -Exit->), as nydusd's exit does.
+   */
   async exit(): Promise<void> {
+    if (this.sm.state === "RUNNING") this.sm.fire("Stop");
     this.sm.fire("Exit");
     // Leaves the mounts for a successor; the process exits after answering.
     setTimeout(() => process.kill(process.pid, "SIGKILL"), 50);

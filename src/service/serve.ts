@@ -6,9 +6,11 @@ import { failedPrecondition } from "../errdefs/index.ts";
 import { listenUnix, type Registration, snapshotsService } from "../grpc/index.ts";
 import type { Logger } from "../log/index.ts";
 import { Metrics, MetricsCollector, type MetricsServer, serveMetrics } from "../metrics/index.ts";
+import { PrefetchLists } from "../manager/index.ts";
 import { socketAccepts } from "../mount/index.ts";
 import { Snapshotter } from "../snapshot/index.ts";
 import { DaemonStore, lockFile, MetaStore, openDb, systemClock } from "../store/index.ts";
+import { serveSystem, SystemController, type SystemServer } from "../system/index.ts";
 import { type NydusParts, startNydus } from "./nydus.ts";
 import { checkReadiness } from "./readiness.ts";
 
@@ -63,8 +65,10 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   let nydus: NydusParts | undefined;
   const metrics = new Metrics();
   let exporter: { server: MetricsServer; collector: MetricsCollector } | undefined;
+  let system: SystemServer | undefined;
   try {
-    nydus = await startNydus(config, daemons, logger, metrics);
+    const prefetch = new PrefetchLists();
+    nydus = await startNydus(config, daemons, logger, metrics, prefetch);
     const sn = await Snapshotter.open({
       root: config.root,
       store,
@@ -76,8 +80,13 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     await checkReadiness(sn, store, daemons, nydus?.fs, nydus?.failed ?? new Map(), logger);
     const regs: Registration[] = [{ service: Snapshots, impl: snapshotsService(sn, metrics) }];
     if (config.metrics.address !== "") exporter = startMetrics(config, metrics, nydus, logger);
+    if (config.system.enable) {
+      const controller = new SystemController({ manager: nydus?.manager, store: daemons, prefetch, nydusdPath: config.daemon.nydusd_path, logger });
+      system = await serveSystem(config.system.address, controller, { uid: config.system.uid, gid: config.system.gid }, logger);
+    }
     server = await listenUnix({ path: config.address, uid: config.uid, gid: config.gid }, regs, logger.withTag("grpc"));
   } catch (e) {
+    await system?.stop();
     exporter?.collector.stop();
     await exporter?.server.stop();
     nydus?.manager.close();
@@ -96,6 +105,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     stop(graceMs?: number) {
       stopping ??= (async () => {
         await server.close(graceMs);
+        await system?.stop();
         exporter?.collector.stop();
         await exporter?.server.stop();
         if (nydus) await nydus.fs.close(config.cleanup_on_close);

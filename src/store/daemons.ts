@@ -48,6 +48,12 @@ export class DaemonStore {
     this.db.update(daemons).set({ pid }).where(eq(daemons.id, id)).run();
   }
 
+  /** Records the API socket of a daemon after a hot upgrade; NotFound when the daemon is unknown. */
+  setDaemonApiSocket(id: string, apiSocket: string): void {
+    if (!this.getDaemon(id)) throw notFound(`daemon ${id} does not exist`);
+    this.db.update(daemons).set({ apiSocket }).where(eq(daemons.id, id)).run();
+  }
+
   /** Deletes a daemon and its instances in one transaction (nothing when it is unknown). */
   removeDaemon(id: string): void {
     this.db.$client

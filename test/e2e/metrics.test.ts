@@ -8,9 +8,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Cleanup } from "../harness/cleanup.ts";
 import { HELLO } from "../harness/images.ts";
-import { freePort, run, spawnProcess, waitFor } from "../harness/process.ts";
+import { freePort, spawnProcess, waitFor } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
-import { type NydusTestImage, prepareNydusImage, serveNydus, unpackNydus } from "../support/nydus-unpack.ts";
+import { type NydusTestImage, prepareNydusImage, serveNydus, viewNydusImage } from "../support/nydus-unpack.ts";
 import type { RafsnapServer } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -94,17 +94,9 @@ describe.skipIf(!isRoot || !promtool)("Prometheus metrics on [metrics] address",
   });
 
   test("snapshot calls, a daemon and a read move the metrics; removal and Cleanup move them back", async () => {
-    const { image, layers, bootTgz } = img;
-    const top = await unpackNydus(s.client, layers, {
-      prefix: "a",
-      imageRef: image,
-      fillBoot: async (upper) => {
-        expect((await run(["tar", "-xzf", bootTgz, "-C", upper])).code).toBe(0);
-      },
-    });
-    const view = await s.client.view({ key: "a-view", parent: top });
+    const { image, layers } = img;
+    const { lower } = await viewNydusImage(s.client, img, "a");
     await s.client.mounts({ key: "a-view" });
-    const lower = (view.mounts[0]?.options.find((o) => o.startsWith("lowerdir=")) as string).slice(9).split(":")[0] as string;
     expect(readFileSync(join(lower, "data/hello"), "utf8").trim()).toBe(HELLO);
 
     // The collector runs every second: wait until it has seen the read.

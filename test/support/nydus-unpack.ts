@@ -65,6 +65,24 @@ export async function unpackNydus(
   return parent;
 }
 
+/**
+ * Unpacks `img` as containerd's CRI unpacker does (chain `<prefix>-chain-<i>`, the bootstrap
+ * layer filled from its tar.gz) and opens the view `<prefix>-view` on it, which starts its
+ * daemon. Returns the top layer's name and the view's first lowerdir (the image's mount).
+ */
+export async function viewNydusImage(c: SnapshotsClient, img: NydusTestImage, prefix: string): Promise<{ top: string; lower: string }> {
+  const top = await unpackNydus(c, img.layers, {
+    prefix,
+    imageRef: img.image,
+    fillBoot: async (upper) => {
+      expect((await run(["tar", "-xzf", img.bootTgz, "-C", upper])).code).toBe(0);
+    },
+  });
+  const view = await c.view({ key: `${prefix}-view`, parent: top });
+  const lower = (view.mounts[0]?.options.find((o) => o.startsWith("lowerdir=")) as string).slice(9).split(":")[0] as string;
+  return { top, lower };
+}
+
 /** The `multi` test image converted to nydus in a registry, ready to unpack. */
 export interface NydusTestImage {
   /** `<registry>/multi:nydus`. */
@@ -95,14 +113,15 @@ export async function prepareNydusImage(dir: string, reg: Registry): Promise<Nyd
 
 /**
  * Starts `rafsnap serve` in `<dir>/<name>` with `toml` as its config (and a `nydusd` link to
- * the compiled binary as `nydusd_path`), registered with `cleanup`; the daemons it records are
- * stopped after it (they outlive it by design).
+ * the compiled binary as `nydusd_path`; `daemonToml` adds keys to that `[daemon]` table),
+ * registered with `cleanup`; the daemons it records are stopped after it (they outlive it by
+ * design).
  */
-export async function serveNydus(cleanup: Cleanup, dir: string, name: string, toml: string): Promise<RafsnapServer> {
+export async function serveNydus(cleanup: Cleanup, dir: string, name: string, toml: string, daemonToml = ""): Promise<RafsnapServer> {
   const d = join(dir, name);
   mkdirSync(d);
   symlinkSync(requireBinary(), join(d, "nydusd"));
-  writeFileSync(join(d, "config.toml"), `version = 1\n${toml}\n[daemon]\nnydusd_path = ${JSON.stringify(join(d, "nydusd"))}\n`);
+  writeFileSync(join(d, "config.toml"), `version = 1\n${toml}\n[daemon]\nnydusd_path = ${JSON.stringify(join(d, "nydusd"))}\n${daemonToml}\n`);
   const s = await startRafsnap(d, { args: ["--config", join(d, "config.toml")] });
   cleanup.defer(`${name} daemons`, async () => {
     for (const pid of recordedDaemonPids(s.root)) if (isAlive(pid)) await stopPid(pid);

@@ -10,7 +10,9 @@ const ALLOWED: Record<string, string[]> = {
   cli: ["service", "nydusd", "convert", "setup", "config", "log", "errdefs", "snapshot", "store", "labels"],
   // Node setup and checks; `snapshot` only for the d_type probe doctor shares with serve.
   setup: ["config", "snapshot", "mount", "errdefs", "log", "labels"],
-  service: ["config", "grpc", "snapshot", "store", "manager", "metrics", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "sys", "log", "errdefs", "gen", "labels"],
+  service: ["system", "config", "grpc", "snapshot", "store", "manager", "metrics", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "sys", "log", "errdefs", "gen", "labels"],
+  // The system controller API: over the manager's daemons; metrics for a process's RSS.
+  system: ["manager", "metrics", "store", "mount", "errdefs", "log"],
   // mount: the socket probe (stale vs live socket) shared with the daemon.
   grpc: ["snapshot", "metrics", "mount", "errdefs", "log", "gen", "labels"],
   snapshot: ["store", "sys", "errdefs", "log", "labels"],
