@@ -27,8 +27,10 @@ const restartCases: { mode: "dedicated" | "shared"; containerd: ContainerdMajor 
 ];
 for (const { mode, containerd } of restartCases) {
   describe.skipIf(!isRoot)(`nydus recovery (containerd ${containerd}.x, daemon_mode ${mode}, recover_policy restart)`, () => {
-    /** Scenarios beyond the restart one run with containerd 1.x only (CI time). */
-    const only1x = test.skipIf(containerd !== 1);
+    /** Scenarios beyond the restart one are defined for containerd 1.x only (CI time): absent for 2.x, not skipped. */
+    const only1x = (...args: Parameters<typeof test>) => {
+      if (containerd === 1) test(...args);
+    };
     let node: NydusNode;
     let pod: CriPod;
     let looper: CriContainer;
