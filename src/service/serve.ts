@@ -9,6 +9,7 @@ import { Metrics, MetricsCollector, type MetricsServer, serveMetrics } from "../
 import { socketAccepts } from "../mount/index.ts";
 import { Snapshotter } from "../snapshot/index.ts";
 import { DaemonStore, lockFile, MetaStore, openDb, systemClock } from "../store/index.ts";
+import { type AuthParts, buildAuth, startRenewal } from "./auth.ts";
 import { type NydusParts, startNydus } from "./nydus.ts";
 import { checkReadiness } from "./readiness.ts";
 
@@ -63,8 +64,11 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   let nydus: NydusParts | undefined;
   const metrics = new Metrics();
   let exporter: { server: MetricsServer; collector: MetricsCollector } | undefined;
+  let auth: AuthParts | undefined;
+  let renewal: ReturnType<typeof startRenewal>;
   try {
-    nydus = await startNydus(config, daemons, logger, metrics);
+    auth = buildAuth(config, logger);
+    nydus = await startNydus(config, daemons, logger, metrics, auth.lookup);
     const sn = await Snapshotter.open({
       root: config.root,
       store,
@@ -76,8 +80,11 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     await checkReadiness(sn, store, daemons, nydus?.fs, nydus?.failed ?? new Map(), logger);
     const regs: Registration[] = [{ service: Snapshots, impl: snapshotsService(sn, metrics) }];
     if (config.metrics.address !== "") exporter = startMetrics(config, metrics, nydus, logger);
-    server = await listenUnix({ path: config.address, uid: config.uid, gid: config.gid }, regs, logger.withTag("grpc"));
+    const raw = auth.criProxy ? [auth.criProxy] : [];
+    server = await listenUnix({ path: config.address, uid: config.uid, gid: config.gid }, regs, logger.withTag("grpc"), raw);
+    if (nydus) renewal = startRenewal(config, auth, nydus.fs, logger);
   } catch (e) {
+    auth?.criProxy?.close();
     exporter?.collector.stop();
     await exporter?.server.stop();
     nydus?.manager.close();
@@ -96,6 +103,8 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     stop(graceMs?: number) {
       stopping ??= (async () => {
         await server.close(graceMs);
+        await renewal?.stop();
+        auth?.criProxy?.close();
         exporter?.collector.stop();
         await exporter?.server.stop();
         if (nydus) await nydus.fs.close(config.cleanup_on_close);
