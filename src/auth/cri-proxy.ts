@@ -35,8 +35,8 @@ export interface CriProxy {
  * `upstreamSocket` (containerd's CRI) as they are, and its answer or status comes back
  * unchanged — fields rafsnap's protobuf subset does not know survive, and ImageFsInfo is
  * forwarded too. A PullImage's `auth` (when it holds credentials) is kept in `store` under
- * the image reference — only after containerd answered the pull successfully; it is never
- * logged (the debug log names the method and image only). A call containerd does not answer
+ * the image reference before the call is forwarded (containerd may mount the image while it
+ * pulls); it is never logged (the debug log names the method and image only). A call containerd does not answer
  * fails with containerd's status (UNAVAILABLE when its socket is down).
  */
 export function criImageProxy(upstreamSocket: string, store: CriAuthStore, logger: Logger): CriProxy {
@@ -60,12 +60,13 @@ export function criImageProxy(upstreamSocket: string, store: CriAuthStore, logge
       responseDeserialize: bytes,
     };
     handlers[name] = ((call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      let pulled: { image: string; creds: ReturnType<typeof credentialsOfAuthConfig> } | undefined;
       if (name === "PullImage") {
         try {
           const req = fromBinary(PullImageRequestSchema, call.request);
-          pulled = { image: req.image?.image ?? "", creds: credentialsOfAuthConfig(req.auth) };
-          log.debug(`PullImage ${JSON.stringify(pulled.image)}${pulled.creds ? " with credentials" : ""}`);
+          const image = req.image?.image ?? "";
+          const creds = credentialsOfAuthConfig(req.auth);
+          if (creds && image !== "") store.set(image, creds);
+          log.debug(`PullImage ${JSON.stringify(image)}${creds ? " with credentials" : ""}`);
         } catch (e) {
           log.warn(`PullImage: the request does not decode (${(e as Error).message}); forwarded as it is`);
         }
@@ -77,7 +78,6 @@ export function criImageProxy(upstreamSocket: string, store: CriAuthStore, logge
           cb(err);
           return;
         }
-        if (pulled?.creds && pulled.image !== "") store.set(pulled.image, pulled.creds);
         cb(null, res);
       });
       call.on("cancelled", () => upstream.cancel());

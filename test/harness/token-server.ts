@@ -50,7 +50,7 @@ export function startTokenServer(signer: { cert: string; key: string }, user: { 
       if (auth?.startsWith("Basic ")) {
         const [name, password] = Buffer.from(auth.slice(6), "base64").toString().split(":");
         if (!accepts(name ?? "", password ?? "")) return new Response("bad credentials", { status: 401 });
-        subject = name;
+        subject = name ?? "";
       }
       const access = url.searchParams.getAll("scope").flatMap((scope) => {
         const [type, name, actions] = scope.split(":");
