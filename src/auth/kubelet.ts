@@ -217,6 +217,9 @@ export interface KubeletProvidersOptions {
   now?: () => number;
 }
 
+/** Most answers kept (Image keys grow with the images a node runs). */
+const MAX_CACHED = 4096;
+
 interface Cached {
   answer: PluginAnswer;
   expiresAt: number;
@@ -264,6 +267,16 @@ export class KubeletProviders {
     return undefined;
   }
 
+  /** Drops expired answers, then the oldest ones while there are too many. */
+  private prune(): void {
+    const now = this.now();
+    for (const [k, c] of this.cache) if (c.expiresAt <= now) this.cache.delete(k);
+    for (const k of this.cache.keys()) {
+      if (this.cache.size <= MAX_CACHED) break;
+      this.cache.delete(k);
+    }
+  }
+
   private cached(p: CredentialProvider, image: string): PluginAnswer | undefined {
     const now = this.now();
     for (const key of [`${p.name}\0Image\0${image}`, `${p.name}\0Registry\0${registryOf(image)}`, `${p.name}\0Global`]) {
@@ -289,6 +302,7 @@ export class KubeletProviders {
     if (ttl > 0) {
       const key = answer.keyType === "Image" ? `${p.name}\0Image\0${image}` : answer.keyType === "Registry" ? `${p.name}\0Registry\0${registryOf(image)}` : `${p.name}\0Global`;
       this.cache.set(key, { answer, expiresAt: this.now() + ttl });
+      if (this.cache.size > MAX_CACHED) this.prune();
     }
     return answer;
   }
