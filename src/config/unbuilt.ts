@@ -10,9 +10,10 @@ export function unbuiltFeatureWarnings(c: Config): string[] {
     [c.system.debug.pprof_address !== "", "[system.debug] pprof_address: there is no pprof server (Go only)"],
     [c.system.debug.daemon_cpu_profile_duration_secs > 0, "[system.debug] daemon_cpu_profile_duration_secs: daemon start-up CPU is not measured"],
     [c.snapshot.enable_kata_volume, "[snapshot] enable_kata_volume: Kata virtual volumes are not built; mounts are plain overlay"],
-    [c.remote.auth.enable_kubeconfig_keychain, "[remote.auth] enable_kubeconfig_keychain: Kubernetes secrets are not read"],
-    [c.remote.auth.enable_cri_keychain, "[remote.auth] enable_cri_keychain: the CRI image service proxy is not built"],
-    [c.remote.auth.enable_kubelet_credential_providers, "[remote.auth] enable_kubelet_credential_providers: not built"],
+    [
+      c.remote.auth.enable_kubeconfig_keychain,
+      "[remote.auth] enable_kubeconfig_keychain: Kubernetes secrets are not read (not built); use enable_cri_keychain or enable_kubelet_credential_providers",
+    ],
     [c.experimental.enable_stargz, "[experimental] enable_stargz: eStargz layers are unpacked as plain OCI layers"],
     [c.experimental.enable_referrer_detect, "[experimental] enable_referrer_detect: not built"],
     [c.experimental.enable_index_detect, "[experimental] enable_index_detect: not built"],

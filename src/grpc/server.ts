@@ -30,6 +30,15 @@ export interface Registration {
   impl: Record<string, (req: any, ctx: CallContext) => any>;
 }
 
+/**
+ * A service registered as grpc-js definitions and handlers as they are (a proxy forwarding
+ * raw bytes); its handlers do their own logging, which must leave secrets out.
+ */
+export interface RawRegistration {
+  definition: grpc.ServiceDefinition;
+  handlers: grpc.UntypedServiceImplementation;
+}
+
 function definitionOf(service: DescService): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const m of service.methods) {
@@ -206,7 +215,7 @@ export interface RunningServer {
  * (FailedPrecondition naming the path) — then serves the
  * registrations on it with mode 0660 (or `mode`) and the configured owner.
  */
-export async function listenUnix(opts: ListenOptions, regs: Registration[], log: Logger): Promise<RunningServer> {
+export async function listenUnix(opts: ListenOptions, regs: Registration[], log: Logger, raw: RawRegistration[] = []): Promise<RunningServer> {
   if (!opts.path.startsWith("/")) throw invalidArgument(`socket address ${JSON.stringify(opts.path)} is not an absolute path`);
   if (await prepareSocketPath(opts.path, "socket address")) log.info(`removed stale socket ${opts.path}`);
   const server = new grpc.Server({
@@ -216,6 +225,7 @@ export async function listenUnix(opts: ListenOptions, regs: Registration[], log:
     "grpc.enable_channelz": 0,
   });
   for (const r of regs) server.addService(definitionOf(r.service), handlersOf(r, log));
+  for (const r of raw) server.addService(r.definition, r.handlers);
   // The socket has its mode and owner before anyone can reach it (bound in a private dir, renamed).
   await bindPrivately(
     opts.path,

@@ -90,6 +90,15 @@ export class NydusdClient {
     await this.call("PUT", "/api/v1/daemon/start");
   }
 
+  /**
+   * `PUT /api/v1/config?id=<id>` (nydusd ≥ 2.4.1): replaces runtime settings of instance `id`
+   * (`/<snapshot>` on a shared daemon, `/` on a dedicated one), e.g. `registry_auth`. The body
+   * holds secrets: it is never part of an error message.
+   */
+  async updateConfig(id: string, body: Record<string, string>): Promise<void> {
+    await this.call("PUT", `/api/v1/config?id=${encodeURIComponent(id)}`, body);
+  }
+
   /** Blob cache files the instance `id` (e.g. `/12`, or `/` for a dedicated daemon) reads. */
   async underlyingFiles(id: string): Promise<string[]> {
     const r = (await this.cacheMetrics(id)) as { underlying_files?: unknown } | null;

@@ -53,6 +53,11 @@ export interface InstanceFacts {
   mirror?: Mirror;
   /** docker `config.json` to read credentials from. */
   dockerConfig?: string;
+  /**
+   * Credentials already resolved (the service's keychain); when the key is present the
+   * labels and docker config are not read, and `null` means none were found.
+   */
+  credentials?: Credentials | null;
 }
 
 /**
@@ -80,11 +85,30 @@ export function instanceConfig(template: NydusdJson, f: InstanceFacts): NydusdJs
       if (mirror.ca.length) bc.ca_cert_files = mirror.ca;
       if (mirror.skipVerify) bc.skip_verify = true;
     }
-    const creds = credentialsOf(f.labels, ref.host, f.dockerConfig);
-    if (creds && "identityToken" in creds) bc.registry_token = creds.identityToken;
-    else if (creds) bc.auth = Buffer.from(`${creds.username}:${creds.password}`).toString("base64");
+    const creds = "credentials" in f ? (f.credentials ?? undefined) : credentialsOf(f.labels, ref.host, f.dockerConfig);
+    if (creds) fillAuth(bc, creds);
   }
   return cfg;
+}
+
+/**
+ * Puts `creds` into a registry backend config (nydus `FillAuth`): a token (no user name)
+ * becomes `registry_token` and any `auth` is dropped; a user and password become `auth`
+ * (base64 `user:password`) and any `registry_token` is dropped.
+ */
+export function fillAuth(backendConfig: Record<string, unknown>, creds: Credentials): void {
+  if ("identityToken" in creds) {
+    backendConfig.registry_token = creds.identityToken;
+    delete backendConfig.auth;
+  } else {
+    backendConfig.auth = authOf(creds);
+    delete backendConfig.registry_token;
+  }
+}
+
+/** base64 of `user:password`: the `auth` and `registry_auth` value. */
+export function authOf(creds: { username: string; password: string }): string {
+  return Buffer.from(`${creds.username}:${creds.password}`).toString("base64");
 }
 
 function credentialsOf(labels: Record<string, string>, host: string, dockerConfig?: string): Credentials | undefined {

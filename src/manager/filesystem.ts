@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { blobCacheUsage, writeFileAtomic } from "../cache/index.ts";
 import type { Config } from "../config/index.ts";
@@ -6,10 +6,10 @@ import { failedPrecondition, invalidArgument, isNotFound } from "../errdefs/inde
 import type { Logger } from "../log/index.ts";
 import { mountPoints, UmountFlags, umountAsync } from "../mount/index.ts";
 import { isBlobId } from "../rafs/index.ts";
-import { parseImageRef } from "../registry/index.ts";
+import { type Credentials, parseImageRef } from "../registry/index.ts";
 import type { DaemonStore, InstanceRow } from "../store/index.ts";
 import { bootstrapPath, copyBlobMeta, FS_VERSION_BYTES, fsVersion, readBootstrap, stableBootstrap } from "./bootstrap.ts";
-import { instanceConfig, loadTemplate, type NydusdJson, pickMirror } from "./daemon-config.ts";
+import { authOf, fillAuth, instanceConfig, loadTemplate, type NydusdJson, pickMirror } from "./daemon-config.ts";
 import type { Manager } from "./manager.ts";
 import { Label } from "../labels/index.ts";
 import type { PrefetchLists } from "./prefetch.ts";
@@ -31,7 +31,15 @@ export interface NydusFsOptions {
   logger: Logger;
   /** Prefetch lists per image (system controller); a dedicated daemon takes its image's. */
   prefetch?: PrefetchLists;
+  /**
+   * Registry credentials for an image (the service's keychain; `labels` are the meta
+   * snapshot's). Without it the pull labels, then docker `config.json`, are read.
+   */
+  credentials?: CredentialLookup;
 }
+
+/** Finds registry credentials for an image; undefined when there are none. */
+export type CredentialLookup = (imageRef: string, labels: Record<string, string>) => Promise<Credentials | undefined>;
 
 /** Strips the cache file suffixes of §8 from a cache file name, leaving the blob id. */
 export function blobIdOfCacheFile(name: string): string {
@@ -120,7 +128,44 @@ export class NydusFs {
   private async configFor(metaId: string, imageRef: string, labels: Record<string, string>): Promise<NydusdJson> {
     const dir = this.opts.config.remote.mirrors_config.dir;
     const mirror = dir ? await pickMirror(dir, parseImageRef(imageRef).host) : undefined;
-    return instanceConfig(this.template, { imageRef, rafsKey: metaId, cacheDir: this.cacheDir, labels, mirror });
+    const facts = { imageRef, rafsKey: metaId, cacheDir: this.cacheDir, labels, mirror };
+    const lookup = this.opts.credentials;
+    if (!lookup) return instanceConfig(this.template, facts);
+    return instanceConfig(this.template, { ...facts, credentials: (await lookup(imageRef, labels)) ?? null });
+  }
+
+  /** The mounted instances: meta snapshot id and image reference. */
+  instances(): { snapshotId: string; imageRef: string }[] {
+    return this.opts.store.listInstances().map((i) => ({ snapshotId: i.snapshotId, imageRef: i.imageId }));
+  }
+
+  /**
+   * Credential renewal for the instance of `metaId`: puts `creds` into its config file (0600,
+   * read again when its daemon restarts or re-mounts) and, for a user and password, into the
+   * running daemon with `PUT /api/v1/config` (`registry_auth`; id `/<metaId>` on the shared
+   * daemon, `/` on a dedicated one); a token is written to the file only, as nydus does.
+   * Returns false (nothing done) when the instance is gone, its backend is not a registry or
+   * the credentials are the ones it has; throws the daemon's error (Unavailable…) otherwise.
+   */
+  async updateCredentials(metaId: string, creds: Credentials): Promise<boolean> {
+    return this.locked(metaId, async () => {
+      const inst = this.opts.store.getInstance(metaId);
+      const d = inst ? this.opts.manager.daemon(inst.daemonId) : undefined;
+      if (!inst || !d) return false;
+      const file = d.mode === "shared" ? join(d.configDir, metaId, "config.json") : join(d.configDir, "config.json");
+      const cfg = JSON.parse(readFileSync(file, "utf8")) as NydusdJson;
+      if (cfg.device?.backend?.type !== "registry") return false;
+      const bc = cfg.device.backend.config;
+      const before = JSON.stringify(bc);
+      fillAuth(bc, creds);
+      if (JSON.stringify(bc) === before) return false;
+      writeFileAtomic(file, JSON.stringify(cfg));
+      if ("username" in creds) {
+        await this.opts.manager.waitReady(d.id);
+        await this.opts.manager.client(d.id).updateConfig(d.mode === "shared" ? `/${metaId}` : "/", { registry_auth: authOf(creds) });
+      }
+      return true;
+    });
   }
 
   private brokenError(inst: InstanceRow): Error {

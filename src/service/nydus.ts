@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import type { Config } from "../config/index.ts";
 import { failedPrecondition } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
-import { Manager, type NydusdCommand, NydusFs, type PrefetchLists } from "../manager/index.ts";
+import { type CredentialLookup, Manager, type NydusdCommand, NydusFs, type PrefetchLists } from "../manager/index.ts";
 import type { Metrics } from "../metrics/index.ts";
 import type { DaemonStore } from "../store/index.ts";
 import { selfCommand } from "../sys/index.ts";
@@ -40,16 +40,18 @@ export interface NydusParts {
  * this build does not implement (the kernel here has no cachefiles on-demand mode; tarfs and
  * Kata guest pull are out of scope) — better refused at start than silently unpacked.
  * `metrics` gets the daemon counts and events and reads the cache GC's counters; a dedicated
- * daemon takes its image's list from `prefetch` (the system controller fills it).
+ * daemon takes its image's list from `prefetch` (the system controller fills it);
+ * `credentials` is where the daemons' registry credentials come from.
  */
-export async function startNydus(config: Config, store: DaemonStore, logger: Logger, metrics?: Metrics, prefetch?: PrefetchLists): Promise<NydusParts | undefined> {
+export async function startNydus(config: Config, store: DaemonStore, logger: Logger, parts: { metrics?: Metrics; prefetch?: PrefetchLists; credentials?: CredentialLookup } = {}): Promise<NydusParts | undefined> {
   const driver = config.daemon.fs_driver;
   if (driver === "nodev") return undefined;
   if (driver !== "fusedev") {
     throw failedPrecondition(`[daemon] fs_driver = ${JSON.stringify(driver)} is not supported by rafsnap; use "fusedev" (or "nodev" for plain OCI images only)`);
   }
+  const metrics = parts.metrics;
   const manager = new Manager({ config, store, logger, nydusd: nydusdCommand(config), metrics });
-  const fs = new NydusFs({ config, manager, store, logger, prefetch });
+  const fs = new NydusFs({ config, manager, store, logger, prefetch: parts.prefetch, credentials: parts.credentials });
   metrics?.observeCacheGc(() => fs.gcStats);
   const failed = await fs.init();
   return { manager, fs, failed };

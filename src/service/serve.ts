@@ -11,6 +11,7 @@ import { socketAccepts } from "../mount/index.ts";
 import { Snapshotter } from "../snapshot/index.ts";
 import { DaemonStore, lockFile, MetaStore, openDb, systemClock } from "../store/index.ts";
 import { serveSystem, SystemController, type SystemServer } from "../system/index.ts";
+import { type AuthParts, buildAuth, startRenewal } from "./auth.ts";
 import { type NydusParts, startNydus } from "./nydus.ts";
 import { checkReadiness } from "./readiness.ts";
 
@@ -66,9 +67,12 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   const metrics = new Metrics();
   let exporter: { server: MetricsServer; collector: MetricsCollector } | undefined;
   let system: SystemServer | undefined;
+  let auth: AuthParts | undefined;
+  let renewal: ReturnType<typeof startRenewal>;
   try {
+    auth = buildAuth(config, logger);
     const prefetch = new PrefetchLists();
-    nydus = await startNydus(config, daemons, logger, metrics, prefetch);
+    nydus = await startNydus(config, daemons, logger, { metrics, prefetch, credentials: auth.lookup });
     const sn = await Snapshotter.open({
       root: config.root,
       store,
@@ -84,9 +88,12 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       const controller = new SystemController({ manager: nydus?.manager, store: daemons, prefetch, nydusdPath: config.daemon.nydusd_path, logger });
       system = await serveSystem(config.system.address, controller, { uid: config.system.uid, gid: config.system.gid }, logger);
     }
-    server = await listenUnix({ path: config.address, uid: config.uid, gid: config.gid }, regs, logger.withTag("grpc"));
+    const raw = auth.criProxy ? [auth.criProxy] : [];
+    server = await listenUnix({ path: config.address, uid: config.uid, gid: config.gid }, regs, logger.withTag("grpc"), raw);
+    if (nydus) renewal = startRenewal(config, auth, nydus.fs, logger);
   } catch (e) {
     await system?.stop();
+    auth?.criProxy?.close();
     exporter?.collector.stop();
     await exporter?.server.stop();
     nydus?.manager.close();
@@ -106,6 +113,8 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       stopping ??= (async () => {
         await server.close(graceMs);
         await system?.stop();
+        await renewal?.stop();
+        auth?.criProxy?.close();
         exporter?.collector.stop();
         await exporter?.server.stop();
         if (nydus) await nydus.fs.close(config.cleanup_on_close);

@@ -10,7 +10,7 @@ const ALLOWED: Record<string, string[]> = {
   cli: ["service", "nydusd", "convert", "setup", "config", "log", "errdefs", "snapshot", "store", "labels"],
   // Node setup and checks; `snapshot` only for the d_type probe doctor shares with serve.
   setup: ["config", "snapshot", "mount", "errdefs", "log", "labels"],
-  service: ["system", "config", "grpc", "snapshot", "store", "manager", "metrics", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "sys", "log", "errdefs", "gen", "labels"],
+  service: ["auth", "system", "config", "grpc", "snapshot", "store", "manager", "metrics", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "sys", "log", "errdefs", "gen", "labels"],
   // The system controller API: over the manager's daemons; metrics for a process's RSS.
   system: ["manager", "metrics", "store", "mount", "errdefs", "log"],
   // mount: the socket probe (stale vs live socket) shared with the daemon.
@@ -19,6 +19,8 @@ const ALLOWED: Record<string, string[]> = {
   store: ["sys", "errdefs"],
   manager: ["config", "metrics", "nydusd", "registry", "rafs", "cache", "store", "mount", "sys", "errdefs", "log", "labels"],
   nydusd: ["fuse", "rafs", "registry", "cache", "mount", "sys", "errdefs", "log", "labels"],
+  // Registry credentials: keychain, kubelet credential providers, CRI ImageService proxy, renewal.
+  auth: ["config", "registry", "errdefs", "log", "labels", "gen"],
   // Prometheus metrics: the registry, the collector (over ports the manager fills) and the server.
   metrics: ["errdefs", "log"],
   fuse: ["sys", "errdefs", "log"],
