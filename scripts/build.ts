@@ -33,7 +33,7 @@ const cmd = [
   `--define=RAFSNAP_BUILD_TIME=${JSON.stringify(buildTime)}`,
   ...(target ? [`--target=${target}`] : []),
   `${root}src/main.ts`,
-  // Worker modules must be entrypoints of their own to be embedded (architecture.md §2).
+  // Worker modules must be entrypoints of their own to be embedded (docs/design.md §2).
   `${root}src/fuse/reader-worker.ts`,
   `${root}src/mount/mount-worker.ts`,
   `${root}src/mount/fdpass-worker.ts`,

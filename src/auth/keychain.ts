@@ -26,7 +26,7 @@ export interface KeychainOptions {
 }
 
 /**
- * The credential lookup of nydus-snapshotter (nydus-facts §4.5): the pull labels
+ * The credential lookup of nydus-snapshotter (docs/compat.md §4.5): the pull labels
  * (`pullusername`/`pullsecret`), then the CRI proxy's PullImage credentials for the image,
  * then docker `config.json` for its registry, then the kubelet credential providers. Every
  * source hands credentials only for the image's own registry. A docker config that cannot

@@ -2,7 +2,7 @@ import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readSync
 import { join } from "node:path";
 import { internal } from "../errdefs/index.ts";
 
-/** Cache file names of one blob (nydus-facts §8): the one place these names are made. */
+/** Cache file names of one blob (docs/compat.md §8): the one place these names are made. */
 export function cacheFiles(dir: string, blobId: string) {
   return {
     data: join(dir, `${blobId}.blob.data`),

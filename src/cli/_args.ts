@@ -1,7 +1,7 @@
 import type { ArgsDef } from "citty";
 
 /**
- * The flags of `containerd-nydus-grpc` (nydus-facts §1.3), shared by `serve` and `config`.
+ * The flags of `containerd-nydus-grpc` (docs/compat.md §1.3), shared by `serve` and `config`.
  * Each overrides one config key; an empty value overrides nothing.
  */
 export const snapshotterArgs = {

@@ -9,7 +9,7 @@ import { versionInfo } from "./_version.ts";
 
 /**
  * `rafsnap nydusd` (and the binary invoked as `nydusd`): the built-in data plane with
- * nydusd's command line (nydus-facts §6). Global options may come before or after the
+ * nydusd's command line (docs/compat.md §6). Global options may come before or after the
  * subcommand (`fuse`, the default; `singleton` is refused: no fscache on-demand mode here).
  */
 export default defineCommand({

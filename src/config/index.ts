@@ -1,6 +1,6 @@
 /**
  * Snapshotter configuration: the config.toml schema and defaults, loading and validation,
- * and TOML output. See nydus-facts §1 for the keys.
+ * and TOML output. See docs/compat.md §1 for the keys.
  */
 export {
   defaultConfig,

@@ -8,7 +8,7 @@ import { defaultConfig, parseConfig } from "./schema.ts";
 
 /**
  * nydus-snapshotter's shipped example, misc/snapshotter/config.toml at a7a1f07 (the "misc
- * example" column of nydus-facts §1.2), verbatim.
+ * example" column of docs/compat.md §1.2), verbatim.
  */
 const GO_MISC_CONFIG = `version = 1
 # Snapshotter's own home directory where it stores and creates necessary resources

@@ -1,6 +1,6 @@
 /**
  * Loading order: built-in defaults ← config.toml ← command-line flags, then validation
- * (nydus-facts §1.1, style-anchors §4 convention 4).
+ * (docs/compat.md §1.1).
  */
 
 import { readFile } from "node:fs/promises";
@@ -20,7 +20,7 @@ export const DEFAULT_CONFIG_TOML: string = defaultToml as string;
 export const DEFAULT_CONFIG_PATH = "/etc/containerd-nydus/config.toml";
 
 /**
- * The `containerd-nydus-grpc` flags that override config keys (nydus-facts §1.3).
+ * The `containerd-nydus-grpc` flags that override config keys (docs/compat.md §1.3).
  * A flag left `undefined` or set to `""` does not override; `logToStdout` applies whenever
  * it is defined (the Go flag applies only when given on the command line).
  */

@@ -1,9 +1,9 @@
 /**
  * The snapshotter configuration: every key of nydus-snapshotter's `config.toml`, its default
- * and its validation, in this one file (style-anchors §4 convention 4; soci `config/`).
+ * and its validation, in this one file (one file per concern, as soci's `config/`).
  *
  * Key names are the TOML names, snake_case, so a Go config file, our `Config` object and the
- * docs all use the same words. Facts: shared/reference/nydus-facts.md §1.
+ * docs all use the same words. Facts: docs/compat.md §1.
  *
  * Decisions that differ from the Go snapshotter on purpose:
  * - Go merges defaults with `mergo.Merge`, which fills in every *zero* value, so a `false`
@@ -62,7 +62,7 @@ function deepFreeze<T>(o: T): DeepReadonly<T> {
 }
 
 /**
- * Every default, in one place: the "code default" column of nydus-facts §1.2 with rafsnap's
+ * Every default, in one place: the "code default" column of docs/compat.md §1.2 with rafsnap's
  * binary paths. Derived paths are "" here and filled in from `root` by {@link parseConfig}.
  * `default.toml` must say the same (pinned by a test).
  */

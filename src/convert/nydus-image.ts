@@ -1,7 +1,7 @@
 import { type Descriptor, type ImageConfig, type Index, type Manifest, MediaType, type Platform, type ResolvedImage } from "./oci.ts";
 import { Label } from "../labels/index.ts";
 
-/** Annotation keys of nydus images (nydus-facts §2, rafs-v6-spec §19.3); containerd passes them on as snapshot labels. */
+/** Annotation keys of nydus images (docs/compat.md §2, docs/rafs.md §19.3); containerd passes them on as snapshot labels. */
 export const NydusAnnotation = {
   Blob: Label.NydusDataLayer,
   Bootstrap: Label.NydusMetaLayer,

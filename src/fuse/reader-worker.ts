@@ -1,5 +1,5 @@
 // FUSE request reader, run as a Worker: blocking readSync on /dev/fuse (async reads on
-// /dev/fuse never complete under Bun 1.4 — architecture.md §2). READ requests the fast path
+// /dev/fuse never complete under Bun 1.4 — docs/design.md §2). READ requests the fast path
 // can serve (a registered file, every covering chunk ready: fast-read.ts) are answered here,
 // spliced from the cache file (splice.ts) or, where splicing is not possible, with pread and
 // write; every other request is posted to the session on the main thread, which replies.

@@ -3,7 +3,7 @@
 // the converter) names them the same way.
 
 /**
- * Snapshot label keys rafsnap reads or writes, with who sets them (nydus-facts §2). The
+ * Snapshot label keys rafsnap reads or writes, with who sets them (docs/compat.md §2). The
  * strings are the wire contract with containerd, CRI and nydus image builders.
  */
 export const Label = {

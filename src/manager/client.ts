@@ -24,7 +24,7 @@ const KIND_OF_STATUS: Record<number, ErrorKind> = {
 };
 
 /**
- * A client of one nydusd's HTTP API on its unix socket (nydus-facts §5), for any
+ * A client of one nydusd's HTTP API on its unix socket (docs/compat.md §5), for any
  * nydusd-compatible daemon: ours or the real one. Every call fails with Unavailable when the
  * socket does not answer, and with the kind of the HTTP status (400 InvalidArgument, 404
  * NotFound, 501 NotImplemented, 503 Unavailable, else Internal) carrying the daemon's

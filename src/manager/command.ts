@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { invalidArgument } from "../errdefs/index.ts";
 import type { DaemonRow } from "../store/index.ts";
 
-/** Where a daemon's files live under the snapshotter root (nydus-facts §3.1). */
+/** Where a daemon's files live under the snapshotter root (docs/compat.md §3.1). */
 export interface DaemonPaths {
   apiSocket: string;
   configDir: string;
@@ -28,7 +28,7 @@ export function daemonPaths(root: string, logDir: string, id: string): DaemonPat
 
 /**
  * The nydusd command line of a fusedev daemon, in the order nydus-snapshotter emits it
- * (nydus-facts §4.3): `fuse`, `--thread-num`, `--id`, `--config`, `--bootstrap`,
+ * (docs/compat.md §4.3): `fuse`, `--thread-num`, `--id`, `--config`, `--bootstrap`,
  * `--mountpoint`, `--apisock`, `--log-level`, `--log-rotation-size`, `--supervisor`,
  * `--log-file`, then always `--failover-policy`. Zero values and a null bootstrap (shared
  * daemon: no `--config` either) are left out; `--id`/`--supervisor` only with a supervisor
@@ -76,7 +76,7 @@ export function newDaemonId(now = Date.now()): string {
 }
 
 /**
- * The API socket of a hot upgrade's successor, beside the current one (nydus-facts §3.1):
+ * The API socket of a hot upgrade's successor, beside the current one (docs/compat.md §3.1):
  * `api.sock` → `api1.sock`, `apiN.sock` → `api<N+1>.sock`. InvalidArgument for a socket not
  * named that way.
  */

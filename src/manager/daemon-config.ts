@@ -6,7 +6,7 @@ import { type Credentials, credentialsFromDockerConfig, parseImageRef } from "..
 import builtinTemplate from "./nydusd-config.json" with { type: "json" };
 import { Label } from "../labels/index.ts";
 
-/** A nydusd fusedev config as JSON (nydus-facts §4.5); only the keys we set are typed. */
+/** A nydusd fusedev config as JSON (docs/compat.md §4.5); only the keys we set are typed. */
 export type NydusdJson = Record<string, unknown> & {
   device: { id?: string; backend: { type: string; config: Record<string, unknown> }; cache: { type: string; config: Record<string, unknown> } };
 };

@@ -50,7 +50,7 @@ export function blobIdOfCacheFile(name: string): string {
 }
 
 /**
- * RAFS instances over the daemon manager (nydus-facts §4.2): one instance per nydus image
+ * RAFS instances over the daemon manager (docs/compat.md §4.2): one instance per nydus image
  * (keyed by its meta snapshot id), served by its own daemon (`daemon_mode` dedicated) or by
  * the shared one (shared), recorded with a sequence number; plus the cache usage and GC of
  * §8. Implements the snapshotter's `RemoteFs` port.

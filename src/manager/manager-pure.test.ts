@@ -28,7 +28,7 @@ const row = (over: Partial<DaemonRow> = {}): DaemonRow => ({
   ...over,
 });
 
-describe("nydusd command lines (nydus-facts §4.3)", () => {
+describe("nydusd command lines (docs/compat.md §4.3)", () => {
   test("dedicated, restart policy, log file", () => {
     expect(nydusdArgs(row())).toEqual([
       "fuse",

@@ -41,7 +41,7 @@ interface Live {
 }
 
 /**
- * Lifecycle of nydusd daemons (nydus-facts §4): starts them with nydus-snapshotter's command
+ * Lifecycle of nydusd daemons (docs/compat.md §4): starts them with nydus-snapshotter's command
  * lines, waits for RUNNING, watches liveness by holding a connection to each API socket and
  * applies `[daemon] recover_policy` when one dies — `none` (leave it; its mounts fail),
  * `restart` (reap, clear vestiges, start again with the same id, re-mount shared instances in
@@ -354,7 +354,7 @@ export class Manager {
   }
 
   /**
-   * Hot upgrade of daemon `id` to `command` (nydus-facts §4.4; docs/nydusd.md "Hot upgrade").
+   * Hot upgrade of daemon `id` to `command` (docs/compat.md §4.4; docs/nydusd.md "Hot upgrade").
    * The daemon's FUSE descriptor and state are saved to its supervisor; a successor is started
    * with `--upgrade` on the next API socket (`api1.sock`…) and must reach INIT — if it does not,
    * it is killed and the old daemon serves on, unchanged. Then the old daemon exits leaving

@@ -2,7 +2,7 @@ import { invalidArgument } from "../errdefs/index.ts";
 
 /**
  * Prefetch file lists per image reference, as the system controller's `PUT /api/v1/prefetch`
- * receives them from the prefetch NRI plugin (nydus-facts §7): image ref → path of a file that
+ * receives them from the prefetch NRI plugin (docs/compat.md §7): image ref → path of a file that
  * lists the paths to prefetch. The next dedicated daemon started for that image gets
  * `--prefetch-files <path>`, and the entry is used up. Kept in memory only (lost on restart,
  * as in nydus-snapshotter).

@@ -5,7 +5,7 @@ import { diskUsageKb, processStats } from "./proc.ts";
 /** Index of the read operation in nydusd's per-operation arrays (`fop_hits`, `fop_errors`). */
 export const FOP_READ = 4;
 
-/** The metrics calls of one nydusd's HTTP API (nydus-facts §5); each may reject. */
+/** The metrics calls of one nydusd's HTTP API (docs/compat.md §5); each may reject. */
 export interface NydusdMetricsApi {
   /** `GET /api/v1/metrics[?id=]`: FsIoStats JSON. */
   fsMetrics(id: string | undefined): Promise<unknown>;

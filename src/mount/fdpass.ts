@@ -33,7 +33,7 @@ function exchange<T>(job: object, what: string, onListening?: () => void): Promi
 /**
  * Supervisor side, save: listens on `path`, accepts one connection within `timeoutMs`,
  * reads the state to end of stream and keeps the first descriptor passed (SCM_RIGHTS), as
- * nydus-snapshotter's supervisor does (nydus-facts §4.6). Unavailable on timeout or when no
+ * nydus-snapshotter's supervisor does (docs/compat.md §4.6). Unavailable on timeout or when no
  * descriptor arrives.
  */
 export function receiveState(path: string, timeoutMs = 10_000, onListening?: () => void): Promise<FdState> {

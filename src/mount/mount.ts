@@ -1,6 +1,6 @@
 /**
  * mount(2) and umount2(2) through `bun:ffi` — mount(8) would turn a regular-file source into a
- * loop device, which then requires block devices for EROFS `device=` (architecture.md §2.3).
+ * loop device, which then requires block devices for EROFS `device=` (docs/design.md §2.3).
  */
 import { FFIType } from "bun:ffi";
 import { ErrorKind, RafsnapError } from "../errdefs/index.ts";

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { invalidArgument } from "../errdefs/index.ts";
 
-/** Backend settings of a nydusd fusedev config (nydus-facts §4.5). */
+/** Backend settings of a nydusd fusedev config (docs/compat.md §4.5). */
 export type BackendConfig =
   | { type: "localfs"; dir?: string; blobFile?: string }
   | {

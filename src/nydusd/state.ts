@@ -1,6 +1,6 @@
 import { RafsnapError, ErrorKind } from "../errdefs/index.ts";
 
-/** nydusd's daemon states as its API reports them (nydus-facts §5 "state machine"). */
+/** nydusd's daemon states as its API reports them (docs/compat.md §5 "state machine"). */
 export type DaemonState = "INIT" | "READY" | "RUNNING" | "STOPPED";
 
 /** Events that move the state machine. */

@@ -1,6 +1,6 @@
 /**
  * Blob data planning: for a range of a blob's uncompressed address space (chunk at
- * `blkaddr × bs`, architecture.md §2), which compressed ranges to fetch and how to turn them
+ * `blkaddr × bs`, docs/design.md §2), which compressed ranges to fetch and how to turn them
  * into verified uncompressed bytes. This is what the data plane calls on a cache miss.
  */
 import { notImplemented } from "../errdefs/index.ts";

@@ -1,6 +1,6 @@
 /**
  * Blob meta: the compression-context (CI) header, CI entries v1/v2, ZRan contexts, the local
- * `<blob_id>.blob.meta` file and the chunk digest array — rafs-v6-spec.md §15.3–§15.5.
+ * `<blob_id>.blob.meta` file and the chunk digest array — docs/rafs.md §15.3–§15.5.
  */
 import { bytesSource, malformed, readChecked, Struct, type ByteSource } from "./bytes.ts";
 import { BlobFeatures, COMPRESSORS, type BlobEntry, type Compressor } from "./blob-table.ts";

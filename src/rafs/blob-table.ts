@@ -1,5 +1,5 @@
 /**
- * RAFS v6 blob table (`RafsV6Blob`, 256 bytes per blob) — rafs-v6-spec.md §6.
+ * RAFS v6 blob table (`RafsV6Blob`, 256 bytes per blob) — docs/rafs.md §6.
  */
 import { asciiZ, isZero, readChecked, Struct, toHex, type ByteSource } from "./bytes.ts";
 import type { ExtSuperblock } from "./superblock.ts";

@@ -1,6 +1,6 @@
 /**
  * Chunk-based regular files: the chunk format word, the per-inode chunk index array, the
- * bootstrap's chunk info table and the prefetch table — rafs-v6-spec.md §11–§13.
+ * bootstrap's chunk info table and the prefetch table — docs/rafs.md §11–§13.
  */
 import { malformed, readChecked, Struct, toHex, type ByteSource } from "./bytes.ts";
 import { Layout, type Inode } from "./inode.ts";

@@ -1,6 +1,6 @@
 /**
  * EROFS directories (12-byte dirents + names, self-describing blocks) and symlink targets —
- * rafs-v6-spec.md §9–§10.
+ * docs/rafs.md §9–§10.
  */
 import { malformed, Struct, type ByteSource } from "./bytes.ts";
 import { FileMode, flatExtents, isDir, isSymlink, readFlatData, S_IFMT, type Inode } from "./inode.ts";

@@ -1,5 +1,5 @@
 /**
- * Pure RAFS v6 format code (rafs-v6-spec.md): byte arrays or read-at functions in,
+ * Pure RAFS v6 format code (docs/rafs.md): byte arrays or read-at functions in,
  * structures out; no I/O of its own. See docs/rafs.md.
  */
 export * from "./bytes.ts";

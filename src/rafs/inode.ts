@@ -1,5 +1,5 @@
 /**
- * EROFS inodes as written by nydus (compact 32 B / extended 64 B) — rafs-v6-spec.md §7, plus the
+ * EROFS inodes as written by nydus (compact 32 B / extended 64 B) — docs/rafs.md §7, plus the
  * location of flat (non-chunked) data: directory blocks, symlink targets, inline tails.
  */
 import { malformed, readChecked, Struct, type ByteSource } from "./bytes.ts";

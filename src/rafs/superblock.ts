@@ -1,6 +1,6 @@
 /**
  * EROFS superblock (at 1024), RAFS v6 extended superblock (at 1152) and the EROFS device
- * table — rafs-v6-spec.md §3–§5.
+ * table — docs/rafs.md §3–§5.
  */
 import { asciiZ, malformed, readChecked, Struct, type ByteSource } from "./bytes.ts";
 

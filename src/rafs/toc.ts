@@ -1,7 +1,7 @@
 /**
  * The tail of a nydus data blob: reverse-tar headers (payload first, 512-byte header after it),
  * the ToC (`rafs.blob.toc`), the inline bootstrap (`image.boot`) and the blob-id rule —
- * rafs-v6-spec.md §15.1, §15.6, §15.7.
+ * docs/rafs.md §15.1, §15.6, §15.7.
  */
 import { asciiZ, malformed, readChecked, Struct, toHex, type ByteSource } from "./bytes.ts";
 import type { Compressor } from "./blob-table.ts";

@@ -1,6 +1,6 @@
 /**
  * EROFS extended attributes: the inline ibody (header, shared ids, inline entries) and shared
- * xattr entries — rafs-v6-spec.md §8 (nydus writes only inline ones; shared ones are read for
+ * xattr entries — docs/rafs.md §8 (nydus writes only inline ones; shared ones are read for
  * completeness, as mkfs.erofs writes them).
  */
 import { malformed, readChecked, Struct, type ByteSource } from "./bytes.ts";

@@ -1,7 +1,7 @@
 /**
  * What `rafsnap setup containerd` changes in containerd's config.toml, as a pure function of
  * the file's text: the proxy plugin and, optionally, the CRI snapshotter settings, in the
- * table that matches the file's config `version` (nydus-facts §11).
+ * table that matches the file's config `version` (docs/compat.md §11).
  *
  * Version 3 (containerd 2.x) pulls through the transfer service, for `ctr` and CRI alike. It
  * unpacks only into the (platform, snapshotter) pairs of

@@ -27,7 +27,7 @@ export function snapshotPaths(snapshotsDir: string): SnapshotPaths {
 
 /**
  * The mounts of an active or view snapshot, shaped as containerd's overlay snapshotter
- * shapes them (nydus-facts §3.3 "Native"):
+ * shapes them (docs/compat.md §3.3 "Native"):
  * - no parent: a bind of its own `fs`, `rw` for active and `ro` for a view, with `rbind`;
  * - a view of one parent: a read-only bind of the parent's `fs`;
  * - otherwise overlay: for active `workdir`, `upperdir`, then `volatile` if asked, then
@@ -58,7 +58,7 @@ export interface RemoteMountStyle {
 }
 
 /**
- * The mounts of an active or view snapshot over a nydus image (nydus-facts §3.3 "Remote"):
+ * The mounts of an active or view snapshot over a nydus image (docs/compat.md §3.3 "Remote"):
  * overlay with `volatile` first when asked, then for active `workdir`/`upperdir`, then
  * `lowerdir` = the RAFS mountpoint (plus, for a view, the view's own `fs`, as overlay needs
  * two lower layers without an upper). With `extra` (nydus-overlayfs style) the type is

@@ -33,7 +33,7 @@ export interface RemoteFs {
    * before a snapshot directory is deleted, so `rm -rf` never walks into a mounted image.
    */
   unmountUnder(dir: string): Promise<void>;
-  /** Blob cache GC (nydus-facts §8); run at the end of Cleanup. */
+  /** Blob cache GC (docs/compat.md §8); run at the end of Cleanup. */
   gc(): Promise<void>;
   /** True when `daemon_mode` is "none": never start daemons, always answer extraoption mounts. */
   readonly daemonless: boolean;

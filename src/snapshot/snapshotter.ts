@@ -93,7 +93,7 @@ export class Snapshotter {
 
   /**
    * Creates an active snapshot `key` on top of committed `parent` and returns its mounts
-   * (nydus-facts §3.2). With a remote filesystem: a nydus data layer being extracted
+   * (docs/compat.md §3.2). With a remote filesystem: a nydus data layer being extracted
    * (`containerd.io/snapshot.ref` + `…/nydus-blob`) is committed at once as the target and
    * AlreadyExists is thrown, so containerd never downloads it; a snapshot above a nydus
    * image's bootstrap layer gets the image mounted and an overlay over its RAFS mountpoint.

@@ -12,7 +12,7 @@ export type NewInstance = Omit<InstanceRow, "seq" | "createdAt" | "status" | "pr
 export type Finding = Pick<ReadinessRow, "subject" | "problem" | "fix">;
 
 /**
- * The daemon manager's records (nydus-facts §4.7) in the same SQLite database as the
+ * The daemon manager's records (docs/compat.md §4.7) in the same SQLite database as the
  * snapshots: daemons, RAFS instances (with a sequence number that orders re-mounts) and the
  * findings of the last readiness check. Every method is one statement or one transaction;
  * errors carry containerd's kinds (AlreadyExists for a duplicate id, NotFound for a missing

@@ -32,7 +32,7 @@ export const snapshots = sqliteTable(
 export type SnapshotRow = typeof snapshots.$inferSelect;
 
 /**
- * One row per nydusd daemon the manager started (nydus-facts §4.7 `ConfigState`): enough to
+ * One row per nydusd daemon the manager started (docs/compat.md §4.7 `ConfigState`): enough to
  * find it again after a restart (API socket, pid), start it again with the same command line
  * (mode, mountpoint, config dir, log settings) and hand it to a supervisor.
  */

@@ -55,7 +55,7 @@ export interface ControllerDeps {
 }
 
 /**
- * The operations of the system controller (nydus-facts §7): describe the daemons, hand out a
+ * The operations of the system controller (docs/compat.md §7): describe the daemons, hand out a
  * daemon's backend, hot-upgrade every daemon to a new binary, and record prefetch lists.
  * Failures are RafsnapErrors whose kind the HTTP layer turns into a status.
  */

@@ -46,7 +46,7 @@ async function jsonBody(req: Request): Promise<unknown> {
   }
 }
 
-/** Routes one request of the system API (nydus-facts §7) to the controller. */
+/** Routes one request of the system API (docs/compat.md §7) to the controller. */
 export async function route(c: SystemController, req: Request): Promise<Response> {
   const path = new URL(req.url).pathname.replace(/\/+$/, "");
   const backend = /^\/api\/v1\/daemons\/([^/]+)\/backend$/.exec(path);

@@ -1,5 +1,5 @@
 // Remote snapshots through the snapshots API alone, with the labels containerd's CRI unpacker
-// sends (nydus-facts §2–3): data layers are committed at once (AlreadyExists), the bootstrap
+// sends (docs/compat.md §2–3): data layers are committed at once (AlreadyExists), the bootstrap
 // layer is unpacked natively, a View of the top layer mounts the image, a View of a data layer
 // is refused, a meta layer without an image reference gives an error saying which client to
 // use, Usage counts the blob cache, and daemon_mode "none" answers nydus-overlayfs mounts with

@@ -1,4 +1,4 @@
-// `ping_url` health checks of the nydusd registry backend's mirrors and proxy (nydus-facts
+// `ping_url` health checks of the nydusd registry backend's mirrors and proxy (docs/compat.md
 // §4.5), against real endpoints on 127.0.0.1: a docker-registry holding a blob, and a mirror
 // (a tiny Bun.serve forwarding /v2 to the registry) whose ping URL answers what the test says.
 // While the ping fails, reads never reach the mirror; once it answers 200 they do; after

@@ -1,4 +1,4 @@
-// `rafsnap nydusd`'s registry backend with `mirrors` and `proxy` (nydus-facts §4.5), against
+// `rafsnap nydusd`'s registry backend with `mirrors` and `proxy` (docs/compat.md §4.5), against
 // real endpoints on 127.0.0.1: a registry, a counting proxy in front of it (standing in for a
 // mirror or a P2P proxy, which serve the same /v2 paths) and a port nobody listens on. Reads
 // go to the first working endpoint; a dead mirror is skipped; a proxy answering 500 falls back

@@ -103,9 +103,9 @@ export function containerdConfig(o: ContainerdConfigInput): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** Settings every CRI needs on these machines (architecture.md §6), by name. */
+/** Settings every CRI needs on these machines (docs/design.md §6), by name. */
 const criCommon = (state: string) => ({
-  // Root lacks CAP_SYS_RESOURCE here: RunPodSandbox fails without this (architecture.md §6).
+  // Root lacks CAP_SYS_RESOURCE here: RunPodSandbox fails without this (docs/design.md §6).
   runtime: ["restrict_oom_score_adj = true", "netns_mounts_under_state_dir = true"],
   streaming: ['stream_server_address = "127.0.0.1"', 'stream_server_port = "0"', "enable_tls_streaming = false"],
   runc: ['runtime_type = "io.containerd.runc.v2"'],

@@ -49,7 +49,7 @@ export interface ContainerdOptions {
   /**
    * Enable the CRI plugin (disabled by default). `snapshotter` becomes CRI's snapshotter, with
    * snapshot annotations enabled (how remote snapshotters get their labels). See
-   * architecture.md §6 for the settings CRI needs on these machines (set here).
+   * docs/design.md §6 for the settings CRI needs on these machines (set here).
    */
   cri?: CriConfig;
   /** Namespace `ctr` uses; default `rafsnap-test`. */

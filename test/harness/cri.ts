@@ -2,7 +2,7 @@
 // end-to-end tests: pull through CRI (the only client that gives remote snapshotters their
 // labels), host-network pods, containers whose CRI log file we read.
 //
-// Facts found with Debian's containerd 1.6.20 (see also architecture.md §6):
+// Facts found with Debian's containerd 1.6.20 (see also docs/design.md §6):
 // - CRI answers on containerd's main gRPC socket and always works in namespace `k8s.io`.
 // - CRI pulls from `127.0.0.1:PORT` over plain HTTP with no registry config at all (seen in
 //   its debug log: straight to `http://`, no https attempt). PullImage's `auth` (username/password) works with the registry's htpasswd

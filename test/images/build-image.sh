@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-image.sh: builds the end-to-end test images as byte-reproducible OCI image layouts and,
 # optionally, pushes them to a registry. No Docker engine, no network: busybox-static, GNU tar,
-# pigz/gzip, jq, skopeo (architecture.md §5–6).
+# pigz/gzip, jq, skopeo (docs/design.md §5–6).
 #
 # Usage:
 #   build-image.sh OUT_DIR [REGISTRY_HOST]

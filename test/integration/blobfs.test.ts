@@ -1,4 +1,4 @@
-// The data path of architecture.md §2 with real parts (root only): the nydus fixture's blob
+// The data path of docs/design.md §2 with real parts (root only): the nydus fixture's blob
 // is served lazily by blobfs over FUSE, the kernel mounts the fixture's RAFS v6 bootstrap with
 // EROFS using the blobfs file as its device, and files read back with the sha256s nydus
 // recorded. A second session on the same cache reads without touching the backend.

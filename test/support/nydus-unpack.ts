@@ -1,5 +1,5 @@
 // Unpacking a nydus image through the snapshots API the way containerd's CRI unpacker does
-// (nydus-facts §2–3): data layers are Prepared with their labels and answered AlreadyExists,
+// (docs/compat.md §2–3): data layers are Prepared with their labels and answered AlreadyExists,
 // the bootstrap layer is Prepared, filled and Committed. The bootstrap layer's contents come
 // from a callback, so tests can unpack the real tar or shape a hostile one.
 import { Database } from "bun:sqlite";

@@ -1,4 +1,4 @@
-// Guards the dependency rule of architecture.md §3: imports point down the table.
+// Guards the dependency rule of docs/design.md §3: imports point down the table.
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";

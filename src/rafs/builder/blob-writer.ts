@@ -1,5 +1,5 @@
 /**
- * Writes a nydus data blob (rafs-v6-spec.md §15): chunk data, then the reverse-tar sections
+ * Writes a nydus data blob (docs/rafs.md §15): chunk data, then the reverse-tar sections
  * `image.blob`, CI array + CI header (`blob.meta`), chunk digest array (`blob.digest`),
  * optionally the inline bootstrap (`image.boot`), and the ToC (`rafs.blob.toc`).
  *

@@ -1,5 +1,5 @@
 /**
- * Writes a RAFS v6 bootstrap from a builder tree (rafs-v6-spec.md §2–§14): superblocks,
+ * Writes a RAFS v6 bootstrap from a builder tree (docs/rafs.md §2–§14): superblocks,
  * device slots, blob table, prefetch table, inodes (all extended, as tar-rafs and merge write
  * them) with inline xattrs, directories, inline/plain symlinks, chunk indexes and the chunk
  * info table, laid out by the §14 algorithm so that equal input gives nydus's bytes.

@@ -1,7 +1,7 @@
 /**
  * RAFS v6 builder: one OCI layer's tar entries → a nydus data blob (streamed) plus the
  * layer's tree and bootstrap; layer trees → the merged image bootstrap. Pure: entries and
- * bytes in, bytes out. See docs/rafs.md and rafs-v6-spec.md §14–§20.
+ * bytes in, bytes out. See docs/rafs.md and docs/rafs.md §14–§20.
  */
 import { failedPrecondition, invalidArgument } from "../../errdefs/index.ts";
 import type { Compressor, Digester } from "../blob-table.ts";

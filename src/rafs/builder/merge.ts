@@ -1,5 +1,5 @@
 /**
- * Overlay merge of layer trees, lower → upper (rafs-v6-spec.md §19.2, nydus
+ * Overlay merge of layer trees, lower → upper (docs/rafs.md §19.2, nydus
  * `merge_overaly`): per directory, `.wh..wh..opq` clears the lower children and `.wh.<name>`
  * removes lower `<name>`; whiteout entries themselves are never added; an upper
  * non-directory replaces the lower node and its subtree; an upper directory takes over the

@@ -1,6 +1,6 @@
 /**
  * The builder's in-memory file tree, and building it from the entries of one OCI layer tar
- * (rafs-v6-spec.md §20): absolute paths, synthesized parents, `./` sets the root's metadata,
+ * (docs/rafs.md §20): absolute paths, synthesized parents, `./` sets the root's metadata,
  * later entries replace earlier ones, hard links share their target's inode. Whiteouts are
  * kept as ordinary entries here; {@link mergeTrees} (merge.ts) applies them.
  */
