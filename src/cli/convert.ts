@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
+import { readPrefetchListFile } from "../convert/index.ts";
 import { convertImage, parsePlatform } from "../convert/index.ts";
 import { invalidArgument } from "../errdefs/index.ts";
 import { silentLogger } from "../log/index.ts";
@@ -26,6 +27,8 @@ export default defineCommand({
     "merge-platform": { type: "boolean", description: "push an index with the OCI and the nydus manifest" },
     platform: { type: "string", description: "platform to convert from an index (default: this machine's)", valueHint: "os/arch" },
     concurrency: { type: "string", default: "2", description: "layers converted at once" },
+    "prefetch-files": { type: "string", description: "file listing the startup working set, one absolute path a line (rafsnap prefetch-list): written as the prefetch table, laid out first in each blob", valueHint: "file" },
+    "prefetch-patterns": { type: "string", description: "as --prefetch-files; a directory listed stands for everything below it", valueHint: "file" },
   },
   async run({ args }) {
     const compressor = args.compressor;
@@ -36,6 +39,10 @@ export default defineCommand({
     if (!Number.isInteger(chunkSize)) throw invalidArgument(`--chunk-size ${JSON.stringify(args["chunk-size"])} is not a number`);
     const concurrency = Number(args.concurrency);
     if (!Number.isInteger(concurrency) || concurrency < 1) throw invalidArgument(`--concurrency ${JSON.stringify(args.concurrency)} must be a positive integer`);
+    const prefetch = [
+      ...(args["prefetch-files"] ? readPrefetchListFile(args["prefetch-files"], "--prefetch-files") : []),
+      ...(args["prefetch-patterns"] ? readPrefetchListFile(args["prefetch-patterns"], "--prefetch-patterns") : []),
+    ];
     const tty = process.stderr.isTTY === true;
     const t0 = performance.now();
     let total = 0;
@@ -52,6 +59,7 @@ export default defineCommand({
       mergePlatform: args["merge-platform"],
       platform: args.platform ? parsePlatform(args.platform) : undefined,
       concurrency,
+      prefetch: prefetch.length > 0 ? prefetch : undefined,
       logger: silentLogger(), // progress goes to stderr below; stdout carries only the digest
       onLayer: (e) => {
         total += e.bytes;
@@ -61,6 +69,9 @@ export default defineCommand({
       },
     });
     if (tty) process.stderr.write("\n");
+    if (prefetch.length > 0 && result.prefetchEntries < new Set(prefetch).size) {
+      process.stderr.write(`warning: ${new Set(prefetch).size - result.prefetchEntries} of the ${new Set(prefetch).size} prefetch paths are not in the image (or repeat an inode) and were left out of the prefetch table\n`);
+    }
     process.stdout.write(`${result.digest}\n`);
   },
 });

@@ -16,6 +16,7 @@ export const main = defineCommand({
     nydusd: () => import("./nydusd.ts").then((m) => m.default),
     convert: () => import("./convert.ts").then((m) => m.default),
     status: () => import("./status.ts").then((m) => m.default),
+    "prefetch-list": () => import("./prefetch-list.ts").then((m) => m.default),
   },
 });
 

@@ -1,5 +1,6 @@
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { defineCommand } from "citty";
+import { readPrefetchListFile } from "../nydusd/index.ts";
 import { invalidArgument, notImplemented } from "../errdefs/index.ts";
 import { createLogger, isLogLevelName, LOG_LEVEL_NAMES } from "../log/index.ts";
 import { Daemon, daemonRunDir, FAILOVER_POLICIES, type FailoverPolicy, loadDaemonConfig, predecessorCrashed, startApiServer } from "../nydusd/index.ts";
@@ -81,7 +82,7 @@ export default defineCommand({
     try {
       if (args.upgrade || crashed) daemon.startForTakeover();
       else if (args.bootstrap && config) {
-        const files = args["prefetch-files"] ? readFileSync(args["prefetch-files"], "utf8").split("\n").map((l) => l.trim()).filter(Boolean) : [];
+        const files = args["prefetch-files"] ? readPrefetchListFile(args["prefetch-files"], "--prefetch-files") : [];
         await daemon.startDedicated(args.bootstrap, config, files);
       }
       else daemon.startShared();

@@ -1,6 +1,6 @@
 import { invalidArgument } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
-import { buildImageBootstrap, type Compressor, type LayerResult } from "../rafs/index.ts";
+import { buildImageBootstrap, type Compressor, type LayerResult, openBootstrapBytes, PrefetchMatcher } from "../rafs/index.ts";
 import { credentialsFromDockerConfig, manifestRefOf, parseImageRef, RegistryClient } from "../registry/index.ts";
 import { convertLayer } from "./layer-build.ts";
 import { LayerThread } from "./layer-thread.ts";
@@ -31,6 +31,13 @@ export interface ConvertOptions {
    * cores. False runs everything on the calling thread (same output, byte for byte).
    */
   layerThreads?: boolean;
+  /**
+   * The startup working set (absolute paths, directories meaning everything below them,
+   * `--prefetch-files`/`--prefetch-patterns`): written as the bootstrap's prefetch table
+   * instead of `[root]`, and those files' chunks laid out first and contiguously in each blob.
+   * Each layer is then read twice, on the calling thread (`layerThreads` does not apply).
+   */
+  prefetch?: readonly string[];
   logger: Logger;
   /** Called when a layer is done: its index, the uncompressed bytes read, seconds taken. */
   onLayer?: (e: { index: number; count: number; bytes: number; seconds: number; blob: NydusBlobLayer }) => void;
@@ -43,6 +50,8 @@ export interface ConvertResult {
   mediaType: string;
   blobs: NydusBlobLayer[];
   bootstrap: { digest: string; size: number };
+  /** Entries of the bootstrap's prefetch table. */
+  prefetchEntries: number;
 }
 
 /**
@@ -72,8 +81,9 @@ export async function convertImage(opts: ConvertOptions): Promise<ConvertResult>
   const results: (LayerResult | undefined)[] = new Array(layers.length);
   const blobs: NydusBlobLayer[] = new Array(layers.length);
   let next = 0;
+  const matcher = opts.prefetch && opts.prefetch.length > 0 ? new PrefetchMatcher(opts.prefetch) : undefined;
   const worker = async () => {
-    const thread = opts.layerThreads === false ? undefined : new LayerThread();
+    const thread = opts.layerThreads === false || matcher ? undefined : new LayerThread();
     try {
       await convertLayers(thread);
     } finally {
@@ -92,7 +102,7 @@ export async function convertImage(opts: ConvertOptions): Promise<ConvertResult>
       // A layer thread downloads the layer itself: its bytes never cross threads.
       const build = thread
         ? thread.convert({ host: src.host, repo: src.repository, digest: layer.digest, registry: registryOptions(src.host) }, job)
-        : convertLayer(from.blobStream(src.repository, layer.digest), job);
+        : convertLayer(from.blobStream(src.repository, layer.digest), job, matcher && { matcher, again: () => from.blobStream(src.repository, layer.digest) });
       const pushed = await to.pushBlobStream(dst.repository, build.blob);
       const { result: res, bytes } = await build.finish();
       if (pushed.digest !== res.blob.digest) {
@@ -104,7 +114,9 @@ export async function convertImage(opts: ConvertOptions): Promise<ConvertResult>
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 2, layers.length)) }, worker));
-  const boot = bootstrapLayer(buildImageBootstrap(results as LayerResult[], { dedup: true }));
+  const bootBytes = buildImageBootstrap(results as LayerResult[], { dedup: true, prefetch: matcher ? opts.prefetch : undefined });
+  const prefetchEntries = openBootstrapBytes(bootBytes, "the converted bootstrap").prefetch.length;
+  const boot = bootstrapLayer(bootBytes);
   await to.pushBlob(dst.repository, boot.digest, boot.bytes);
   const { config, manifest } = nydusImage(image, blobs, boot, { inIndex: opts.mergePlatform === true });
   await to.pushBlob(dst.repository, config.descriptor.digest, config.bytes);
@@ -118,5 +130,5 @@ export async function convertImage(opts: ConvertOptions): Promise<ConvertResult>
     top = mergedIndex(image, manifest.descriptor, platform);
   }
   const digest = await to.putManifest(dst.repository, dst.tag, top.descriptor.mediaType, top.bytes);
-  return { digest, mediaType: top.descriptor.mediaType, blobs, bootstrap: { digest: boot.digest, size: boot.size } };
+  return { digest, mediaType: top.descriptor.mediaType, blobs, bootstrap: { digest: boot.digest, size: boot.size }, prefetchEntries };
 }

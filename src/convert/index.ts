@@ -22,3 +22,4 @@ export {
 } from "./oci.ts";
 export { type CheckReport, checkImage, inspectImage, openBootstrap } from "./inspect.ts";
 export { type ConvertOptions, type ConvertResult, convertImage } from "./convert.ts";
+export { readPrefetchListFile } from "../rafs/index.ts";

@@ -17,6 +17,7 @@ import {
   type LayerEntry,
   type LayerEntryHeader,
   type LayerResult,
+  type PrefetchMatcher,
 } from "../rafs/index.ts";
 import type { RegistryOptions } from "../registry/index.ts";
 import { decompressLayer } from "./layer.ts";
@@ -77,15 +78,19 @@ export async function blobOptions(job: LayerJob): Promise<LayerBlobOptions> {
 }
 
 /**
- * Converts one layer on the calling thread. Errors are those of `decompressLayer`, `readTar`
- * and `buildLayer`, thrown from the blob iteration.
+ * Converts one layer on the calling thread. With `first`, the files `first.matcher` covers
+ * are laid out first in the blob, the layer read a second time from `first.again()`
+ * (`prefetchFirst` of `buildLayer`). Errors are those of `decompressLayer`, `readTar` and
+ * `buildLayer`, thrown from the blob iteration.
  */
-export function convertLayer(src: AsyncIterable<Uint8Array>, job: LayerJob): LayerConversion {
+export function convertLayer(src: AsyncIterable<Uint8Array>, job: LayerJob, first?: { matcher: PrefetchMatcher; again: () => AsyncIterable<Uint8Array> }): LayerConversion {
   const counter = { bytes: 0 };
   let build: ReturnType<typeof buildLayer> | undefined;
+  // The second pass (listed files first) reads the layer again; its bytes are not counted.
+  const prefetchFirst = first && { matcher: first.matcher, again: () => layerEntries(first.again(), job, { bytes: 0 }) };
   async function* blob(): AsyncGenerator<Uint8Array> {
     const opts = await blobOptions(job);
-    build = buildLayer(layerEntries(src, job, counter), { ...opts, inlineBootstrap: true });
+    build = buildLayer(layerEntries(src, job, counter), { ...opts, inlineBootstrap: true, prefetchFirst });
     yield* build.blob;
   }
   return {

@@ -1,5 +1,5 @@
 export { Errno, errnoOf } from "./errno.ts";
-export { type FastFile, FastReadRegistry, type SpanTable, spanTable } from "./fast-read.ts";
+export { bitSet, type FastFile, FastReadRegistry, publishBit, type SpanTable, spanTable } from "./fast-read.ts";
 export type { FileRange, ReadonlyFs } from "./fs.ts";
 export { type Attr, type DirEntry, Op } from "./protocol.ts";
 export { FuseSession, type SessionOptions } from "./session.ts";

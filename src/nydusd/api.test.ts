@@ -48,6 +48,7 @@ function daemon(): DaemonApi & { mounts: Map<string, MountRequest>; level: strin
     backendMetrics: () => ({ read_count: 0 }),
     inflight: () => [],
     getConfig: () => ({}),
+    prefetchList: () => ({ recording: false, files: [] }),
     putConfig: () => {},
   };
   return d;

@@ -42,6 +42,8 @@ export interface DaemonApi {
   /** Requests in flight; an empty list answers 204. */
   inflight(): object[];
   getConfig(id: string | undefined): object;
+  /** rafsnap's own: the recorded startup working set of instance `id` (or of the only one). */
+  prefetchList(id: string | undefined): object;
   putConfig(id: string | undefined, body: Record<string, unknown>): void;
 }
 
@@ -154,6 +156,8 @@ export async function route(api: DaemonApi, req: Request): Promise<Response> {
     case "GET /api/v1/metrics/files":
     case "GET /api/v1/metrics/pattern":
       return json([]);
+    case "GET /api/v1/rafsnap/prefetch-list":
+      return json(api.prefetchList(id));
     case "GET /api/v1/config":
       return json(api.getConfig(id));
     case "PUT /api/v1/config":

@@ -8,6 +8,7 @@ import type { BlobfsBlob } from "./blob-open.ts";
 import { firstMismatch, publishable, shareConflict, trustedOnDisk } from "./blob-trust.ts";
 import { DecodeError, DecodePool } from "./decode-pool.ts";
 import type { RateLimiter } from "./rate-limit.ts";
+import { AccessRecord } from "./access-record.ts";
 
 /** Options of {@link Blobfs}. */
 export interface BlobfsOptions {
@@ -72,6 +73,8 @@ interface Slot {
   streak?: number;
   /** Where the current sequential run started (read-ahead window = 2 × its length). */
   runStart?: number;
+  /** The first reads since the blob was served (access-record.ts). */
+  record?: AccessRecord;
 }
 
 /**
@@ -94,6 +97,8 @@ export class Blobfs implements ReadonlyFs {
   /** EROFS caches what it reads from a blob file: the kernel keeps no second copy. */
   readonly directIo = true;
   private mainReads = 0;
+  /** Orders first reads across blobs (access records). */
+  private accessSeq = 0;
   private fast: FastReadRegistry | undefined;
   private readonly byIno = new Map<bigint, Slot>();
   private readonly byId = new Map<string, Slot>();
@@ -138,7 +143,8 @@ export class Blobfs implements ReadonlyFs {
     const b = s.blob;
     try {
       const spans = spanTable(b.meta.chunks.map((c) => ({ start: c.uncompressedOffset, size: c.uncompressedSize, bit: c.ciIndex })));
-      if (!this.fast.register(s.ino, { fd: b.cache.dataFd, size: b.entry.uncompressedSize, spans, bitmap: b.cache.bitmap })) {
+      const bitmap = s.record?.recording ? s.record.seen : b.cache.bitmap;
+      if (!this.fast.register(s.ino, { fd: b.cache.dataFd, size: b.entry.uncompressedSize, spans, bitmap })) {
         this.log.warn(`blob ${b.entry.blobId}: reads all take the main thread (the fast path ended or cannot reopen the cache file)`);
       }
     } catch (err) {
@@ -165,6 +171,8 @@ export class Blobfs implements ReadonlyFs {
     this.inoHistory.set(blob.entry.blobId, slot.ino);
     this.byIno.set(slot.ino, slot);
     this.byId.set(blob.entry.blobId, slot);
+    // Recording ends: the fast path gets the cache's bitmap (if the blob is still served).
+    slot.record = new AccessRecord(blob.meta.chunks.length, () => this.byIno.get(slot.ino) === slot && this.register(slot));
     this.register(slot);
   }
 
@@ -224,6 +232,7 @@ export class Blobfs implements ReadonlyFs {
     const slot = this.byId.get(blobId);
     if (!slot || --slot.refs > 0) return;
     // The readers stop using the cache file before it is closed (fast-read.ts handshake).
+    slot.record?.end();
     this.fast?.unregister(slot.ino);
     // Closes once the fetches writing it and the replies reading it are done.
     void slot.blob.cache.close();
@@ -286,6 +295,7 @@ export class Blobfs implements ReadonlyFs {
       this.mainReads++;
       try {
         await this.ensure(b, slot.backend, offset, length);
+        if (slot.record?.recording) slot.record.note(planRange(b.entry, b.meta.chunks, offset, length).chunks, () => this.accessSeq++);
         this.readAhead(slot, offset, length);
       } catch (err) {
         this.stats.readErrors++;
@@ -511,6 +521,14 @@ export class Blobfs implements ReadonlyFs {
     return plan.chunks.every((c) => b.cache.has(c.ciIndex));
   }
 
+  /** The first reads of `blobIds` recorded so far (access-record.ts), by blob id. */
+  accessRecords(blobIds: readonly string[]): Map<string, AccessRecord> {
+    return new Map(blobIds.flatMap((id) => {
+      const r = this.byId.get(id)?.record;
+      return r ? [[id, r] as const] : [];
+    }));
+  }
+
   /** True when every chunk of every blob is cached. */
   allReady(): boolean {
     for (const s of this.byId.values()) if (s.blob.cache.readyCount() < s.blob.meta.chunks.length) return false;
@@ -530,6 +548,7 @@ export class Blobfs implements ReadonlyFs {
   close(): void {
     this.pool?.close();
     for (const s of this.byId.values()) {
+      s.record?.end();
       this.fast?.unregister(s.ino);
       void s.blob.cache.close();
     }

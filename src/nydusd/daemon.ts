@@ -5,7 +5,8 @@ import { isLogLevelName, LOG_LEVEL_NAMES, type Logger, setLogLevel } from "../lo
 import type { DaemonApi, DaemonInfo, MountRequest } from "./api.ts";
 import { type DaemonConfig, parseDaemonConfig } from "./config.ts";
 import { Blobfs } from "./blobfs.ts";
-import { adoptBlobfs, type BlobfsMount, decodeAuth, type Instance, mountInstance, startBlobfs } from "./instance.ts";
+import { adoptBlobfs, type BlobfsMount, decodeAuth, type Instance, MAX_BOOTSTRAP_BYTES, mountInstance, startBlobfs } from "./instance.ts";
+import { instancePrefetchList, type PrefetchListReport } from "./access-record.ts";
 import { DaemonStateMachine } from "./state.ts";
 import { reapDeadBlobfs } from "./run-dir.ts";
 
@@ -286,6 +287,12 @@ export class Daemon implements DaemonApi {
 
   getConfig(): object {
     return {};
+  }
+
+  /** `GET /api/v1/rafsnap/prefetch-list`: see {@link instancePrefetchList}; NotFound as {@link one}. */
+  prefetchList(id: string | undefined): PrefetchListReport {
+    const i = this.one(id);
+    return instancePrefetchList(i.bootstrap, MAX_BOOTSTRAP_BYTES, this.blobfs?.fs.accessRecords(i.blobIds) ?? new Map());
   }
 
   /**

@@ -8,3 +8,4 @@ export { Daemon, type DaemonOptions, FAILOVER_POLICIES, type FailoverPolicy, typ
 export { backendOf, type Instance, MAX_BOOTSTRAP_BYTES, mountInstance } from "./instance.ts";
 export { predecessorCrashed } from "./crash.ts";
 export { BLOBFS_FSTYPE, blobfsDir, blobfsOwnerPid, daemonRunDir, deadRunDirs, pidAlive, reapDeadBlobfs } from "./run-dir.ts";
+export { readPrefetchListFile } from "../rafs/index.ts";

@@ -10,7 +10,7 @@ import { type BlobBackend, backendFromConfig } from "./backend.ts";
 import { openBlob } from "./blob-open.ts";
 import { Blobfs } from "./blobfs.ts";
 import type { DaemonConfig } from "./config.ts";
-import { RateLimiter } from "./rate-limit.ts";
+import { prefetchInstance } from "./prefetch.ts";
 import { BLOBFS_FSTYPE, blobfsDir } from "./run-dir.ts";
 
 /** A mounted RAFS instance: the EROFS mount over blobs of the daemon's blobfs. */
@@ -197,7 +197,7 @@ async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: Laye
     throw e;
   }
   const prefetch = new AbortController();
-  if (opts.config.prefetch.enable) void prefetchInstance(image, opts.blobfs.fs, opts.config, opts.prefetchFiles ?? [], prefetch.signal);
+  if (opts.config.prefetch.enable) void prefetchInstance(image, opts.blobfs.fs, opts.config, opts.prefetchFiles ?? [], prefetch.signal, opts.log);
   return {
     id: opts.id,
     bootstrap: opts.bootstrap,
@@ -212,37 +212,4 @@ async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: Laye
       backend.close?.();
     },
   };
-}
-
-/**
- * Background prefetch of one instance (`fs_prefetch`): first the chunks of `files` and of the
- * bootstrap's prefetch table, then — with `prefetch_all` — every blob whole, `threads_count`
- * fetches at a time, all within `bandwidth_rate` bytes per second (0: unlimited). Best effort: a path that does not resolve is skipped.
- */
-async function prefetchInstance(image: RafsImage, fs: Blobfs, config: DaemonConfig, files: string[], signal: AbortSignal): Promise<void> {
-  const concurrency = Math.max(1, config.prefetch.threadsCount);
-  const limiter = new RateLimiter(config.prefetch.bandwidthRate);
-  const inodes = [
-    ...files.flatMap((p) => {
-      try {
-        return [image.lookup(p)];
-      } catch {
-        return [];
-      }
-    }),
-    ...image.prefetch.map((nid) => image.inode(nid)),
-  ];
-  for (const inode of inodes) {
-    if ((inode.mode & 0o170000) !== 0o100000) continue;
-    for (const c of image.chunks(inode)) {
-      if (signal.aborted) return;
-      const blob = image.blobs[c.blobIndex];
-      if (blob) await fs.prefetch(blob.blobId, { offset: c.uncompressedOffset, length: c.length, concurrency, signal, limiter });
-    }
-  }
-  if (!config.prefetch.prefetchAll) return;
-  for (const b of image.blobs) {
-    if (signal.aborted) return;
-    await fs.prefetch(b.blobId, { concurrency, signal, limiter });
-  }
 }

@@ -19,3 +19,4 @@ export * from "./tree.ts";
 export * from "./file.ts";
 export * from "./builder/index.ts";
 export * from "./open.ts";
+export * from "./prefetch-list.ts";

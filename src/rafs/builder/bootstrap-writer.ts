@@ -22,6 +22,12 @@ export interface BootstrapOptions {
   merged: boolean;
   /** Write the `[root nid]` prefetch table nydusify asks for with `/` (default true). */
   prefetchRoot?: boolean;
+  /**
+   * Absolute paths whose nids make the prefetch table, in this order (directories stand for
+   * everything below them); paths the tree lacks are left out. Replaces the `[root]` table;
+   * an empty or wholly missing list writes none.
+   */
+  prefetch?: readonly string[];
 }
 
 const BS = 4096;
@@ -268,13 +274,15 @@ export function writeBootstrap(root: TreeNode, opts: BootstrapOptions): Uint8Arr
     }
   };
   build(root, place(root, 1, undefined, "/"), "/");
+  const table = prefetchNids(root, opts);
+
 
   // 3. Fixed areas.
   const n = blobs.length;
   const blobTableOffset = alignUp(1408 + 128 * n, BS);
-  const prefetch = n > 0 && (opts.prefetchRoot ?? true);
+  const prefetch = n > 0 && table.length > 0;
   const prefetchOffset = prefetch ? blobTableOffset + 256 * n : 0;
-  const M = n > 0 ? alignUp(blobTableOffset + 256 * n + (prefetch ? 4 : 0), BS) : 0;
+  const M = n > 0 ? alignUp(blobTableOffset + 256 * n + (prefetch ? 4 * table.length : 0), BS) : 0;
   const chunkTableOffset = alignUp(M + alloc.pos, BS);
   const chunks = [...chunkTable.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const size = alignUp(chunkTableOffset + 80 * chunks.length, BS);
@@ -311,8 +319,8 @@ export function writeBootstrap(root: TreeNode, opts: BootstrapOptions): Uint8Arr
   u64(1152 + 32, 80 * chunks.length);
   if (prefetch) {
     u64(1152 + 40, prefetchOffset);
-    v.setUint32(1152 + 48, 4, true);
-    v.setUint32(prefetchOffset, nid(placed.get(root.inode) as Placed), true);
+    v.setUint32(1152 + 48, 4 * table.length, true);
+    table.forEach((node, i) => v.setUint32(prefetchOffset + 4 * i, nid(placed.get(node.inode) as Placed), true));
   }
 
   let mapped = size;
@@ -428,4 +436,25 @@ function writeInode(out: Uint8Array, p: Placed, M: number, chunkSize: number, bl
   v.setUint32(at + 40, i.mtimeNsec ?? 0, true);
   v.setUint32(at + 44, p.nlink, true);
   out.set(p.xattrs, at + INODE_SIZE);
+}
+
+/**
+ * The nodes of the prefetch table: `opts.prefetch` resolved in the tree (missing paths and
+ * repeats of one inode left out), else `[root]` unless `prefetchRoot` is false.
+ */
+function prefetchNids(root: TreeNode, opts: BootstrapOptions): TreeNode[] {
+  if (!opts.prefetch) return (opts.prefetchRoot ?? true) ? [root] : [];
+  const out: TreeNode[] = [];
+  const seen = new Set<FileInode>();
+  for (const path of opts.prefetch) {
+    let node: TreeNode | undefined = root;
+    for (const part of path.split("/").filter((p) => p !== "")) {
+      node = node?.children?.get(part);
+      if (!node) break;
+    }
+    if (!node || seen.has(node.inode)) continue;
+    seen.add(node.inode);
+    out.push(node);
+  }
+  return out;
 }

@@ -8,6 +8,7 @@ import type { Compressor, Digester } from "../blob-table.ts";
 import type { ChunkHasher } from "../compress.ts";
 import { BlobWriter, type BlobInfo } from "./blob-writer.ts";
 import { writeBootstrap } from "./bootstrap-writer.ts";
+import type { PrefetchMatcher } from "../prefetch-list.ts";
 import { dedupChunks } from "./dedup.ts";
 import { mergeTrees } from "./merge.ts";
 import { type ChunkRef, type LayerEntry, type LayerEntryHeader, LayerTreeBuilder, type TreeNode } from "./tree.ts";
@@ -43,6 +44,14 @@ export interface LayerBuildOptions {
    * anyway (an upload buffer, a ring shared with another thread).
    */
   transientPieces?: boolean;
+  /**
+   * Lay the chunks of the files `matcher` covers first and contiguously in the blob (the
+   * startup working set, `--prefetch-files`): the entries are read twice — the listed files'
+   * bodies on the first pass, the others' on a second pass over `again()`, which must yield
+   * the same entries (else InvalidArgument). A layer holding no listed file comes out as
+   * without this option, still read twice.
+   */
+  prefetchFirst?: { matcher: PrefetchMatcher; again: () => AsyncIterable<LayerEntry> };
 }
 
 /** What a finished layer build yields. */
@@ -150,15 +159,36 @@ export function buildLayerBlob(entries: AsyncIterable<LayerEntry>, sink: EntrySi
   checkChunkSize(chunkSize);
   const writer = new BlobWriter({ compressor: opts.compressor ?? "zstd", digester: opts.digester ?? "blake3", chunkSize, hasher: opts.hasher, crc32c: opts.crc32c });
   const scratch = opts.transientPieces ? new Uint8Array(chunkSize) : undefined;
+  async function* cut(header: LayerEntryHeader, body: AsyncIterable<Uint8Array>, chunks: ChunkRef[]): AsyncGenerator<Uint8Array> {
+    for await (const raw of chunksOf(body, header.size, chunkSize, `/${header.path}`, scratch)) {
+      const { ref, bytes } = writer.addChunk(raw);
+      chunks.push(ref);
+      if (bytes) yield bytes;
+    }
+  }
   async function* blob(): AsyncGenerator<Uint8Array> {
+    const first = opts.prefetchFirst;
+    // Entries (by ordinal) whose bodies wait for the second pass.
+    const later = new Map<number, { path: string; chunks: ChunkRef[] }>();
+    let n = 0;
     for await (const { header, body } of entries) {
       const chunks = sink.entry(header);
+      const i = n++;
       if (!chunks) continue;
-      for await (const raw of chunksOf(body, header.size, chunkSize, `/${header.path}`, scratch)) {
-        const { ref, bytes } = writer.addChunk(raw);
-        chunks.push(ref);
-        if (bytes) yield bytes;
+      if (first && !first.matcher.covers(header.path)) later.set(i, { path: header.path, chunks });
+      else yield* cut(header, body, chunks);
+    }
+    if (first && later.size > 0) {
+      let m = 0;
+      for await (const { header, body } of first.again()) {
+        const wait = later.get(m++);
+        if (!wait) continue;
+        if (wait.path !== header.path) throw invalidArgument(`rafs builder: the second pass over the layer found /${header.path} where the first found /${wait.path}`);
+        later.delete(m - 1);
+        yield* cut(header, body, wait.chunks);
       }
+      const missing = later.values().next().value;
+      if (missing) throw invalidArgument(`rafs builder: the second pass over the layer ended before /${missing.path}`);
     }
     const inline = opts.inlineBootstrap;
     yield* writer.finishSections(inline !== undefined);
@@ -205,6 +235,8 @@ export function buildLayer(entries: AsyncIterable<LayerEntry>, opts: LayerBuildO
 export interface ImageBootstrapOptions {
   /** Write the `[root]` prefetch table (nydusify passes `/`; default true). */
   prefetchRoot?: boolean;
+  /** Absolute paths for the prefetch table instead of `[root]` (see {@link BootstrapOptions.prefetch}). */
+  prefetch?: readonly string[];
   /**
    * Point chunks repeated across layers at their lowest copy ({@link dedupChunks}); default
    * false, the merge nydus-image does. `rafsnap convert` turns it on.
@@ -229,5 +261,5 @@ export function buildImageBootstrap(layers: readonly LayerResult[], opts: ImageB
   }
   const root = mergeTrees(layers.map((l) => l.tree)) as TreeNode;
   if (opts.dedup) dedupChunks(root, layers.map((l) => l.tree));
-  return writeBootstrap(root, { chunkSize: first.blob.chunkSize, compressor: first.blob.compressor, digester: first.blob.digester, merged: true, prefetchRoot: opts.prefetchRoot });
+  return writeBootstrap(root, { chunkSize: first.blob.chunkSize, compressor: first.blob.compressor, digester: first.blob.digester, merged: true, prefetchRoot: opts.prefetchRoot, prefetch: opts.prefetch });
 }
