@@ -1,5 +1,5 @@
 export { type DaemonInfoReply, NydusdClient } from "./client.ts";
-export { daemonPaths, newDaemonId, nextApiSocket, nydusdArgs } from "./command.ts";
+export { daemonConfigFile, daemonPaths, newDaemonId, nextApiSocket, nydusdArgs } from "./command.ts";
 export { Manager } from "./manager.ts";
 export type { ManagerConfig, ManagerOptions, ReapRunDir } from "./options.ts";
 export { type NydusdCommand, pidAlive } from "./process.ts";

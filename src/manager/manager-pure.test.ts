@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DaemonRow } from "../store/index.ts";
-import { daemonPaths, newDaemonId, nextApiSocket, nydusdArgs } from "./command.ts";
+import { daemonConfigFile, daemonPaths, newDaemonId, nextApiSocket, nydusdArgs } from "./command.ts";
 import { isDaemonOf } from "./process.ts";
 
 const row = (over: Partial<DaemonRow> = {}): DaemonRow => ({
@@ -65,6 +65,8 @@ describe("nydusd command lines (nydus-facts §4.3)", () => {
     expect(p.apiSocket).toBe("/root/socket/abc/api.sock");
     expect(p.supervisor).toBe("/root/supervisor/abc.sock");
     expect(p.configFile).toBe("/root/config/abc/config.json");
+    expect(daemonConfigFile(p.configDir)).toBe(p.configFile);
+    expect(daemonConfigFile(p.configDir, "42")).toBe("/root/config/abc/42/config.json");
   });
 });
 

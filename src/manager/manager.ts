@@ -8,7 +8,7 @@ import { Supervisor } from "../mount/index.ts";
 import type { DaemonRow, DaemonStore, InstanceRow } from "../store/index.ts";
 import { type DaemonInfoReply, NydusdClient } from "./client.ts";
 import { type DaemonCgroup, daemonCgroup } from "./cgroup.ts";
-import { daemonPaths, newDaemonId, nextApiSocket } from "./command.ts";
+import { daemonConfigFile, daemonPaths, newDaemonId, nextApiSocket } from "./command.ts";
 import type { ManagerConfig, ManagerOptions } from "./options.ts";
 import { clearVestige, type NydusdCommand, pidAlive, reapOrphans, spawnDaemon, stopProcess, unprotectFromOom, waitForState, waitPidGone, Watch } from "./process.ts";
 
@@ -280,7 +280,7 @@ export class Manager {
 
   /** The `POST /api/v1/mount` body of an instance (its config file, written at mount). */
   mountBody(inst: InstanceRow): { source: string; fs_type: "rafs"; config: string } {
-    const file = join(this.paths(inst.daemonId).configDir, inst.snapshotId, "config.json");
+    const file = daemonConfigFile(this.paths(inst.daemonId).configDir, inst.snapshotId);
     return { source: inst.bootstrap, fs_type: "rafs", config: readFileSync(file, "utf8") };
   }
 

@@ -5,11 +5,11 @@
  * `daemon_mode` applies to new instances only).
  */
 import { mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../cache/index.ts";
 import { failedPrecondition, isNotFound } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
-import type { Manager, PrefetchLists } from "../manager/index.ts";
+import { daemonConfigFile, type Manager, type PrefetchLists } from "../manager/index.ts";
 import type { DaemonRow, DaemonStore, InstanceRow } from "../store/index.ts";
 import type { NydusdJson } from "./daemon-config.ts";
 
@@ -67,7 +67,7 @@ export class DedicatedPlacement implements Placement {
   ) {}
 
   configFile(d: DaemonRow): string {
-    return join(d.configDir, "config.json");
+    return daemonConfigFile(d.configDir);
   }
 
   apiId(): string {
@@ -117,7 +117,7 @@ export class SharedPlacement implements Placement {
   async ensure(): Promise<void> {
     if (this.id !== undefined) return;
     const row = this.deps.manager.newRow("shared", this.mountpoint, null);
-    writeFileAtomic(join(row.configDir, "config.json"), JSON.stringify(this.template));
+    writeFileAtomic(daemonConfigFile(row.configDir), JSON.stringify(this.template));
     await this.deps.manager.create(row);
     this.id = row.id;
   }
@@ -132,7 +132,7 @@ export class SharedPlacement implements Placement {
   }
 
   configFile(d: DaemonRow, metaId: string): string {
-    return join(d.configDir, metaId, "config.json");
+    return daemonConfigFile(d.configDir, metaId);
   }
 
   apiId(metaId: string): string {
@@ -162,7 +162,7 @@ export class SharedPlacement implements Placement {
       if (!isNotFound(e)) this.deps.log.warn(`umount of instance ${inst.snapshotId}: ${(e as Error).message}`);
     }
     this.deps.store.removeInstance(inst.snapshotId);
-    rmSync(join(d.configDir, inst.snapshotId), { recursive: true, force: true });
+    rmSync(dirname(this.configFile(d, inst.snapshotId)), { recursive: true, force: true });
     await m.saveState(inst.daemonId);
   }
 }
