@@ -1,14 +1,65 @@
-import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readdirSync, readSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { internal } from "../errdefs/index.ts";
+
+/** Suffixes of the cache files rafsnap's daemon writes for a blob (after its id). */
+const OWN_SUFFIX = { data: ".blob.data", chunkMap: ".chunk_map", meta: ".blob.meta" } as const;
+
+/**
+ * Every cache file suffix a blob may have in the cache directory (§8): ours, and those the
+ * real nydusd writes into the same directory (`.blob.data.chunk_map`, `.image.disk`,
+ * `.layer.disk`). Longest first, so that `.blob.data.chunk_map` is not read as `.chunk_map`.
+ */
+const ALL_SUFFIXES = [".blob.data.chunk_map", OWN_SUFFIX.chunkMap, OWN_SUFFIX.data, OWN_SUFFIX.meta, ".image.disk", ".layer.disk"];
 
 /** Cache file names of one blob (docs/compat.md §8): the one place these names are made. */
 export function cacheFiles(dir: string, blobId: string) {
   return {
-    data: join(dir, `${blobId}.blob.data`),
-    chunkMap: join(dir, `${blobId}.chunk_map`),
-    meta: join(dir, `${blobId}.blob.meta`),
+    data: join(dir, `${blobId}${OWN_SUFFIX.data}`),
+    chunkMap: join(dir, `${blobId}${OWN_SUFFIX.chunkMap}`),
+    meta: join(dir, `${blobId}${OWN_SUFFIX.meta}`),
   };
+}
+
+/** The blob id of a cache file name: its §8 suffix stripped; any other name is an id as it stands. */
+export function blobIdOfCacheFile(name: string): string {
+  for (const suffix of ALL_SUFFIXES) {
+    if (name.endsWith(suffix)) return name.slice(0, -suffix.length);
+  }
+  return name;
+}
+
+/** Removal rank of a cache file (§8 order): chunk maps, then meta, then data, disk images last. */
+function removalRank(name: string): number {
+  return name.endsWith("chunk_map") ? 0 : name.endsWith(OWN_SUFFIX.meta) ? 1 : name.endsWith(".disk") ? 3 : 2;
+}
+
+/**
+ * The regular files in cache directory `dir`, grouped by blob id ({@link blobIdOfCacheFile}).
+ * Throws the file system's error when `dir` cannot be read; an entry that vanishes meanwhile
+ * is left out.
+ */
+export function blobCachesIn(dir: string): Map<string, string[]> {
+  const byBlob = new Map<string, string[]>();
+  for (const n of readdirSync(dir)) {
+    try {
+      if (!statSync(join(dir, n)).isFile()) continue;
+    } catch {
+      continue;
+    }
+    const id = blobIdOfCacheFile(n);
+    byBlob.set(id, [...(byBlob.get(id) ?? []), n]);
+  }
+  return byBlob;
+}
+
+/**
+ * Removes the cache files `names` (in `dir`) of one blob in §8 order — chunk maps first, so
+ * that a crash midway never leaves a map claiming data that is gone. Missing files are fine;
+ * throws the first other removal error (the files after it are left).
+ */
+export function removeCacheFiles(dir: string, names: readonly string[]): void {
+  for (const n of [...names].sort((a, b) => removalRank(a) - removalRank(b))) rmSync(join(dir, n), { force: true });
 }
 
 const MAGIC = 0x4d434652; // "RFCM" little-endian: rafsnap chunk map
@@ -102,6 +153,5 @@ export function blobCacheUsage(dir: string, blobId: string): number {
 
 /** Removes the cache files of `blobId`: chunk map first, then meta, then data (§8 order). */
 export function removeBlobCache(dir: string, blobId: string): void {
-  const f = cacheFiles(dir, blobId);
-  for (const p of [f.chunkMap, f.meta, f.data]) rmSync(p, { force: true });
+  removeCacheFiles(dir, Object.values(OWN_SUFFIX).map((s) => `${blobId}${s}`));
 }

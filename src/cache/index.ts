@@ -1,3 +1,3 @@
 export { BlobCache, type CachedChunk, type Claim, ChunkFill, ChunkState } from "./blob-cache.ts";
-export { blobCacheUsage, cacheFiles, ChunkMapFile, removeBlobCache } from "./chunk-map.ts";
+export { blobCacheUsage, blobCachesIn, blobIdOfCacheFile, cacheFiles, ChunkMapFile, removeBlobCache, removeCacheFiles } from "./chunk-map.ts";
 export { writeFileAtomic } from "./atomic.ts";

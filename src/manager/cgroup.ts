@@ -1,8 +1,8 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { CgroupConfig } from "../config/index.ts";
 import { invalidArgument } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
+import type { ManagerConfig } from "./options.ts";
 
 const UNITS: Record<string, number> = { B: 1, Ki: 1024, KiB: 1024, Mi: 1024 ** 2, MiB: 1024 ** 2, Gi: 1024 ** 3, GiB: 1024 ** 3, Ti: 1024 ** 4, TiB: 1024 ** 4, Pi: 1024 ** 5, PiB: 1024 ** 5 };
 
@@ -59,7 +59,7 @@ function hierarchyOf(fsRoot: string): { dir: string; limitFile: string } | undef
  * warning — when the node has no memory controller to use or the cgroup cannot be made: the
  * daemons then run without a limit, never fail to start.
  */
-export function daemonCgroup(cfg: CgroupConfig, log: Logger, fsRoot = "/sys/fs/cgroup"): DaemonCgroup | undefined {
+export function daemonCgroup(cfg: ManagerConfig["cgroup"], log: Logger, fsRoot = "/sys/fs/cgroup"): DaemonCgroup | undefined {
   if (!cfg.enable) return undefined;
   const h = hierarchyOf(fsRoot);
   if (!h) {

@@ -13,13 +13,23 @@ export interface DaemonPaths {
   runDir: string;
 }
 
+/**
+ * The nydusd config file in daemon config directory `configDir`: the daemon's own (its
+ * `--config`; a shared daemon's copy of the template), or — given `instance`, a meta snapshot
+ * id — that of RAFS instance `instance` on a shared daemon (its `POST /api/v1/mount` config,
+ * read again when the daemon is restarted). The one place these names are made.
+ */
+export function daemonConfigFile(configDir: string, instance?: string): string {
+  return instance === undefined ? join(configDir, "config.json") : join(configDir, instance, "config.json");
+}
+
 /** The paths of daemon `id` under `root` (and log dir `logDir`). */
 export function daemonPaths(root: string, logDir: string, id: string): DaemonPaths {
   const configDir = join(root, "config", id);
   return {
     apiSocket: join(root, "socket", id, "api.sock"),
     configDir,
-    configFile: join(configDir, "config.json"),
+    configFile: daemonConfigFile(configDir),
     supervisor: join(root, "supervisor", `${id}.sock`),
     logDir: join(logDir, id),
     runDir: join(root, "run", id),
@@ -40,7 +50,7 @@ export function nydusdArgs(d: DaemonRow, prefetchFiles?: string, upgrade = false
   if (upgrade) args.push("--upgrade");
   if (d.threadNum > 0) args.push("--thread-num", String(d.threadNum));
   if (d.supervisorPath) args.push("--id", d.id);
-  if (d.bootstrap) args.push("--config", join(d.configDir, "config.json"), "--bootstrap", d.bootstrap);
+  if (d.bootstrap) args.push("--config", daemonConfigFile(d.configDir), "--bootstrap", d.bootstrap);
   args.push("--mountpoint", d.mountpoint, "--apisock", d.apiSocket, "--log-level", d.logLevel);
   if (d.logRotationSize > 0) args.push("--log-rotation-size", String(d.logRotationSize));
   if (d.supervisorPath) args.push("--supervisor", d.supervisorPath);

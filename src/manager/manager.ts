@@ -1,29 +1,16 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { Config } from "../config/index.ts";
 import { failedPrecondition, notFound, unavailable } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
-import type { DaemonEvent, Metrics, WatchedDaemon } from "../metrics/index.ts";
+import type { DaemonEvent, WatchedDaemon } from "../metrics/index.ts";
 import { Supervisor } from "../mount/index.ts";
 import type { DaemonRow, DaemonStore, InstanceRow } from "../store/index.ts";
 import { type DaemonInfoReply, NydusdClient } from "./client.ts";
 import { type DaemonCgroup, daemonCgroup } from "./cgroup.ts";
-import { daemonPaths, newDaemonId, nextApiSocket } from "./command.ts";
+import { daemonConfigFile, daemonPaths, newDaemonId, nextApiSocket } from "./command.ts";
+import type { ManagerConfig, ManagerOptions } from "./options.ts";
 import { clearVestige, type NydusdCommand, pidAlive, reapOrphans, spawnDaemon, stopProcess, unprotectFromOom, waitForState, waitPidGone, Watch } from "./process.ts";
-
-/** What the manager needs; built by the composition root. */
-export interface ManagerOptions {
-  config: Config;
-  store: DaemonStore;
-  logger: Logger;
-  /** How to run nydusd (`[daemon] nydusd_path`, or rafsnap's own `nydusd` mode). */
-  nydusd: NydusdCommand;
-  /** How long to wait for a daemon to reach a state; default 30 s. */
-  stateTimeoutMs?: number;
-  /** Where `nydusd_counts` and `nydusd_lifetime_event_counts` go; not counted when undefined. */
-  metrics?: Metrics;
-}
 
 /** A daemon the manager runs or watches. */
 interface Live {
@@ -74,7 +61,7 @@ export class Manager {
     return [...this.live.values()].map((l) => l.row);
   }
 
-  private get cfg(): Config {
+  private get cfg(): ManagerConfig {
     return this.opts.config;
   }
 
@@ -293,7 +280,7 @@ export class Manager {
 
   /** The `POST /api/v1/mount` body of an instance (its config file, written at mount). */
   mountBody(inst: InstanceRow): { source: string; fs_type: "rafs"; config: string } {
-    const file = join(this.paths(inst.daemonId).configDir, inst.snapshotId, "config.json");
+    const file = daemonConfigFile(this.paths(inst.daemonId).configDir, inst.snapshotId);
     return { source: inst.bootstrap, fs_type: "rafs", config: readFileSync(file, "utf8") };
   }
 
@@ -336,7 +323,7 @@ export class Manager {
         this.log.error(`nydusd ${row.id} could not be started again: ${(e as Error).message}`);
       }
     }
-    reapOrphans(join(this.cfg.root, "run"), new Set(this.opts.store.listDaemons().map((r) => r.id)), this.log);
+    reapOrphans(join(this.cfg.root, "run"), new Set(this.opts.store.listDaemons().map((r) => r.id)), this.opts.reapRunDir, this.log);
     return failed;
   }
 

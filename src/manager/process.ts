@@ -5,14 +5,15 @@ import { connect, type Socket } from "node:net";
 import { unavailable } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import { abortFuseConnection, isFuseMount, mountEntries, UmountFlags, umountAsync } from "../mount/index.ts";
-import { deadRunDirs, pidAlive, reapDeadBlobfs } from "../nydusd/index.ts";
 import type { DaemonRow } from "../store/index.ts";
+import { pidAlive } from "../sys/index.ts";
 import { type DaemonInfoReply, NydusdClient } from "./client.ts";
 import { nydusdArgs } from "./command.ts";
+import type { ReapRunDir } from "./options.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Whether a pid is a live process: one home, src/nydusd/run-dir.ts. */
+/** Whether a pid is a live process: one home, src/sys/process.ts. */
 export { pidAlive };
 
 /**
@@ -216,12 +217,14 @@ export async function stopProcess(row: DaemonRow, signal: NodeJS.Signals | null,
 }
 
 /**
- * Blobfs mounts and run directories under `runRoot` of daemon ids not in `known` (a daemon
- * removed while its vestiges could not be cleared, or left by a crash in between): their FUSE
- * connections are aborted and the mounts detached, so none is left without a server.
- * Recorded daemons reap their own predecessors' blobfs when they mount theirs.
+ * Run directories under `runRoot` of daemon ids not in `known` (a daemon removed while its
+ * vestiges could not be cleared, or left by a crash in between): each is handed to `reap`
+ * (the built-in daemon's blobfs mounts: their FUSE connections aborted, the mounts detached,
+ * so none is left without a server) and removed when `reap` says nothing live is left in it.
+ * Recorded daemons reap their own predecessors' blobfs when they mount theirs. Failures are
+ * logged, not thrown.
  */
-export function reapOrphans(runRoot: string, known: Set<string>, log: Logger): void {
+export function reapOrphans(runRoot: string, known: Set<string>, reap: ReapRunDir, log: Logger): void {
   let ids: string[];
   try {
     ids = readdirSync(runRoot);
@@ -232,8 +235,7 @@ export function reapOrphans(runRoot: string, known: Set<string>, log: Logger): v
     if (known.has(id)) continue;
     const dir = join(runRoot, id);
     try {
-      reapDeadBlobfs(dir, log);
-      if (deadRunDirs(dir).length === readdirSync(dir).length) rmSync(dir, { recursive: true, force: true });
+      if (reap(dir, log)) rmSync(dir, { recursive: true, force: true });
     } catch (e) {
       log.warn(`run directory ${dir} of an unknown daemon: ${(e as Error).message}`);
     }

@@ -7,5 +7,5 @@ export { type BackendConfig, type DaemonConfig, loadDaemonConfig, parseDaemonCon
 export { Daemon, type DaemonOptions, FAILOVER_POLICIES, type FailoverPolicy, type VersionFacts } from "./daemon.ts";
 export { backendOf, type Instance, MAX_BOOTSTRAP_BYTES, mountInstance } from "./instance.ts";
 export { predecessorCrashed } from "./crash.ts";
-export { BLOBFS_FSTYPE, blobfsDir, blobfsOwnerPid, daemonRunDir, deadRunDirs, pidAlive, reapDeadBlobfs } from "./run-dir.ts";
+export { BLOBFS_FSTYPE, blobfsDir, blobfsOwnerPid, daemonRunDir, deadRunDirs, pidAlive, reapDeadBlobfs, reapOrphanRunDir } from "./run-dir.ts";
 export { readPrefetchListFile } from "../rafs/index.ts";

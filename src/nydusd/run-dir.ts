@@ -7,10 +7,11 @@
  * each daemon id its own). A failover successor serves its predecessor's blobfs where it is, so
  * the pid in a path is the pid of the daemon that mounted it, not always of the one serving it.
  */
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { Logger } from "../log/index.ts";
 import { abortFuseConnection, mountEntries, UmountFlags, umount } from "../mount/index.ts";
+import { pidAlive } from "../sys/index.ts";
 
 /** The FUSE type of a blobfs mount (`fuse.` + its subtype). */
 export const BLOBFS_FSTYPE = "fuse.rafsnap-blobfs";
@@ -41,21 +42,8 @@ export function blobfsOwnerPid(runRoot: string, mountPoint: string): number | un
   return runDirPid(basename(runDir));
 }
 
-/** True while a process with this pid exists (and is not a zombie). */
-export function pidAlive(pid: number): boolean {
-  if (pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
+/** Whether a pid is a live process: one home, src/sys/process.ts. */
+export { pidAlive };
 
 /**
  * Detaches the blobfs mounts under `runRoot` that no live daemon serves: mounted by a daemon
@@ -99,4 +87,16 @@ export function deadRunDirs(runRoot: string): string[] {
       return pid !== undefined && !pidAlive(pid) && !mounted.has(blobfsDir(join(runRoot, n)));
     })
     .map((n) => join(runRoot, n));
+}
+
+/**
+ * Clears run directory `dir` of a daemon the snapshotter no longer records (its vestiges could
+ * not be cleared, or a crash came in between): the blobfs mounts of daemons that are gone are
+ * reaped ({@link reapDeadBlobfs}); true when every entry left is a dead daemon's run directory
+ * holding no mount, so that `dir` may be removed. Throws the file system's error when `dir`
+ * cannot be read.
+ */
+export function reapOrphanRunDir(dir: string, log: Logger): boolean {
+  reapDeadBlobfs(dir, log);
+  return deadRunDirs(dir).length === readdirSync(dir).length;
 }

@@ -2,7 +2,7 @@ import { CredentialRenewal, CriAuthStore, type CriProxy, criImageProxy, imageSer
 import { type Config, durationMs } from "../config/index.ts";
 import { failedPrecondition } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
-import type { CredentialLookup, NydusFs } from "../manager/index.ts";
+import type { CredentialLookup, NydusFs } from "../nydusfs/index.ts";
 
 /** The `[remote.auth]` parts of the service. */
 export interface AuthParts {

@@ -2,8 +2,10 @@ import { existsSync } from "node:fs";
 import type { Config } from "../config/index.ts";
 import { failedPrecondition } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
-import { type CredentialLookup, Manager, type NydusdCommand, NydusFs, type PrefetchLists } from "../manager/index.ts";
+import { Manager, type ManagerConfig, type NydusdCommand, type PrefetchLists } from "../manager/index.ts";
 import type { Metrics } from "../metrics/index.ts";
+import { reapOrphanRunDir } from "../nydusd/index.ts";
+import { type CredentialLookup, NydusFs, type NydusFsConfig } from "../nydusfs/index.ts";
 import type { DaemonStore } from "../store/index.ts";
 import { selfCommand } from "../sys/index.ts";
 
@@ -23,6 +25,34 @@ export function nydusdCommand(config: Config): NydusdCommand {
     throw failedPrecondition(`[daemon] nydusd_path ${JSON.stringify(path)} does not exist; install nydusd there or point the key at rafsnap's nydusd link (${PACKAGED_NYDUSD})`);
   }
   return { cmd: selfCommand("nydusd") };
+}
+
+/** The fields of `config` the daemon manager reads. */
+export function managerConfig(config: Config): ManagerConfig {
+  const { root, log, daemon, cgroup } = config;
+  return {
+    root,
+    log: { dir: log.dir, level: log.level, log_to_stdout: log.log_to_stdout },
+    daemon: {
+      fs_driver: daemon.fs_driver,
+      recover_policy: daemon.recover_policy,
+      threads_number: daemon.threads_number,
+      log_rotation_size: daemon.log_rotation_size,
+      failover_policy: daemon.failover_policy,
+    },
+    cgroup: { enable: cgroup.enable, memory_limit: cgroup.memory_limit },
+  };
+}
+
+/** The fields of `config` the nydus remote filesystem reads. */
+export function nydusFsConfig(config: Config): NydusFsConfig {
+  return {
+    root: config.root,
+    daemon_mode: config.daemon_mode,
+    daemon: { nydusd_config: config.daemon.nydusd_config, fs_driver: config.daemon.fs_driver },
+    cache_manager: { cache_dir: config.cache_manager.cache_dir },
+    remote: { mirrors_config: { dir: config.remote.mirrors_config.dir } },
+  };
 }
 
 /** The nydus side of the service: the daemon manager and the RAFS instances. */
@@ -50,8 +80,8 @@ export async function startNydus(config: Config, store: DaemonStore, logger: Log
     throw failedPrecondition(`[daemon] fs_driver = ${JSON.stringify(driver)} is not supported by rafsnap; use "fusedev" (or "nodev" for plain OCI images only)`);
   }
   const metrics = parts.metrics;
-  const manager = new Manager({ config, store, logger, nydusd: nydusdCommand(config), metrics });
-  const fs = new NydusFs({ config, manager, store, logger, prefetch: parts.prefetch, credentials: parts.credentials });
+  const manager = new Manager({ config: managerConfig(config), store, logger, nydusd: nydusdCommand(config), reapRunDir: reapOrphanRunDir, metrics });
+  const fs = new NydusFs({ config: nydusFsConfig(config), manager, store, logger, prefetch: parts.prefetch, credentials: parts.credentials });
   metrics?.observeCacheGc(() => fs.gcStats);
   const failed = await fs.init();
   return { manager, fs, failed };

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../log/index.ts";
-import { bootstrapBlobIds, type NydusFs } from "../manager/index.ts";
+import { bootstrapBlobIds, type NydusFs } from "../nydusfs/index.ts";
 import { isMountpoint } from "../mount/index.ts";
 import { Label, type Snapshotter } from "../snapshot/index.ts";
 import type { DaemonStore, Finding, MetaStore } from "../store/index.ts";

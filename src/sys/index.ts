@@ -1,3 +1,4 @@
 export { fdPath, type LayerFile, LayerFileError, openBeneath, openRegular, type RefusedBecause, readBeneath, readLayerFile } from "./beneath.ts";
 export { cstr, LIBC, type Libc, openLibc, withLibc } from "./libc.ts";
 export { isCompiledBinary, selfCommand, workerUrl } from "./binary.ts";
+export { pidAlive } from "./process.ts";

@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { accessSync, constants, lstatSync, readFileSync, renameSync, rmSync, symlinkSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { failedPrecondition, invalidArgument, notFound, unavailable } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
-import type { Manager, NydusdCommand, PrefetchLists } from "../manager/index.ts";
+import { daemonConfigFile, type Manager, type NydusdCommand, type PrefetchLists } from "../manager/index.ts";
 import { processStats } from "../metrics/index.ts";
 import type { DaemonRow, DaemonStore } from "../store/index.ts";
 
@@ -116,7 +116,7 @@ export class SystemController {
   backend(id: string): { type: string; config: unknown } {
     const row = this.deps.manager?.daemon(id);
     if (!row) throw notFound(`daemon ${id} not found`);
-    const file = join(row.configDir, "config.json");
+    const file = daemonConfigFile(row.configDir);
     let cfg: { device?: { backend?: { type?: unknown; config?: unknown } } };
     try {
       cfg = JSON.parse(readFileSync(file, "utf8"));

@@ -10,14 +10,18 @@ const ALLOWED: Record<string, string[]> = {
   cli: ["service", "nydusd", "convert", "setup", "config", "log", "errdefs", "snapshot", "store", "labels"],
   // Node setup and checks; `snapshot` only for the d_type probe doctor shares with serve.
   setup: ["config", "snapshot", "mount", "errdefs", "log", "labels"],
-  service: ["auth", "system", "config", "grpc", "snapshot", "store", "manager", "metrics", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "sys", "log", "errdefs", "gen", "labels"],
+  service: ["auth", "system", "config", "grpc", "snapshot", "store", "nydusfs", "manager", "metrics", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "sys", "log", "errdefs", "gen", "labels"],
   // The system controller API: over the manager's daemons; metrics for a process's RSS.
   system: ["manager", "metrics", "store", "mount", "errdefs", "log"],
   // mount: the socket probe (stale vs live socket) shared with the daemon.
   grpc: ["snapshot", "metrics", "mount", "errdefs", "log", "gen", "labels"],
   snapshot: ["store", "sys", "errdefs", "log", "labels"],
   store: ["sys", "errdefs"],
-  manager: ["config", "metrics", "nydusd", "registry", "rafs", "cache", "store", "mount", "sys", "errdefs", "log", "labels"],
+  // The nydus remote filesystem (the snapshotter's RemoteFs port): labels, bootstrap
+  // validation, instance records, shared/dedicated placement, blob cache GC, leftovers.
+  nydusfs: ["manager", "nydusd", "registry", "rafs", "cache", "store", "mount", "sys", "errdefs", "log", "labels"],
+  // The daemon process lifecycle only: spawn, states, liveness, recovery, supervisor, upgrade.
+  manager: ["metrics", "store", "mount", "sys", "errdefs", "log"],
   nydusd: ["fuse", "rafs", "registry", "cache", "mount", "sys", "errdefs", "log", "labels"],
   // Registry credentials: keychain, kubelet credential providers, CRI ImageService proxy, renewal.
   auth: ["config", "registry", "errdefs", "log", "labels", "gen"],

@@ -1,31 +1,39 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { blobCacheUsage, writeFileAtomic } from "../cache/index.ts";
-import type { Config } from "../config/index.ts";
-import { failedPrecondition, invalidArgument, isNotFound } from "../errdefs/index.ts";
+import { failedPrecondition, invalidArgument } from "../errdefs/index.ts";
+import { Label } from "../labels/index.ts";
 import type { Logger } from "../log/index.ts";
-import { mountPoints, UmountFlags, umountAsync } from "../mount/index.ts";
+import type { Manager, PrefetchLists } from "../manager/index.ts";
 import { isBlobId } from "../rafs/index.ts";
 import { type Credentials, parseImageRef } from "../registry/index.ts";
 import type { DaemonStore, InstanceRow } from "../store/index.ts";
 import { bootstrapPath, copyBlobMeta, FS_VERSION_BYTES, fsVersion, readBootstrap, stableBootstrap } from "./bootstrap.ts";
+import { collectBlobCaches, type GcStats } from "./cache-gc.ts";
 import { authOf, fillAuth, instanceConfig, loadTemplate, type NydusdJson, pickMirror } from "./daemon-config.ts";
-import type { Manager } from "./manager.ts";
-import { Label } from "../labels/index.ts";
-import type { PrefetchLists } from "./prefetch.ts";
+import { unmountUnder } from "./leftovers.ts";
+import { DedicatedPlacement, type Placement, SharedPlacement } from "./placement.ts";
 
-
-/** Counters of the blob cache GC (§8). */
-export interface GcStats {
-  inUse: number;
-  deleted: number;
-  deletionErrors: number;
-  skippedRounds: number;
+/**
+ * The configuration {@link NydusFs} reads: the fields of rafsnap's `Config` it uses and no
+ * others (the composition root picks them). Shaped as the TOML sections they come from.
+ */
+export interface NydusFsConfig {
+  /** The snapshotter root: the shared daemon mounts at `<root>/mnt`. */
+  root: string;
+  /** `dedicated` / `shared` daemons, or `none`: no daemons, extraoption mounts only. */
+  daemon_mode: "dedicated" | "shared" | "none";
+  /** `[daemon]`: the nydusd config template and the driver recorded on each instance. */
+  daemon: { nydusd_config: string; fs_driver: string };
+  /** `[cache_manager]`: where the blob caches live (made 0700 at construction). */
+  cache_manager: { cache_dir: string };
+  /** `[remote.mirrors_config] dir`: containerd `hosts.toml` mirrors; "" for none. */
+  remote: { mirrors_config: { dir: string } };
 }
 
 /** What {@link NydusFs} needs. */
 export interface NydusFsOptions {
-  config: Config;
+  config: NydusFsConfig;
   manager: Manager;
   store: DaemonStore;
   logger: Logger;
@@ -41,24 +49,33 @@ export interface NydusFsOptions {
 /** Finds registry credentials for an image; undefined when there are none. */
 export type CredentialLookup = (imageRef: string, labels: Record<string, string>) => Promise<Credentials | undefined>;
 
-/** Strips the cache file suffixes of §8 from a cache file name, leaving the blob id. */
-export function blobIdOfCacheFile(name: string): string {
-  for (const suffix of [".blob.data.chunk_map", ".chunk_map", ".blob.data", ".blob.meta", ".image.disk", ".layer.disk"]) {
-    if (name.endsWith(suffix)) return name.slice(0, -suffix.length);
+/**
+ * The image reference of a nydus meta snapshot from its labels (`cri.image-ref`, else the
+ * stargz reference). InvalidArgument naming the label and how to get it when there is none.
+ */
+export function imageRefOf(metaId: string, labels: Record<string, string>): string {
+  const ref = labels[Label.CRIImageRef] ?? labels[Label.StargzReference];
+  if (!ref) {
+    throw invalidArgument(
+      `nydus image of snapshot ${metaId}: no image reference label (${Label.CRIImageRef}); pull nydus images through containerd's CRI plugin (snapshotter "nydus", disable_snapshot_annotations = false) or nerdctl/ctr-remote, which add it`,
+    );
   }
-  return name;
+  return ref;
 }
 
 /**
- * RAFS instances over the daemon manager (docs/compat.md §4.2): one instance per nydus image
- * (keyed by its meta snapshot id), served by its own daemon (`daemon_mode` dedicated) or by
- * the shared one (shared), recorded with a sequence number; plus the cache usage and GC of
- * §8. Implements the snapshotter's `RemoteFs` port.
+ * The nydus remote filesystem: RAFS instances over the daemon manager (docs/compat.md §4.2), one
+ * per nydus image (keyed by its meta snapshot id), served by its own daemon (`daemon_mode`
+ * dedicated) or by the shared one (shared) — see placement.ts —, recorded in the store with a
+ * sequence number; plus the cache usage and GC of §8 and the unmounting of leftovers.
+ * Implements the snapshotter's `RemoteFs` port. Construction reads the nydusd config template
+ * (InvalidArgument for a bad one) and creates the cache directory.
  */
 export class NydusFs {
   private readonly log: Logger;
-  private template: NydusdJson;
-  private sharedId: string | undefined;
+  private readonly template: NydusdJson;
+  private readonly shared: SharedPlacement;
+  private readonly dedicated: DedicatedPlacement;
   private readonly locks = new Map<string, Promise<unknown>>();
   readonly gcStats: GcStats = { inUse: 0, deleted: 0, deletionErrors: 0, skippedRounds: 0 };
 
@@ -68,8 +85,12 @@ export class NydusFs {
     this.template = t.template;
     this.log.info(`nydusd config template: ${t.source}`);
     mkdirSync(this.cacheDir, { recursive: true, mode: 0o700 });
+    const deps = { manager: opts.manager, store: opts.store, log: this.log };
+    this.shared = new SharedPlacement(deps, join(opts.config.root, "mnt"), this.template);
+    this.dedicated = new DedicatedPlacement(deps, opts.prefetch);
   }
 
+  /** True when `daemon_mode` is "none": never start daemons, always answer extraoption mounts. */
   get daemonless(): boolean {
     return this.opts.config.daemon_mode === "none";
   }
@@ -78,28 +99,28 @@ export class NydusFs {
     return this.opts.config.cache_manager.cache_dir;
   }
 
+  /** The placement of an instance on a daemon recorded with `mode`. */
+  private placementOf(mode: string | undefined): Placement {
+    return mode === "shared" ? this.shared : this.dedicated;
+  }
+
   /**
    * Brings the daemons back after a restart (see `Manager.recover`), removes daemons
    * recorded without any instance (a crash between starting one and recording its instance),
    * and in shared mode starts the shared daemon when there is none. Returns the daemons that
-   * could not be brought back (id → why).
+   * could not be brought back (id → why); throws when the shared daemon does not start.
    */
   async init(): Promise<Map<string, string>> {
     const failed = this.daemonless ? new Map<string, string>() : await this.opts.manager.recover();
     const used = new Set(this.opts.store.listInstances().map((i) => i.daemonId));
     for (const d of this.opts.store.listDaemons()) {
-      if (d.mode === "shared") this.sharedId ??= d.id;
+      if (d.mode === "shared") this.shared.adopt(d.id);
       else if (!used.has(d.id)) {
         this.log.info(`daemon ${d.id} serves no instance; stopping it`);
         await this.opts.manager.destroy(d.id);
       }
     }
-    if (this.opts.config.daemon_mode === "shared" && this.sharedId === undefined) {
-      const row = this.opts.manager.newRow("shared", join(this.opts.config.root, "mnt"), null);
-      writeFileAtomic(join(row.configDir, "config.json"), JSON.stringify(this.template));
-      await this.opts.manager.create(row);
-      this.sharedId = row.id;
-    }
+    if (this.opts.config.daemon_mode === "shared") await this.shared.ensure();
     return failed;
   }
 
@@ -113,16 +134,6 @@ export class NydusFs {
     } finally {
       if (this.locks.get(key) === next) this.locks.delete(key);
     }
-  }
-
-  private imageRef(metaId: string, labels: Record<string, string>): string {
-    const ref = labels[Label.CRIImageRef] ?? labels[Label.StargzReference];
-    if (!ref) {
-      throw invalidArgument(
-        `nydus image of snapshot ${metaId}: no image reference label (${Label.CRIImageRef}); pull nydus images through containerd's CRI plugin (snapshotter "nydus", disable_snapshot_annotations = false) or nerdctl/ctr-remote, which add it`,
-      );
-    }
-    return ref;
   }
 
   private async configFor(metaId: string, imageRef: string, labels: Record<string, string>): Promise<NydusdJson> {
@@ -152,7 +163,8 @@ export class NydusFs {
       const inst = this.opts.store.getInstance(metaId);
       const d = inst ? this.opts.manager.daemon(inst.daemonId) : undefined;
       if (!inst || !d) return false;
-      const file = d.mode === "shared" ? join(d.configDir, metaId, "config.json") : join(d.configDir, "config.json");
+      const placement = this.placementOf(d.mode);
+      const file = placement.configFile(d, metaId);
       const cfg = JSON.parse(readFileSync(file, "utf8")) as NydusdJson;
       if (cfg.device?.backend?.type !== "registry") return false;
       const bc = cfg.device.backend.config;
@@ -162,7 +174,7 @@ export class NydusFs {
       writeFileAtomic(file, JSON.stringify(cfg));
       if ("username" in creds) {
         await this.opts.manager.waitReady(d.id);
-        await this.opts.manager.client(d.id).updateConfig(d.mode === "shared" ? `/${metaId}` : "/", { registry_auth: authOf(creds) });
+        await this.opts.manager.client(d.id).updateConfig(placement.apiId(metaId), { registry_auth: authOf(creds) });
       }
       return true;
     });
@@ -172,6 +184,7 @@ export class NydusFs {
     return failedPrecondition(`image ${inst.imageId} (snapshot ${inst.snapshotId}) is not usable: ${inst.problem}`);
   }
 
+  /** See `RemoteFs.mount`: validates the bootstrap, places the instance and records it. */
   async mount(metaId: string, snapshotDir: string, labels: Record<string, string>, imageBlobs: readonly string[]): Promise<string> {
     return this.locked(metaId, async () => {
       const existing = this.opts.store.getInstance(metaId);
@@ -180,7 +193,7 @@ export class NydusFs {
         await this.opts.manager.waitReady(existing.daemonId);
         return existing.mountpoint;
       }
-      const imageRef = this.imageRef(metaId, labels);
+      const imageRef = imageRefOf(metaId, labels);
       const blobs = await stableBootstrap(snapshotDir, imageRef);
       const blobIds = blobs.map((b) => b.blobId);
       // A bootstrap reads only blobs of its own image: a blob id it could name from another
@@ -194,26 +207,9 @@ export class NydusFs {
       }
       const bootstrap = bootstrapPath(snapshotDir);
       for (const why of copyBlobMeta(snapshotDir, blobs, this.cacheDir)) this.log.warn(`image ${imageRef}: blob meta not taken into the cache: ${why}`);
-      const cfg = JSON.stringify(await this.configFor(metaId, imageRef, labels));
-      const m = this.opts.manager;
-      let daemonId: string;
-      let mountpoint: string;
-      if (this.opts.config.daemon_mode === "shared") {
-        daemonId = this.sharedId as string;
-        const d = m.daemon(daemonId);
-        if (!d) throw failedPrecondition(`the shared nydusd ${daemonId} is not running`);
-        await m.waitReady(daemonId);
-        mountpoint = join(d.mountpoint, metaId);
-        writeFileAtomic(join(d.configDir, metaId, "config.json"), cfg);
-        await m.client(daemonId).mount(`/${metaId}`, { source: bootstrap, fs_type: "rafs", config: cfg });
-      } else {
-        mountpoint = join(snapshotDir, "mnt");
-        mkdirSync(mountpoint, { recursive: true, mode: 0o755 });
-        const row = m.newRow("dedicated", mountpoint, bootstrap);
-        writeFileAtomic(join(row.configDir, "config.json"), cfg);
-        await m.create(row, this.opts.prefetch?.take(imageRef));
-        daemonId = row.id;
-      }
+      const config = JSON.stringify(await this.configFor(metaId, imageRef, labels));
+      const placement = this.opts.config.daemon_mode === "shared" ? this.shared : this.dedicated;
+      const { daemonId, mountpoint } = await placement.place({ metaId, imageRef, snapshotDir, bootstrap, config });
       try {
         this.opts.store.addInstance({
           snapshotId: metaId,
@@ -227,22 +223,16 @@ export class NydusFs {
           annotations: {},
         });
       } catch (e) {
-        await this.undo(daemonId, metaId);
+        await this.placementOf(this.opts.manager.daemon(daemonId)?.mode).undo(daemonId, metaId);
         throw e;
       }
-      await m.saveState(daemonId);
+      await this.opts.manager.saveState(daemonId);
       this.log.info(`mounted ${imageRef} (snapshot ${metaId}) at ${mountpoint} on daemon ${daemonId}`);
       return mountpoint;
     });
   }
 
-  /** Undoes a mount whose record could not be written. */
-  private async undo(daemonId: string, metaId: string): Promise<void> {
-    const d = this.opts.manager.daemon(daemonId);
-    if (d?.mode === "shared") await this.opts.manager.client(daemonId).umount(`/${metaId}`).catch(() => {});
-    else await this.opts.manager.destroy(daemonId);
-  }
-
+  /** See `RemoteFs.ready`. */
   async ready(metaId: string): Promise<string | undefined> {
     const inst = this.opts.store.getInstance(metaId);
     if (!inst) return undefined;
@@ -251,24 +241,13 @@ export class NydusFs {
     return inst.mountpoint;
   }
 
+  /** See `RemoteFs.umount`. */
   async umount(metaId: string): Promise<void> {
     await this.locked(metaId, async () => {
       const inst = this.opts.store.getInstance(metaId);
       if (!inst) return;
-      const m = this.opts.manager;
-      const d = m.daemon(inst.daemonId) ?? this.opts.store.getDaemon(inst.daemonId);
-      if (d?.mode === "shared") {
-        try {
-          await m.client(inst.daemonId).umount(`/${metaId}`);
-        } catch (e) {
-          if (!isNotFound(e)) this.log.warn(`umount of instance ${metaId}: ${(e as Error).message}`);
-        }
-        this.opts.store.removeInstance(metaId);
-        rmSync(join(d.configDir, metaId), { recursive: true, force: true });
-        await m.saveState(inst.daemonId);
-      } else {
-        await m.destroy(inst.daemonId);
-      }
+      const d = this.opts.manager.daemon(inst.daemonId) ?? this.opts.store.getDaemon(inst.daemonId);
+      await this.placementOf(d?.mode).remove(inst, d);
       this.log.info(`unmounted ${inst.imageId} (snapshot ${metaId})`);
     });
   }
@@ -280,38 +259,31 @@ export class NydusFs {
    */
   async close(cleanupOnClose: boolean): Promise<void> {
     if (cleanupOnClose) for (const i of this.opts.store.listInstances()) await this.umount(i.snapshotId).catch(() => {});
-    const shared = this.sharedId;
-    if (shared && !this.opts.store.listInstances().some((i) => i.daemonId === shared)) {
-      await this.opts.manager.destroy(shared);
-      this.sharedId = undefined;
-    }
+    await this.shared.close();
   }
 
+  /** See `RemoteFs.unmountUnder`. */
   async unmountUnder(dir: string): Promise<void> {
-    const doomed = mountPoints()
-      .filter((p) => p === dir || p.startsWith(`${dir}/`))
-      .reverse();
-    for (const p of doomed) {
-      this.log.warn(`detaching ${p}, still mounted under a snapshot directory being removed`);
-      await umountAsync(p, UmountFlags.MNT_DETACH).catch((e) => this.log.warn(`umount ${p}: ${(e as Error).message}`));
-    }
+    await unmountUnder(dir, this.log);
   }
 
+  /** See `RemoteFs.cacheUsage`: 0 for a digest that is not a blob id. */
   cacheUsage(digest: string): number {
     const hex = digest.startsWith("sha256:") ? digest.slice(7) : digest;
     return isBlobId(hex) ? blobCacheUsage(this.cacheDir, hex) : 0;
   }
 
+  /** See `RemoteFs.extraOption`. */
   async extraOption(metaId: string, snapshotDir: string, labels: Record<string, string>): Promise<{ source: string; config: string; fs_version: string }> {
-    const imageRef = this.imageRef(metaId, labels);
+    const imageRef = imageRefOf(metaId, labels);
     // Read (beneath the layer, no links) before its path is handed to another program.
     const bytes = readBootstrap(snapshotDir, imageRef, FS_VERSION_BYTES);
     return { source: bootstrapPath(snapshotDir), config: JSON.stringify(await this.configFor(metaId, imageRef, labels)), fs_version: fsVersion(bytes) };
   }
 
   /**
-   * Removes the cache files of every blob no instance reads (§8). Skips the round (counted)
-   * while any instance's blob list is unknown.
+   * Removes the cache files of every blob no instance reads (§8, see cache-gc.ts). Skips the
+   * round (counted) while a mount is in progress or any instance's blob list is unknown.
    */
   async gc(): Promise<void> {
     const insts = this.opts.store.listInstances();
@@ -320,36 +292,6 @@ export class NydusFs {
       this.log.info("cache GC skipped: a mount is in progress or an instance's blobs are unknown");
       return;
     }
-    const used = new Set(insts.flatMap((i) => i.blobIds ?? []));
-    this.gcStats.inUse = used.size;
-    let names: string[];
-    try {
-      names = readdirSync(this.cacheDir).filter((n) => {
-        try {
-          return statSync(join(this.cacheDir, n)).isFile();
-        } catch {
-          return false;
-        }
-      });
-    } catch (e) {
-      this.log.warn(`cache GC: ${(e as Error).message}`);
-      return;
-    }
-    const order = (n: string) => (n.endsWith("chunk_map") ? 0 : n.endsWith(".blob.meta") ? 1 : n.endsWith(".disk") ? 3 : 2);
-    const stale = new Map<string, string[]>();
-    for (const n of names) {
-      const id = blobIdOfCacheFile(n);
-      if (!used.has(id)) stale.set(id, [...(stale.get(id) ?? []), n]);
-    }
-    for (const [id, files] of stale) {
-      try {
-        for (const f of files.sort((a, b) => order(a) - order(b))) rmSync(join(this.cacheDir, f), { force: true });
-        this.gcStats.deleted++;
-      } catch (e) {
-        this.gcStats.deletionErrors++;
-        this.log.warn(`cache GC: removing blob ${id}: ${(e as Error).message}`);
-      }
-    }
-    if (stale.size) this.log.info(`cache GC removed ${stale.size} blob(s); ${used.size} in use`);
+    collectBlobCaches(this.cacheDir, new Set(insts.flatMap((i) => i.blobIds ?? [])), this.gcStats, this.log);
   }
 }
