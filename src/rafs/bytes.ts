@@ -141,3 +141,14 @@ export function asciiZ(b: Uint8Array): string | undefined {
   }
   return s;
 }
+
+/** Concatenation of `parts`. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

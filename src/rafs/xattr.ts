@@ -3,6 +3,7 @@
  * xattr entries — docs/rafs.md §8 (nydus writes only inline ones; shared ones are read for
  * completeness, as mkfs.erofs writes them).
  */
+import { invalidArgument } from "../errdefs/index.ts";
 import { malformed, readChecked, Struct, type ByteSource } from "./bytes.ts";
 import type { Inode } from "./inode.ts";
 import type { Superblock } from "./superblock.ts";
@@ -16,6 +17,19 @@ export const XATTR_PREFIXES: Readonly<Record<number, string>> = {
   5: "lustre.",
   6: "security.",
 };
+
+/**
+ * xattr name → [EROFS name index, suffix], for writing (the inverse of {@link XATTR_PREFIXES}
+ * for the names nydus writes: `user.`, `trusted.`, `security.` and the two POSIX ACLs, which
+ * are whole names with an empty suffix). Throws InvalidArgument for any other name.
+ */
+export function xattrIndex(name: string): [number, string] {
+  for (const [i, p] of Object.entries(XATTR_PREFIXES)) {
+    if (p === "lustre.") continue;
+    if (p.endsWith(".") ? name.startsWith(p) && name.length > p.length : name === p) return [Number(i), name.slice(p.length)];
+  }
+  throw invalidArgument(`rafs builder: xattr ${name}: only user., trusted., security. and system.posix_acl_* names are allowed`);
+}
 
 /** One extended attribute; `name` is the full name (prefix + suffix). */
 export interface Xattr {

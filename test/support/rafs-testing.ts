@@ -14,7 +14,8 @@ import { readFile, type BlobAccess } from "../../src/rafs/file.ts";
 import type { RafsImage } from "../../src/rafs/image.ts";
 import { FileMode, S_IFMT } from "../../src/rafs/inode.ts";
 import { listTree } from "../../src/rafs/tree.ts";
-import { buildLayer, concat, type LayerBuildOptions, type LayerResult } from "../../src/rafs/builder/index.ts";
+import { concat } from "../../src/rafs/index.ts";
+import { buildLayer, type LayerBuildOptions, type LayerResult } from "../../src/rafs/builder/index.ts";
 
 /** One path, comparable across source dir, kernel mount and reader. */
 export interface PathView {

@@ -9,7 +9,7 @@
  */
 import { constants, zstdCompressSync } from "node:zlib";
 import { internal, notImplemented } from "../../errdefs/index.ts";
-import { alignUp } from "../bytes.ts";
+import { alignUp, concat } from "../bytes.ts";
 import { BlobFeatures, type BlobEntry, type Compressor, type Digester, INLINE_BLOB_ID } from "../blob-table.ts";
 import { CI_HEADER_SIZE, CI_MAGIC } from "../blob-meta.ts";
 import { lz4BlockEncode } from "../lz4.ts";
@@ -352,15 +352,4 @@ function ciHeader(info: BlobInfo): Uint8Array {
   v.setBigUint64(32, BigInt(info.ciUncompressedSize), true);
   v.setUint32(4092, CI_MAGIC, true);
   return h;
-}
-
-/** Concatenation of `parts`. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

@@ -5,12 +5,13 @@
  * info table, laid out by the §14 algorithm so that equal input gives nydus's bytes.
  */
 import { invalidArgument } from "../../errdefs/index.ts";
-import { alignUp } from "../bytes.ts";
+import { alignUp, concat } from "../bytes.ts";
 import { BlobFeatures, type Compressor, type Digester } from "../blob-table.ts";
 import { FileType, fileTypeOfMode } from "../dir.ts";
 import { FileMode, Layout, S_IFMT } from "../inode.ts";
 import { EROFS_MAGIC, FEATURE_COMPAT_RAFS_V6, FEATURE_INCOMPAT_CHUNKED_FILE, FEATURE_INCOMPAT_DEVICE_TABLE, RafsFlags } from "../superblock.ts";
-import { type BlobInfo, concat } from "./blob-writer.ts";
+import { xattrIndex } from "../xattr.ts";
+import type { BlobInfo } from "./blob-writer.ts";
 import { isDirNode, isRegNode, type ChunkRef, type FileInode, type TreeNode } from "./tree.ts";
 
 /** Options of {@link writeBootstrap}. */
@@ -35,13 +36,6 @@ const INODE_SIZE = 64;
 /** Device-slot "flat device" alignment (§5). */
 const MAPPED_ALIGN = 0x80000;
 
-/** xattr name → [EROFS name index, suffix] (§8). Throws InvalidArgument for other prefixes. */
-export function xattrIndex(name: string): [number, string] {
-  if (name === "system.posix_acl_access") return [2, ""];
-  if (name === "system.posix_acl_default") return [3, ""];
-  for (const [p, i] of [["user.", 1], ["trusted.", 4], ["security.", 6]] as const) if (name.startsWith(p) && name.length > p.length) return [i, name.slice(p.length)];
-  throw invalidArgument(`rafs builder: xattr ${name}: only user., trusted., security. and system.posix_acl_* names are allowed`);
-}
 
 const enc = new TextEncoder();
 

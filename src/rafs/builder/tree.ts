@@ -7,7 +7,7 @@
 import { invalidArgument } from "../../errdefs/index.ts";
 import { FileMode, S_IFMT } from "../inode.ts";
 import type { BlobInfo } from "./blob-writer.ts";
-import { xattrIndex } from "./bootstrap-writer.ts";
+import { xattrIndex } from "../xattr.ts";
 
 /** One chunk of a regular file, as written to a data blob. */
 export interface ChunkRef {
