@@ -1,7 +1,7 @@
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
 import type { DaemonStore } from "../store/index.ts";
-import type { NydusdCommand } from "./process.ts";
+import type { NydusdCommand, ReapRunDir } from "./process.ts";
 
 /**
  * The configuration the daemon manager reads: the fields of rafsnap's `Config` it uses and
@@ -24,12 +24,6 @@ export interface ManagerConfig {
   cgroup: { enable: boolean; memory_limit: string };
 }
 
-/**
- * Clears run directory `dir` of a daemon id the store no longer records and says whether it
- * may be removed (true: nothing of a live daemon is left in it). May throw; the manager logs
- * it and keeps the directory.
- */
-export type ReapRunDir = (dir: string, log: Logger) => boolean;
 
 /** What the manager needs; built by the composition root. */
 export interface ManagerOptions {

@@ -9,7 +9,6 @@ import type { DaemonRow } from "../store/index.ts";
 import { pidAlive } from "../sys/index.ts";
 import { type DaemonInfoReply, NydusdClient } from "./client.ts";
 import { nydusdArgs } from "./command.ts";
-import type { ReapRunDir } from "./options.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -215,6 +214,13 @@ export async function stopProcess(row: DaemonRow, signal: NodeJS.Signals | null,
     await waitPidGone(row.pid, 2000);
   }
 }
+
+/**
+ * Clears run directory `dir` of a daemon id the store no longer records and says whether it
+ * may be removed (true: nothing of a live daemon is left in it). May throw; the manager logs
+ * it and keeps the directory.
+ */
+export type ReapRunDir = (dir: string, log: Logger) => boolean;
 
 /**
  * Run directories under `runRoot` of daemon ids not in `known` (a daemon removed while its

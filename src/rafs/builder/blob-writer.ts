@@ -14,7 +14,23 @@ import { BlobFeatures, type BlobEntry, type Compressor, type Digester, INLINE_BL
 import { CI_HEADER_SIZE, CI_MAGIC } from "../blob-meta.ts";
 import { lz4BlockEncode } from "../lz4.ts";
 import { type ChunkHasher, digest, sha256Hex } from "../compress.ts";
-import type { ChunkRef } from "./tree.ts";
+
+/** One chunk of a regular file, as written to a data blob. */
+export interface ChunkRef {
+  /** The blob holding it (its fields are final once the blob stream has ended). */
+  blob: BlobInfo;
+  /** Chunk-info index in that blob. */
+  ciIndex: number;
+  /** Digest of the uncompressed bytes (blake3 or sha256, as the blob says). */
+  digest: Uint8Array;
+  /** CRC-32C of the uncompressed bytes. */
+  crc32: number;
+  compressedOffset: number;
+  compressedSize: number;
+  uncompressedOffset: number;
+  uncompressedSize: number;
+  compressed: boolean;
+}
 
 /** Everything the bootstrap needs to know about a blob (one blob table entry + device slot). */
 export interface BlobInfo extends Omit<BlobEntry, "blobIndex" | "blobTocDigest" | "blobMetaDigest" | "blobMetaSize" | "cipherAlgo"> {

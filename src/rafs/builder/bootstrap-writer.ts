@@ -11,8 +11,8 @@ import { FileType, fileTypeOfMode } from "../dir.ts";
 import { FileMode, Layout, S_IFMT } from "../inode.ts";
 import { EROFS_MAGIC, FEATURE_COMPAT_RAFS_V6, FEATURE_INCOMPAT_CHUNKED_FILE, FEATURE_INCOMPAT_DEVICE_TABLE, RafsFlags } from "../superblock.ts";
 import { xattrIndex } from "../xattr.ts";
-import type { BlobInfo } from "./blob-writer.ts";
-import { isDirNode, isRegNode, type ChunkRef, type FileInode, type TreeNode } from "./tree.ts";
+import type { BlobInfo, ChunkRef } from "./blob-writer.ts";
+import { isDirNode, isRegNode, type FileInode, type TreeNode } from "./tree.ts";
 
 /** Options of {@link writeBootstrap}. */
 export interface BootstrapOptions {

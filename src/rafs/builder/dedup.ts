@@ -7,7 +7,8 @@
  * bytes nobody reads any more, and a blob no file references drops out of the image's blob
  * table as unused blobs always do.
  */
-import { type ChunkRef, type FileInode, isRegNode, type TreeNode } from "./tree.ts";
+import type { ChunkRef } from "./blob-writer.ts";
+import { type FileInode, isRegNode, type TreeNode } from "./tree.ts";
 
 const keyOf = (c: ChunkRef) => `${Buffer.from(c.digest).toString("hex")}:${c.uncompressedSize}`;
 

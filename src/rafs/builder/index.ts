@@ -6,12 +6,12 @@
 import { failedPrecondition, invalidArgument } from "../../errdefs/index.ts";
 import type { Compressor, Digester } from "../blob-table.ts";
 import type { ChunkHasher } from "../compress.ts";
-import { BlobWriter, type BlobInfo } from "./blob-writer.ts";
+import { BlobWriter, type BlobInfo, type ChunkRef } from "./blob-writer.ts";
 import { writeBootstrap } from "./bootstrap-writer.ts";
 import type { PrefetchMatcher } from "../prefetch-list.ts";
 import { dedupChunks } from "./dedup.ts";
 import { mergeTrees } from "./merge.ts";
-import { type ChunkRef, type LayerEntry, type LayerEntryHeader, LayerTreeBuilder, type TreeNode } from "./tree.ts";
+import { type LayerEntry, type LayerEntryHeader, LayerTreeBuilder, type TreeNode } from "./tree.ts";
 
 export * from "./blob-writer.ts";
 export * from "./bootstrap-writer.ts";

@@ -6,25 +6,8 @@
  */
 import { invalidArgument } from "../../errdefs/index.ts";
 import { FileMode, S_IFMT } from "../inode.ts";
-import type { BlobInfo } from "./blob-writer.ts";
+import type { ChunkRef } from "./blob-writer.ts";
 import { xattrIndex } from "../xattr.ts";
-
-/** One chunk of a regular file, as written to a data blob. */
-export interface ChunkRef {
-  /** The blob holding it (its fields are final once the blob stream has ended). */
-  blob: BlobInfo;
-  /** Chunk-info index in that blob. */
-  ciIndex: number;
-  /** Digest of the uncompressed bytes (blake3 or sha256, as the blob says). */
-  digest: Uint8Array;
-  /** CRC-32C of the uncompressed bytes. */
-  crc32: number;
-  compressedOffset: number;
-  compressedSize: number;
-  uncompressedOffset: number;
-  uncompressedSize: number;
-  compressed: boolean;
-}
 
 /**
  * What an inode holds. Several {@link TreeNode}s sharing one object form a hard-link group;
