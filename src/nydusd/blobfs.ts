@@ -9,6 +9,7 @@ import { firstMismatch, publishable, shareConflict, trustedOnDisk } from "./blob
 import { DecodeError, DecodePool } from "./decode-pool.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import { AccessRecord } from "./access-record.ts";
+import { READ_AHEAD, READ_AHEAD_FETCHES, READ_AHEAD_REQUEST, readAheadBytes, type SequentialRun } from "./read-ahead.ts";
 
 /** Options of {@link Blobfs}. */
 export interface BlobfsOptions {
@@ -48,31 +49,12 @@ export interface BlobfsStats {
  */
 export const DECODE_THREADS = 1;
 
-/**
- * Read-ahead: at most 32 MiB ahead, in requests of up to 4 MiB, 4 at a time — enough in
- * flight that fetching, decoding and answering overlap, in requests large enough that the
- * registry's cost per request does not dominate (measured with docker-registry on 2 cores:
- * 256 range requests of 1 MiB cost it 1.3 CPU-seconds, one of 256 MiB 0.1; cold sequential
- * reads went from ~300 to ~550 MiB/s with 4 MiB requests — docs/nydusd.md).
- */
-export const READ_AHEAD = 32 << 20;
-const READ_AHEAD_REQUEST = 4 << 20;
-const READ_AHEAD_FETCHES = 4;
-
-/** How far from the previous read's end a read may start and still count as sequential. */
-const SEQUENTIAL_SLACK = 256 << 10;
-
-interface Slot {
+interface Slot extends SequentialRun {
   ino: bigint;
   blob: BlobfsBlob;
   backend: BlobBackend;
   /** Instances using this blob. */
   refs: number;
-  /** End of the last read, and how many reads in a row started near it (read-ahead). */
-  lastEnd?: number;
-  streak?: number;
-  /** Where the current sequential run started (read-ahead window = 2 × its length). */
-  runStart?: number;
   /** The first reads since the blob was served (access-record.ts). */
   record?: AccessRecord;
 }
@@ -321,20 +303,8 @@ export class Blobfs implements ReadonlyFs {
    */
   private readAhead(slot: Slot, offset: number, length: number): void {
     const b = slot.blob;
-    const most = this.opts.readAhead ?? READ_AHEAD;
-    const fastEnd = this.fast?.lastEnd(slot.ino) ?? -1;
-    // The fast path's last read may be this very one (a report) or one just before it.
-    // Requests of one read-ahead window arrive in parallel and out of order: the slack grows
-    // with the request size (EROFS read-ahead windows, up to 512 KiB here).
-    const slack = Math.max(SEQUENTIAL_SLACK, 4 * length);
-    const near =
-      (slot.lastEnd !== undefined && Math.abs(offset - slot.lastEnd) <= slack) ||
-      (fastEnd >= 0 && fastEnd >= offset - slack && fastEnd <= offset + length + slack);
-    slot.streak = near ? (slot.streak ?? 0) + 1 : 0;
-    if (!near || slot.runStart === undefined) slot.runStart = offset;
-    slot.lastEnd = offset + length;
-    const ahead = Math.min(most, Math.max(1 << 20, 2 * (offset + length - slot.runStart)));
-    if (slot.streak >= 2 && most > 0 && offset + length < b.entry.uncompressedSize && !this.cachedAt(b, offset + length)) {
+    const ahead = readAheadBytes(slot, offset, length, this.fast?.lastEnd(slot.ino) ?? -1, this.opts.readAhead ?? READ_AHEAD);
+    if (ahead > 0 && offset + length < b.entry.uncompressedSize && !this.cachedAt(b, offset + length)) {
       void this.prefetch(b.entry.blobId, { offset: offset + length, length: ahead, concurrency: READ_AHEAD_FETCHES, requestSize: READ_AHEAD_REQUEST });
     }
   }
