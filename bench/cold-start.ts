@@ -182,7 +182,10 @@ async function main(): Promise<void> {
 
     const refs = { oci: `${proxy.host}/cold:oci`, nydus: `${proxy.host}/cold:nydus` };
     const variant = async (name: string, snapshotter: string, ref: string, proxies?: Record<string, string>): Promise<Variant> => {
-      const ctd = cleanup.add(`containerd ${name}`, await startContainerd({ dir: join(dir, `ctd-${snapshotter}`), proxySnapshotters: proxies, cri: { snapshotter } }));
+      const ctd = cleanup.add(
+        `containerd ${name}`,
+        await startContainerd({ dir: join(dir, `ctd-${snapshotter}`), proxySnapshotters: proxies, cri: { snapshotter } }),
+      );
       const cri = cleanup.add(`cri ${name}`, criHarness(ctd, { dir: join(dir, `cri-${snapshotter}`), snapshotter, callTimeoutMs: 600_000 }));
       await cri.importSandboxImage();
       const o = { namespace: CRI_NAMESPACE };
@@ -243,7 +246,9 @@ async function main(): Promise<void> {
       return { pull: (tPull - t0) / 1000, started: (tStarted - t0) / 1000, first: (t1 - t0) / 1000, bytes };
     };
 
-    log(`warm-up (not recorded); OCI layer ${(sizes.oci / 1e6).toFixed(1)} MB, nydus blobs ${(sizes.nydus / 1e6).toFixed(1)} MB, convert ${convS.toFixed(1)} s`);
+    log(
+      `warm-up (not recorded); OCI layer ${(sizes.oci / 1e6).toFixed(1)} MB, nydus blobs ${(sizes.nydus / 1e6).toFixed(1)} MB, convert ${convS.toFixed(1)} s`,
+    );
     for (const v of all) await once(v);
     const samples = new Map<Variant, Sample[]>(all.map((v) => [v, []]));
     for (let i = 0; i < reps; i++) {
@@ -280,14 +285,20 @@ async function main(): Promise<void> {
     console.log();
     console.log("| measure | overlayfs (OCI) | rafsnap (nydus) | ratio rafsnap/overlayfs | goal | met |");
     console.log("| --- | ---: | ---: | ---: | --- | --- |");
-    console.log(`| time to first line, median s | ${sec(ta.med)} | ${sec(tb.med)} | ${timeRatio.toFixed(3)}× | ≤ 0.1× overlayfs | ${timeRatio <= 0.1 ? "yes" : "no"} |`);
+    console.log(
+      `| time to first line, median s | ${sec(ta.med)} | ${sec(tb.med)} | ${timeRatio.toFixed(3)}× | ≤ 0.1× overlayfs | ${timeRatio <= 0.1 ? "yes" : "no"} |`,
+    );
     console.log(`| time to first line, min / max s | ${sec(ta.min)} / ${sec(ta.max)} | ${sec(tb.min)} / ${sec(tb.max)} | – | – | – |`);
-    console.log(`| pulled from registry, median MB | ${mb(ba.med)} | ${mb(bb.med)} | ${(bb.med / ba.med).toFixed(4)}× | rafsnap ≤ 4 MB (every rep) | ${bb.max <= 4e6 ? "yes" : "no"} |`);
+    console.log(
+      `| pulled from registry, median MB | ${mb(ba.med)} | ${mb(bb.med)} | ${(bb.med / ba.med).toFixed(4)}× | rafsnap ≤ 4 MB (every rep) | ${bb.max <= 4e6 ? "yes" : "no"} |`,
+    );
     console.log(`| pulled from registry, min / max MB | ${mb(ba.min)} / ${mb(ba.max)} | ${mb(bb.min)} / ${mb(bb.max)} | – | – | – |`);
     if (d) {
       const td = stats(of(d).map((s) => s.first));
       const r = tb.med / td.med;
-      console.log(`| control: overlayfs pulling from the registry directly (no proxy), time median (min / max) s | ${sec(td.med)} (${sec(td.min)} / ${sec(td.max)}) | ${sec(tb.med)} | ${r.toFixed(3)}× | ≤ 0.1× overlayfs | ${r <= 0.1 ? "yes" : "no"} |`);
+      console.log(
+        `| control: overlayfs pulling from the registry directly (no proxy), time median (min / max) s | ${sec(td.med)} (${sec(td.min)} / ${sec(td.max)}) | ${sec(tb.med)} | ${r.toFixed(3)}× | ≤ 0.1× overlayfs | ${r <= 0.1 ? "yes" : "no"} |`,
+      );
     }
     if (leaked.length) console.log(`\nnydusd daemons still alive after RemoveImage + GC: ${[...new Set(leaked)].join(", ")}`);
     if (leftMounts.size) console.log(`\nmounts left under rafsnap's root after RemoveImage + GC:\n${[...leftMounts].join("\n")}`);

@@ -56,7 +56,9 @@ async function main(): Promise<void> {
       const tree = join(dir, `tree-${i}`);
       makeLayerTree(tree, Math.floor((mib << 20) / layersN), i);
       const tarPath = join(dir, `layer-${i}.tar`);
-      const t = await run(["tar", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", tree, "-cf", tarPath, "."], { timeoutMs: 300_000 });
+      const t = await run(["tar", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", tree, "-cf", tarPath, "."], {
+        timeoutMs: 300_000,
+      });
       if (t.code !== 0) throw new Error(t.stderr);
       const tarBytes = Bun.file(tarPath).size;
       const gz = await run(["pigz", "-n", "-f", tarPath], { timeoutMs: 300_000 });
@@ -66,7 +68,9 @@ async function main(): Promise<void> {
       layers.push({ path: `${tarPath}.gz`, digest: sha(blob), diffId: `sha256:${diff.stdout.split(" ")[0]}`, size: blob.length, raw: tarBytes });
       await client.pushBlob("bench", sha(blob), blob);
     }
-    const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) } }));
+    const config = new TextEncoder().encode(
+      JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) } }),
+    );
     await client.pushBlob("bench", sha(config), config);
     const manifest = new TextEncoder().encode(
       JSON.stringify({

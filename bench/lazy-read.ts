@@ -86,7 +86,10 @@ async function main(): Promise<void> {
       copied = 0;
       for await (const chunk of c.blobStream("lazy", layers[0]?.digest as string)) copied += chunk.length;
       plain.push((performance.now() - p0) / 1000);
-      for (const [dv, list] of [[false, cold], [true, coldDv]] as const) {
+      for (const [dv, list] of [
+        [false, cold],
+        [true, coldDv],
+      ] as const) {
         const d = await daemon(`cold-${i}-${dv}`, false, { digest_validate: dv });
         dropCaches();
         list.push(await dd(join(d.mnt, "big")));
@@ -154,12 +157,16 @@ async function main(): Promise<void> {
     console.log("| measure | rafsnap | reference | ratio | goal |");
     console.log("| --- | ---: | ---: | ---: | --- |");
     const runs = repeat > 1 ? `, median of ${repeat}` : "";
-    console.log(`| cold sequential read, MiB/s | ${mbps(size, coldS)} | ${mbps(copied, plainS)} (plain HTTP copy of the blob${runs}) | ${(plainS / coldS).toFixed(2)}× | ≥ 0.5× |`);
+    console.log(
+      `| cold sequential read, MiB/s | ${mbps(size, coldS)} | ${mbps(copied, plainS)} (plain HTTP copy of the blob${runs}) | ${(plainS / coldS).toFixed(2)}× | ≥ 0.5× |`,
+    );
     console.log(`| cold, digest_validate on, MiB/s | ${mbps(size, coldDvS)} | ${mbps(copied, plainS)} | ${(plainS / coldDvS).toFixed(2)}× | – |`);
     // The disk's speed drifts between runs: the ratio is the median of each warm read against
     // the local read of the same round, not the ratio of the two medians.
     const pairs = median(warm.map((w, i) => (local[i] as number) / w));
-    console.log(`| warm sequential read, MiB/s | ${mbps(size, warmS)} | ${mbps(size, localS)} (same file on local disk${runs}) | ${pairs.toFixed(2)}× | ≥ 0.9× |`);
+    console.log(
+      `| warm sequential read, MiB/s | ${mbps(size, warmS)} | ${mbps(size, localS)} (same file on local disk${runs}) | ${pairs.toFixed(2)}× | ≥ 0.9× |`,
+    );
     console.log(`| cold 4 KiB read, first byte | ${(firstS * 1000).toFixed(1)} ms | – | – | – |`);
     console.log(`| daemon RSS, ${instances} instances | ${(rss / 2 ** 20).toFixed(1)} MiB | – | – | ≤ 80 MiB |`);
   } finally {

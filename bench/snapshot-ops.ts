@@ -88,7 +88,12 @@ async function main(): Promise<void> {
         env: { NYDUS_LOG_LEVEL: "warn" },
       }),
     );
-    await waitFor("Go nydus snapshotter socket", () => socketAccepts(peerSock), 60_000, () => !peer.hasExited());
+    await waitFor(
+      "Go nydus snapshotter socket",
+      () => socketAccepts(peerSock),
+      60_000,
+      () => !peer.hasExited(),
+    );
     const ctd = cleanup.add(
       "containerd",
       await startContainerd({

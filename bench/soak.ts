@@ -298,7 +298,19 @@ async function main(): Promise<void> {
       const work = join(dir, `run-${serial++}`);
       const cache = join(work, "cache");
       mkdirSync(cache, { recursive: true });
-      const r: ReadRun = { round, image: image.kind, readers, digestValidate, wrong: null, diffs: [], fetched: 0, blob: image.blobBytes, seconds: Number.NaN, paths: 0, stop: [] };
+      const r: ReadRun = {
+        round,
+        image: image.kind,
+        readers,
+        digestValidate,
+        wrong: null,
+        diffs: [],
+        fetched: 0,
+        blob: image.blobBytes,
+        seconds: Number.NaN,
+        paths: 0,
+        stop: [],
+      };
       const config = registryConfig(proxy.host, image.repo, cache, { digest_validate: digestValidate, fs_prefetch: { enable: false } });
       let proc: ChildProcess | undefined;
       checkInterrupted();
@@ -310,7 +322,9 @@ async function main(): Promise<void> {
         // The read runs in a child process (this same script, `--child-read`): Bun reads big
         // files' streams on the JS thread, which would stall the counting proxy in this one.
         const out = join(work, "read.json");
-        const res = await run([process.execPath, import.meta.path, "--child-read", d.mnt, String(readers), out, image.fileList], { timeoutMs: opts.timeoutS * 1000 });
+        const res = await run([process.execPath, import.meta.path, "--child-read", d.mnt, String(readers), out, image.fileList], {
+          timeoutMs: opts.timeoutS * 1000,
+        });
         r.fetched = proxy.blobBytes();
         if (res.timedOut) throw new Error(`full read not done within ${opts.timeoutS} s (reader killed)`);
         if (res.code !== 0) throw new Error(`reader exited ${res.code}: ${res.stderr.trim().split("\n").at(-1)}`);
@@ -343,7 +357,7 @@ async function main(): Promise<void> {
           mkdirSync(failedDir, { recursive: true });
           const keep = join(failedDir, name);
           if (existsSync(join(work, "nydusd.log"))) cpSync(join(work, "nydusd.log"), `${keep}.log`);
-          writeFileSync(`${keep}.txt`, [r.error ?? "", ...r.stop, ...r.diffs].filter(Boolean).join("\n") + "\n");
+          writeFileSync(`${keep}.txt`, `${[r.error ?? "", ...r.stop, ...r.diffs].filter(Boolean).join("\n")}\n`);
         }
         removeTree(work);
       }
@@ -382,7 +396,8 @@ async function main(): Promise<void> {
     console.log(`${header}\n\n${bin}: ${version}; loadavg before the rounds (with our load): ${loadavg()}\n`);
     console.log("| image | paths | files MB | OCI layers MB | nydus data blobs | blob MB |");
     console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
-    for (const i of images) console.log(`| ${i.kind} | ${i.source.size} | ${mb(i.sourceFileBytes)} | ${mb(i.ociBytes)} | ${i.blobCount} | ${mb(i.blobBytes)} |`);
+    for (const i of images)
+      console.log(`| ${i.kind} | ${i.source.size} | ${mb(i.sourceFileBytes)} | ${mb(i.ociBytes)} | ${i.blobCount} | ${mb(i.blobBytes)} |`);
     console.log();
 
     for (let round = 0; round < opts.rounds; round++) {
@@ -397,10 +412,18 @@ async function main(): Promise<void> {
           const fr = r.fetched / r.blob;
           const stop = r.stop.length ? r.stop.join("; ") : "ok";
           const wrong = r.error ? `${r.wrong ?? "?"} (full read failed: ${r.error.slice(0, 60)})` : String(r.wrong);
-          rows.push(`| ${image.kind} | rafsnap nydusd, full read | ${readers} | ${dv ? "on" : "off"} | ${wrong} | ${ratio(fr)} | ${sec(r.seconds)} | ${stop} |`);
-          log(`round ${round + 1}/${opts.rounds} ${image.kind} digest_validate ${dv ? "on" : "off"}, ${readers} readers: ${wrong} wrong, fetched ${ratio(fr)} blob, ${sec(r.seconds)} s, stop ${stop}`);
+          rows.push(
+            `| ${image.kind} | rafsnap nydusd, full read | ${readers} | ${dv ? "on" : "off"} | ${wrong} | ${ratio(fr)} | ${sec(r.seconds)} | ${stop} |`,
+          );
+          log(
+            `round ${round + 1}/${opts.rounds} ${image.kind} digest_validate ${dv ? "on" : "off"}, ${readers} readers: ${wrong} wrong, fetched ${ratio(fr)} blob, ${sec(r.seconds)} s, stop ${stop}`,
+          );
           if (r.error) notes.push(`${image.kind}, digest_validate ${dv ? "on" : "off"}: ${r.error}`, ...(r.logErrors ?? []).map((l) => `  nydusd.log: ${l}`));
-          if (r.diffs.length) notes.push(`${image.kind}, digest_validate ${dv ? "on" : "off"}: ${r.diffs.length} differences, first ${Math.min(10, r.diffs.length)}:`, ...r.diffs.slice(0, 10).map((d) => `  ${d}`));
+          if (r.diffs.length)
+            notes.push(
+              `${image.kind}, digest_validate ${dv ? "on" : "off"}: ${r.diffs.length} differences, first ${Math.min(10, r.diffs.length)}:`,
+              ...r.diffs.slice(0, 10).map((d) => `  ${d}`),
+            );
         }
         if (round < opts.ctrPulls && ctd) {
           const p = await pull(round, image);
@@ -421,7 +444,9 @@ async function main(): Promise<void> {
     // Summaries.
     const dvText = (v: boolean) => (v ? "on" : "off");
     console.log(`summary per image (${opts.rounds} rounds; full reads with every readers / digest_validate setting)\n`);
-    console.log("| image | rounds | full reads | wrong files (total) | failed runs | stop problems | max fetched / blob | full read median s | full read max s | ctr pull median s (n) |");
+    console.log(
+      "| image | rounds | full reads | wrong files (total) | failed runs | stop problems | max fetched / blob | full read median s | full read max s | ctr pull median s (n) |",
+    );
     console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (const image of images) {
       const rs = reads.filter((r) => r.image === image.kind);
@@ -455,7 +480,9 @@ async function main(): Promise<void> {
     console.log(`\nloadavg after the rounds: ${loadavg()}`);
     console.log();
     if (bad.length) {
-      console.log(`FAIL: ${bad.length} of ${reads.length} full reads had wrong files, failed or did not stop cleanly (details: ${failedDir}, kept with RAFSNAP_KEEP_TMP=1)`);
+      console.log(
+        `FAIL: ${bad.length} of ${reads.length} full reads had wrong files, failed or did not stop cleanly (details: ${failedDir}, kept with RAFSNAP_KEEP_TMP=1)`,
+      );
       process.exitCode = 1;
     } else {
       console.log(`ok: ${reads.length} full reads, no wrong file, every daemon stopped cleanly`);

@@ -30,6 +30,9 @@ if bash scripts/gen-check.sh; then ok "gen-check"; else bad "gen-check"; fi
 step "type check"
 if tsc --noEmit -p tsconfig.json; then ok "typecheck"; else bad "typecheck"; fi
 
+step "format and lint (biome.jsonc)"
+if biome ci --colors=off .; then ok "biome"; else bad "biome: run node_modules/.bin/biome check --write . and fix what is left"; fi
+
 step "build"
 if bun run build; then ok "build"; else bad "build"; echo "$passed passed, $failed failed"; exit 1; fi
 

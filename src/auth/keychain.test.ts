@@ -16,9 +16,16 @@ const V1 = "credentialprovider.kubelet.k8s.io/v1";
 test("labels, then CRI, then docker config, then kubelet providers; each only for its registry", async () => {
   const docker = join(dir, "config.json");
   writeFileSync(docker, JSON.stringify({ auths: { "reg.io": { auth: Buffer.from("docker:d").toString("base64") } } }));
-  writeFileSync(join(dir, "p"), `#!/bin/sh\ncat >/dev/null\necho '${JSON.stringify({ apiVersion: V1, kind: "CredentialProviderResponse", cacheKeyType: "Global", auth: { "*.io": { username: "kube", password: "k" } } })}'\n`);
+  writeFileSync(
+    join(dir, "p"),
+    `#!/bin/sh\ncat >/dev/null\necho '${JSON.stringify({ apiVersion: V1, kind: "CredentialProviderResponse", cacheKeyType: "Global", auth: { "*.io": { username: "kube", password: "k" } } })}'\n`,
+  );
   chmodSync(join(dir, "p"), 0o755);
-  const kubelet = new KubeletProviders({ providers: [{ name: "p", matchImages: ["*.io"], defaultCacheMs: 0, apiVersion: V1, args: [], env: [] }], binDir: dir, logger: silentLogger() });
+  const kubelet = new KubeletProviders({
+    providers: [{ name: "p", matchImages: ["*.io"], defaultCacheMs: 0, apiVersion: V1, args: [], env: [] }],
+    binDir: dir,
+    logger: silentLogger(),
+  });
   const cri = new CriAuthStore();
   const k = new Keychain({ cri, dockerConfig: docker, kubelet, logger: silentLogger() });
   cri.set("reg.io/app:v1", { username: "cri", password: "c" });

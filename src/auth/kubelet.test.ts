@@ -19,11 +19,16 @@ function plugin(name: string, sh: string): void {
 
 /** A plugin that counts its runs in `<name>.count`, saves its stdin and answers `answer`. */
 function answering(name: string, answer: object): void {
-  plugin(name, `cat > "${dir}/${name}.req"\necho x >> "${dir}/${name}.count"\necho "$EXTRA $1" > "${dir}/${name}.env"\ncat <<'JSON'\n${JSON.stringify(answer)}\nJSON`);
+  plugin(
+    name,
+    `cat > "${dir}/${name}.req"\necho x >> "${dir}/${name}.count"\necho "$EXTRA $1" > "${dir}/${name}.env"\ncat <<'JSON'\n${JSON.stringify(answer)}\nJSON`,
+  );
 }
 const runs = (name: string) => {
   try {
-    return readFileSync(join(dir, `${name}.count`), "utf8").trim().split("\n").length;
+    return readFileSync(join(dir, `${name}.count`), "utf8")
+      .trim()
+      .split("\n").length;
   } catch {
     return 0;
   }
@@ -57,7 +62,14 @@ providers:
   test("YAML and JSON parse to the same providers", () => {
     const p = parseProviderConfig(yaml, "c.yaml");
     expect(p).toEqual([
-      { name: "ecr-credential-provider", matchImages: ["*.dkr.ecr.*.amazonaws.com", "127.0.0.1:5000"], defaultCacheMs: 12 * 3600_000, apiVersion: V1, args: ["get-credentials"], env: [{ name: "AWS_PROFILE", value: "temp" }] },
+      {
+        name: "ecr-credential-provider",
+        matchImages: ["*.dkr.ecr.*.amazonaws.com", "127.0.0.1:5000"],
+        defaultCacheMs: 12 * 3600_000,
+        apiVersion: V1,
+        args: ["get-credentials"],
+        env: [{ name: "AWS_PROFILE", value: "temp" }],
+      },
     ]);
     expect(parseProviderConfig(JSON.stringify(Bun.YAML.parse(yaml)), "c.json")).toEqual(p);
   });
@@ -87,7 +99,11 @@ describe("plugin runs", () => {
     const p = provider("good", { args: ["arg1"], env: [{ name: "EXTRA", value: "from-env" }] });
     const k = new KubeletProviders({ providers: [p], binDir: dir, logger });
     expect(await k.lookup("reg.example.com/team/app:v1")).toEqual({ username: "team", password: "t" });
-    expect(JSON.parse(readFileSync(join(dir, "good.req"), "utf8"))).toEqual({ apiVersion: V1, kind: "CredentialProviderRequest", image: "reg.example.com/team/app:v1" });
+    expect(JSON.parse(readFileSync(join(dir, "good.req"), "utf8"))).toEqual({
+      apiVersion: V1,
+      kind: "CredentialProviderRequest",
+      image: "reg.example.com/team/app:v1",
+    });
     expect(readFileSync(join(dir, "good.env"), "utf8").trim()).toBe("from-env arg1");
     // Registry cache key: another image of the registry reuses the answer.
     expect(await k.lookup("reg.example.com/other:v1")).toEqual({ username: "wide", password: "w" });

@@ -60,7 +60,8 @@ export function parseProviderConfig(text: string, file: string): CredentialProvi
     if (!isStrings(p.matchImages) || p.matchImages.length === 0) throw bad(`${at}.matchImages: a non-empty list of image globs is required`);
     const dur = typeof p.defaultCacheDuration === "string" ? parseGoDuration(p.defaultCacheDuration) : undefined;
     if (dur === undefined || dur < 0) throw bad(`${at}.defaultCacheDuration: a Go duration ("12h", "0s") is required`);
-    if (!PLUGIN_VERSIONS.includes(String(p.apiVersion))) throw bad(`${at}.apiVersion ${JSON.stringify(p.apiVersion)} is not one of ${PLUGIN_VERSIONS.join(", ")}`);
+    if (!PLUGIN_VERSIONS.includes(String(p.apiVersion)))
+      throw bad(`${at}.apiVersion ${JSON.stringify(p.apiVersion)} is not one of ${PLUGIN_VERSIONS.join(", ")}`);
     if (p.args !== undefined && !isStrings(p.args)) throw bad(`${at}.args: a list of strings`);
     const env = p.env ?? [];
     if (!Array.isArray(env) || !env.every((e) => isObj(e) && typeof e.name === "string" && e.name !== "" && typeof e.value === "string")) {
@@ -181,7 +182,8 @@ export async function runPlugin(p: CredentialProvider, binDir: string, image: st
   }
   if (!isObj(r) || r.kind !== "CredentialProviderResponse") throw fail("its answer is not a CredentialProviderResponse");
   if (r.apiVersion !== p.apiVersion) throw fail(`it answered apiVersion ${JSON.stringify(r.apiVersion)}, the config says ${p.apiVersion}`);
-  if (r.cacheKeyType !== "Image" && r.cacheKeyType !== "Registry" && r.cacheKeyType !== "Global") throw fail(`cacheKeyType ${JSON.stringify(r.cacheKeyType)} is not Image, Registry or Global`);
+  if (r.cacheKeyType !== "Image" && r.cacheKeyType !== "Registry" && r.cacheKeyType !== "Global")
+    throw fail(`cacheKeyType ${JSON.stringify(r.cacheKeyType)} is not Image, Registry or Global`);
   let cacheMs: number | undefined;
   if (r.cacheDuration !== undefined && r.cacheDuration !== null) {
     const ns = typeof r.cacheDuration === "string" ? parseGoDuration(r.cacheDuration) : undefined;
@@ -192,7 +194,8 @@ export async function runPlugin(p: CredentialProvider, binDir: string, image: st
   if (r.auth !== undefined && r.auth !== null) {
     if (!isObj(r.auth)) throw fail("auth is not a map");
     for (const [k, v] of Object.entries(r.auth)) {
-      if (!isObj(v) || typeof v.username !== "string" || typeof v.password !== "string") throw fail(`auth entry ${JSON.stringify(k)} needs string username and password`);
+      if (!isObj(v) || typeof v.username !== "string" || typeof v.password !== "string")
+        throw fail(`auth entry ${JSON.stringify(k)} needs string username and password`);
       auth.set(k, { username: v.username, password: v.password });
     }
   }
@@ -300,7 +303,12 @@ export class KubeletProviders {
     const answer = await run;
     const ttl = answer.cacheMs ?? p.defaultCacheMs;
     if (ttl > 0) {
-      const key = answer.keyType === "Image" ? `${p.name}\0Image\0${image}` : answer.keyType === "Registry" ? `${p.name}\0Registry\0${registryOf(image)}` : `${p.name}\0Global`;
+      const key =
+        answer.keyType === "Image"
+          ? `${p.name}\0Image\0${image}`
+          : answer.keyType === "Registry"
+            ? `${p.name}\0Registry\0${registryOf(image)}`
+            : `${p.name}\0Global`;
       this.cache.set(key, { answer, expiresAt: this.now() + ttl });
       if (this.cache.size > MAX_CACHED) this.prune();
     }

@@ -99,7 +99,13 @@ export class BlobCache {
    * publish it without fetching. Throws InvalidArgument for a bad id, Internal when the files
    * cannot be opened.
    */
-  static open(dir: string, blobId: string, size: number, chunkCount: number, opts: { flushEvery?: number; key?: Uint8Array; revalidate?: boolean } = {}): BlobCache {
+  static open(
+    dir: string,
+    blobId: string,
+    size: number,
+    chunkCount: number,
+    opts: { flushEvery?: number; key?: Uint8Array; revalidate?: boolean } = {},
+  ): BlobCache {
     if (!BLOB_ID.test(blobId)) throw invalidArgument(`blob id ${JSON.stringify(blobId)} is not 64 hex digits`);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const f = cacheFiles(dir, blobId);
@@ -331,7 +337,8 @@ export class ChunkFill<T extends CachedChunk> {
    */
   write(c: T, bytes: Uint8Array): void {
     this.mustOwn(c.ciIndex);
-    if (bytes.length !== c.uncompressedSize) throw invalidArgument(`blob ${this.cache.blobId}: chunk ${c.ciIndex} has ${bytes.length} bytes, expected ${c.uncompressedSize}`);
+    if (bytes.length !== c.uncompressedSize)
+      throw invalidArgument(`blob ${this.cache.blobId}: chunk ${c.ciIndex} has ${bytes.length} bytes, expected ${c.uncompressedSize}`);
     let done = 0;
     while (done < bytes.length) {
       const n = writeSync(this.fd, bytes, done, bytes.length - done, c.uncompressedOffset + done);

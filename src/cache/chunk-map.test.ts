@@ -16,7 +16,8 @@ describe("cache file names (§8)", () => {
     try {
       const a = "a".repeat(64);
       const b = "b".repeat(64);
-      for (const n of [`${a}.blob.data`, `${a}.chunk_map`, `${a}.blob.meta`, `${b}.blob.data.chunk_map`, `${b}.image.disk`, "stray"]) writeFileSync(join(dir, n), "");
+      for (const n of [`${a}.blob.data`, `${a}.chunk_map`, `${a}.blob.meta`, `${b}.blob.data.chunk_map`, `${b}.image.disk`, "stray"])
+        writeFileSync(join(dir, n), "");
       mkdirSync(join(dir, "subdir"));
       const byBlob = blobCachesIn(dir);
       expect([...byBlob.keys()].sort()).toEqual([a, b, "stray"]);

@@ -98,7 +98,14 @@ export class ChunkMapFile {
       const hv = new DataView(head.buffer);
       const size = statSync(path).size;
       const sameKey = Buffer.from(head.subarray(16)).equals(Buffer.from(key));
-      if (got === MAP_HEADER && hv.getUint32(0, true) === MAGIC && hv.getUint32(4, true) === VERSION && hv.getUint32(8, true) === chunkCount && sameKey && size === MAP_HEADER + bytes) {
+      if (
+        got === MAP_HEADER &&
+        hv.getUint32(0, true) === MAGIC &&
+        hv.getUint32(4, true) === VERSION &&
+        hv.getUint32(8, true) === chunkCount &&
+        sameKey &&
+        size === MAP_HEADER + bytes
+      ) {
         if (bytes > 0) readSync(fd, bitmap, 0, bytes, MAP_HEADER);
       } else {
         hv.setUint32(0, MAGIC, true);
@@ -153,5 +160,8 @@ export function blobCacheUsage(dir: string, blobId: string): number {
 
 /** Removes the cache files of `blobId`: chunk map first, then meta, then data (§8 order). */
 export function removeBlobCache(dir: string, blobId: string): void {
-  removeCacheFiles(dir, Object.values(OWN_SUFFIX).map((s) => `${blobId}${s}`));
+  removeCacheFiles(
+    dir,
+    Object.values(OWN_SUFFIX).map((s) => `${blobId}${s}`),
+  );
 }

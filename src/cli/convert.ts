@@ -27,7 +27,12 @@ export default defineCommand({
     "merge-platform": { type: "boolean", description: "push an index with the OCI and the nydus manifest" },
     platform: { type: "string", description: "platform to convert from an index (default: this machine's)", valueHint: "os/arch" },
     concurrency: { type: "string", default: "2", description: "layers converted at once" },
-    "prefetch-files": { type: "string", description: "file listing the startup working set, one absolute path a line (rafsnap prefetch-list): written as the prefetch table, laid out first in each blob", valueHint: "file" },
+    "prefetch-files": {
+      type: "string",
+      description:
+        "file listing the startup working set, one absolute path a line (rafsnap prefetch-list): written as the prefetch table, laid out first in each blob",
+      valueHint: "file",
+    },
     "prefetch-patterns": { type: "string", description: "as --prefetch-files; a directory listed stands for everything below it", valueHint: "file" },
   },
   async run({ args }) {
@@ -38,7 +43,8 @@ export default defineCommand({
     const chunkSize = Number(args["chunk-size"]);
     if (!Number.isInteger(chunkSize)) throw invalidArgument(`--chunk-size ${JSON.stringify(args["chunk-size"])} is not a number`);
     const concurrency = Number(args.concurrency);
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw invalidArgument(`--concurrency ${JSON.stringify(args.concurrency)} must be a positive integer`);
+    if (!Number.isInteger(concurrency) || concurrency < 1)
+      throw invalidArgument(`--concurrency ${JSON.stringify(args.concurrency)} must be a positive integer`);
     const prefetch = [
       ...(args["prefetch-files"] ? readPrefetchListFile(args["prefetch-files"], "--prefetch-files") : []),
       ...(args["prefetch-patterns"] ? readPrefetchListFile(args["prefetch-patterns"], "--prefetch-patterns") : []),
@@ -70,7 +76,9 @@ export default defineCommand({
     });
     if (tty) process.stderr.write("\n");
     if (prefetch.length > 0 && result.prefetchEntries < new Set(prefetch).size) {
-      process.stderr.write(`warning: ${new Set(prefetch).size - result.prefetchEntries} of the ${new Set(prefetch).size} prefetch paths are not in the image (or repeat an inode) and were left out of the prefetch table\n`);
+      process.stderr.write(
+        `warning: ${new Set(prefetch).size - result.prefetchEntries} of the ${new Set(prefetch).size} prefetch paths are not in the image (or repeat an inode) and were left out of the prefetch table\n`,
+      );
     }
     process.stdout.write(`${result.digest}\n`);
   },

@@ -15,7 +15,11 @@ export default defineCommand({
     root: { type: "string", description: "state directory (root)", valueHint: "dir" },
     address: { type: "string", description: "rafsnap's socket (address)", valueHint: "path" },
     "containerd-config": { type: "string", description: `containerd's config.toml (default ${DEFAULT_CONTAINERD_CONFIG})`, valueHint: "path" },
-    "containerd-address": { type: "string", description: "containerd's socket (default: [grpc] address of its config, else /run/containerd/containerd.sock)", valueHint: "path" },
+    "containerd-address": {
+      type: "string",
+      description: "containerd's socket (default: [grpc] address of its config, else /run/containerd/containerd.sock)",
+      valueHint: "path",
+    },
     json: { type: "boolean", description: "print the report as JSON" },
   },
   async run({ args }) {

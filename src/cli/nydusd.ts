@@ -6,8 +6,6 @@ import { createLogger, isLogLevelName, LOG_LEVEL_NAMES } from "../log/index.ts";
 import { Daemon, daemonRunDir, FAILOVER_POLICIES, type FailoverPolicy, loadDaemonConfig, predecessorCrashed, startApiServer } from "../nydusd/index.ts";
 import { versionInfo } from "./_version.ts";
 
-
-
 /**
  * `rafsnap nydusd` (and the binary invoked as `nydusd`): the built-in data plane with
  * nydusd's command line (docs/compat.md §6). Global options may come before or after the
@@ -51,7 +49,8 @@ export default defineCommand({
     let file = args["log-file"];
     if (file && !/\.[^/]+$/.test(file)) file = `${file}.log`;
     const rotationMb = Number(args["log-rotation-size"] ?? 0);
-    if (!Number.isInteger(rotationMb) || rotationMb < 0) throw invalidArgument(`--log-rotation-size ${JSON.stringify(args["log-rotation-size"])}: a size in MB (0 = no rotation)`);
+    if (!Number.isInteger(rotationMb) || rotationMb < 0)
+      throw invalidArgument(`--log-rotation-size ${JSON.stringify(args["log-rotation-size"])}: a size in MB (0 = no rotation)`);
     // nydusd keeps rotated logs uncompressed; we keep the last 5 (decision: docs/nydusd.md).
     const rotation = { maxBytes: rotationMb << 20, maxBackups: 5, maxAgeDays: 0, localTime: true, compress: false };
     // Adjustable: PUT /api/v1/daemon {"log_level"} changes it while running.
@@ -61,7 +60,8 @@ export default defineCommand({
       throw invalidArgument(`--thread-num ${JSON.stringify(args["thread-num"])}: a number of threads from 1 to 1024`);
     }
     const policy = args["failover-policy"];
-    if (!(FAILOVER_POLICIES as readonly string[]).includes(policy)) throw invalidArgument(`--failover-policy ${JSON.stringify(policy)}: one of ${FAILOVER_POLICIES.join(", ")}`);
+    if (!(FAILOVER_POLICIES as readonly string[]).includes(policy))
+      throw invalidArgument(`--failover-policy ${JSON.stringify(policy)}: one of ${FAILOVER_POLICIES.join(", ")}`);
     const config = args.config ? loadDaemonConfig(args.config) : undefined;
     if (args.bootstrap && !config) throw invalidArgument("--bootstrap needs --config (backend and cache)");
     const runDir = daemonRunDir(process.env.RAFSNAP_RUN_DIR ?? "/run/rafsnap", process.pid);
@@ -84,8 +84,7 @@ export default defineCommand({
       else if (args.bootstrap && config) {
         const files = args["prefetch-files"] ? readPrefetchListFile(args["prefetch-files"], "--prefetch-files") : [];
         await daemon.startDedicated(args.bootstrap, config, files);
-      }
-      else daemon.startShared();
+      } else daemon.startShared();
       if (args.apisock) {
         api = await startApiServer(args.apisock, daemon, logger);
       }

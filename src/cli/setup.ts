@@ -7,9 +7,16 @@ const containerd = defineCommand({
   args: {
     config: { type: "string", description: `containerd's config.toml (default ${DEFAULT_CONTAINERD_CONFIG}; created when missing)`, valueHint: "path" },
     address: { type: "string", description: "rafsnap's socket (default: address from rafsnap's config)", valueHint: "path" },
-    cri: { type: "boolean", description: 'also set the CRI settings: snapshotter = "nydus", disable_snapshot_annotations = false, discard_unpacked_layers = false' },
+    cri: {
+      type: "boolean",
+      description: 'also set the CRI settings: snapshotter = "nydus", disable_snapshot_annotations = false, discard_unpacked_layers = false',
+    },
     "dry-run": { type: "boolean", description: "print the diff, write nothing" },
-    "rafsnap-config": { type: "string", description: `rafsnap's config.toml, for the default address (default ${DEFAULT_CONFIG_PATH} if present)`, valueHint: "path" },
+    "rafsnap-config": {
+      type: "string",
+      description: `rafsnap's config.toml, for the default address (default ${DEFAULT_CONFIG_PATH} if present)`,
+      valueHint: "path",
+    },
   },
   async run({ args }) {
     const rafsnapConfig = typeof args["rafsnap-config"] === "string" && args["rafsnap-config"] !== "" ? args["rafsnap-config"] : undefined;

@@ -58,24 +58,17 @@ export function keyPath(parent: string, key: string): string {
   return parent === "" ? k : `${parent}.${k}`;
 }
 
-const wrongType = <V>(expected: string, raw: unknown): CheckResult<V> =>
-  bad(`wrong type: expected ${expected}, got ${typeName(raw)}`);
+const wrongType = <V>(expected: string, raw: unknown): CheckResult<V> => bad(`wrong type: expected ${expected}, got ${typeName(raw)}`);
 
 /** `true` or `false`. Strings such as "true" are rejected (go-toml rejects them too). */
-export const bool = (): Check<boolean> => (raw) =>
-  typeof raw === "boolean" ? ok(raw) : wrongType("a boolean (true or false)", raw);
+export const bool = (): Check<boolean> => (raw) => (typeof raw === "boolean" ? ok(raw) : wrongType("a boolean (true or false)", raw));
 
 /** Any string, including the empty one. */
 export const str = (): Check<string> => (raw) => (typeof raw === "string" ? ok(raw) : wrongType("a string", raw));
 
 /** An integer in `[min, max]`. */
 export function int(min: number, max: number = Number.MAX_SAFE_INTEGER): Check<number> {
-  const range =
-    max === Number.MAX_SAFE_INTEGER
-      ? min === 0
-        ? "a non-negative integer"
-        : `an integer of at least ${min}`
-      : `an integer from ${min} to ${max}`;
+  const range = max === Number.MAX_SAFE_INTEGER ? (min === 0 ? "a non-negative integer" : `an integer of at least ${min}`) : `an integer from ${min} to ${max}`;
   return (raw) => {
     if (typeof raw !== "number" || !Number.isInteger(raw)) return wrongType(range, raw);
     if (raw < min || raw > max) return bad(`out of range: must be ${range}`);
@@ -95,10 +88,7 @@ export function literal<V extends number>(value: V, what: string): Check<V> {
  * One of `allowed`. `aliases` maps accepted spellings to the stored value (e.g. Go's
  * `multiple` → `dedicated`); aliases are listed as allowed in the message too.
  */
-export function oneOf<V extends string>(
-  allowed: readonly V[],
-  aliases: Readonly<Record<string, V>> = {},
-): Check<V> {
+export function oneOf<V extends string>(allowed: readonly V[], aliases: Readonly<Record<string, V>> = {}): Check<V> {
   const names = [...allowed, ...Object.keys(aliases)].map((s) => JSON.stringify(s)).join(", ");
   return (raw) => {
     if (typeof raw !== "string") return wrongType(`a string, one of ${names}`, raw);
@@ -183,13 +173,7 @@ export function problem(ctx: Ctx, path: string, value: unknown, reason: string):
 export type AnySpec = { readonly [k: string]: AnySpec | Check<unknown> };
 
 /** Reads one table: known keys are checked (or defaulted), unknown keys become warnings. */
-export function readTable(
-  spec: AnySpec,
-  defaults: Readonly<Record<string, unknown>>,
-  raw: unknown,
-  path: string,
-  ctx: Ctx,
-): Record<string, unknown> {
+export function readTable(spec: AnySpec, defaults: Readonly<Record<string, unknown>>, raw: unknown, path: string, ctx: Ctx): Record<string, unknown> {
   let table: Record<string, unknown> = {};
   if (isPlainObject(raw)) table = raw;
   else if (raw !== undefined) problem(ctx, path, raw, "wrong type: expected a table");

@@ -215,9 +215,7 @@ describe("default.toml", () => {
   test("lists every key explicitly (deleting none changes nothing, adding none is needed)", () => {
     const doc = Bun.TOML.parse(DEFAULT_CONFIG_TOML) as Record<string, unknown>;
     const keys = (o: Record<string, unknown>, p = ""): string[] =>
-      Object.entries(o).flatMap(([k, v]) =>
-        typeof v === "object" && v !== null ? keys(v as Record<string, unknown>, `${p}${k}.`) : [`${p}${k}`],
-      );
+      Object.entries(o).flatMap(([k, v]) => (typeof v === "object" && v !== null ? keys(v as Record<string, unknown>, `${p}${k}.`) : [`${p}${k}`]));
     expect(keys(doc).sort()).toEqual(keys(defaultConfig() as unknown as Record<string, unknown>).sort());
   });
 });
@@ -255,7 +253,7 @@ describe("loadConfig", () => {
   });
 
   test("a TOML syntax error names the file and carries Bun's message", async () => {
-    const path = file("broken.toml", 'version = 1\n[daemon]\nfs_driver = \n');
+    const path = file("broken.toml", "version = 1\n[daemon]\nfs_driver = \n");
     const err = await rejection(loadConfig({ configPath: path, explicit: true, flags: {} }));
     expect(err.kind).toBe(ErrorKind.InvalidArgument);
     expect(err.message).toContain(path);

@@ -244,36 +244,26 @@ describe("validation rules (nydus ValidateConfig and ours)", () => {
   });
 
   test("recover_policy must be none|restart|failover", () => {
-    expect(failure({ daemon: { recover_policy: "always" } })).toContain(
-      'daemon.recover_policy = "always": must be one of "none", "restart", "failover"',
-    );
+    expect(failure({ daemon: { recover_policy: "always" } })).toContain('daemon.recover_policy = "always": must be one of "none", "restart", "failover"');
   });
 
   test("failover_policy must be none|resend|flush", () => {
-    expect(failure({ daemon: { failover_policy: "retry" } })).toContain(
-      'daemon.failover_policy = "retry": must be one of "none", "resend", "flush"',
-    );
+    expect(failure({ daemon: { failover_policy: "retry" } })).toContain('daemon.failover_policy = "retry": must be one of "none", "resend", "flush"');
   });
 
   test("threads_number must be within 0..1024", () => {
-    expect(failure({ daemon: { threads_number: 1025 } })).toContain(
-      "daemon.threads_number = 1025: out of range: must be an integer from 0 to 1024",
-    );
+    expect(failure({ daemon: { threads_number: 1025 } })).toContain("daemon.threads_number = 1025: out of range: must be an integer from 0 to 1024");
     expect(failure({ daemon: { threads_number: -1 } })).toContain("daemon.threads_number = -1: out of range");
     expect(failure({ daemon: { threads_number: 2.5 } })).toContain("daemon.threads_number = 2.5: wrong type: expected an integer from 0 to 1024, got a float");
     expect(parseConfig({ daemon: { threads_number: 1024 } }).config.daemon.threads_number).toBe(1024);
   });
 
   test("log.level must be trace|debug|info|warn|error", () => {
-    expect(failure({ log: { level: "verbose" } })).toContain(
-      'log.level = "verbose": must be one of "trace", "debug", "info", "warn", "error"',
-    );
+    expect(failure({ log: { level: "verbose" } })).toContain('log.level = "verbose": must be one of "trace", "debug", "info", "warn", "error"');
   });
 
   test("daemon_mode must be dedicated|multiple|shared|none", () => {
-    expect(failure({ daemon_mode: "single" })).toContain(
-      'daemon_mode = "single": must be one of "dedicated", "shared", "none", "multiple"',
-    );
+    expect(failure({ daemon_mode: "single" })).toContain('daemon_mode = "single": must be one of "dedicated", "shared", "none", "multiple"');
   });
 
   test("both keychains cannot be enabled", () => {
@@ -285,9 +275,7 @@ describe("validation rules (nydus ValidateConfig and ours)", () => {
 
   test("mirrors_config.dir must exist when set", () => {
     const missing = join(tmp, "no-such-certs.d");
-    expect(failure({ remote: { mirrors_config: { dir: missing } } })).toContain(
-      `remote.mirrors_config.dir = "${missing}": directory does not exist`,
-    );
+    expect(failure({ remote: { mirrors_config: { dir: missing } } })).toContain(`remote.mirrors_config.dir = "${missing}": directory does not exist`);
     const file = join(tmp, "a-file");
     writeFileSync(file, "x");
     expect(failure({ remote: { mirrors_config: { dir: file } } })).toContain("directory does not exist");
@@ -301,9 +289,7 @@ describe("validation rules (nydus ValidateConfig and ours)", () => {
     expect(unset).toContain('image.public_key_file = "": not set');
     expect(unset).toContain("image.validate_signature = true");
     const missing = join(tmp, "missing.pem");
-    expect(failure({ image: { validate_signature: true, public_key_file: missing } })).toContain(
-      `image.public_key_file = "${missing}": file does not exist`,
-    );
+    expect(failure({ image: { validate_signature: true, public_key_file: missing } })).toContain(`image.public_key_file = "${missing}": file does not exist`);
     const key = join(tmp, "key.pem");
     writeFileSync(key, "-----BEGIN PUBLIC KEY-----\n");
     // With a key, still refused: signature checks are not built, and rafsnap never fails open.
@@ -329,14 +315,10 @@ describe("validation rules (nydus ValidateConfig and ours)", () => {
   });
 
   test("durations must be non-negative Go durations", () => {
-    expect(failure({ metrics: { hung_io_interval: "10 seconds" } })).toContain(
-      'metrics.hung_io_interval = "10 seconds": not a valid duration',
-    );
+    expect(failure({ metrics: { hung_io_interval: "10 seconds" } })).toContain('metrics.hung_io_interval = "10 seconds": not a valid duration');
     expect(failure({ cache_manager: { gc_period: "-1h" } })).toContain('cache_manager.gc_period = "-1h": must not be negative');
     expect(failure({ metrics: { collect_interval: "" } })).toContain('metrics.collect_interval = "": not a valid duration');
-    expect(failure({ metrics: { collect_interval: true } })).toContain(
-      "metrics.collect_interval = true: wrong type: expected a Go duration string",
-    );
+    expect(failure({ metrics: { collect_interval: true } })).toContain("metrics.collect_interval = true: wrong type: expected a Go duration string");
   });
 
   test("cgroup.memory_limit accepts Go's forms only", () => {
@@ -349,9 +331,7 @@ describe("validation rules (nydus ValidateConfig and ours)", () => {
 
 describe("wrong types", () => {
   test("a string where a boolean belongs", () => {
-    expect(failure({ cleanup_on_close: "false" })).toContain(
-      'cleanup_on_close = "false": wrong type: expected a boolean (true or false), got a string',
-    );
+    expect(failure({ cleanup_on_close: "false" })).toContain('cleanup_on_close = "false": wrong type: expected a boolean (true or false), got a string');
   });
 
   test("a number where a string belongs", () => {

@@ -54,8 +54,6 @@ import {
   type DeepReadonly,
 } from "./types.ts";
 
-
-
 function deepFreeze<T>(o: T): DeepReadonly<T> {
   for (const v of Object.values(o as object)) if (typeof v === "object" && v !== null) deepFreeze(v);
   return Object.freeze(o) as DeepReadonly<T>;
@@ -256,7 +254,7 @@ function checkRelations(c: Config, ctx: Ctx): void {
   }
   const mirrors = c.remote.mirrors_config.dir;
   if (mirrors !== "" && !isDirectory(mirrors)) {
-    problem(ctx, "remote.mirrors_config.dir", mirrors, "directory does not exist (set \"\" to disable mirrors)");
+    problem(ctx, "remote.mirrors_config.dir", mirrors, 'directory does not exist (set "" to disable mirrors)');
   }
   if (c.image.validate_signature && (c.image.public_key_file === "" || !exists(c.image.public_key_file))) {
     const why = c.image.public_key_file === "" ? "not set" : "file does not exist";
@@ -265,7 +263,12 @@ function checkRelations(c: Config, ctx: Ctx): void {
   }
   if (c.image.validate_signature) {
     // Never fail open: an operator who asks for signature checks gets them or no snapshotter.
-    problem(ctx, "image.validate_signature", true, "verifying bootstrap signatures is not built; rafsnap refuses to start rather than serve images unverified (set it to false)");
+    problem(
+      ctx,
+      "image.validate_signature",
+      true,
+      "verifying bootstrap signatures is not built; rafsnap refuses to start rather than serve images unverified (set it to false)",
+    );
   }
   if (c.system.enable) {
     const r = absolutePath(MAX_SOCKET_PATH_BYTES, SOCKET_WHY)(c.system.address);
@@ -307,9 +310,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): ParseResult 
   if (ctx.problems.length > 0) {
     const where = opts.source ? ` in ${opts.source}` : "";
     const n = ctx.problems.length;
-    throw invalidArgument(
-      `invalid configuration${where} (${n} problem${n === 1 ? "" : "s"}):\n${ctx.problems.map((p) => `  - ${p}`).join("\n")}`,
-    );
+    throw invalidArgument(`invalid configuration${where} (${n} problem${n === 1 ? "" : "s"}):\n${ctx.problems.map((p) => `  - ${p}`).join("\n")}`);
   }
 
   // Derived values, filled in after the merge like Go's PrepareLogDir/ProcessConfigurations.
@@ -317,10 +318,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): ParseResult 
   if (config.cache_manager.cache_dir === "") config.cache_manager.cache_dir = join(config.root, "cache");
   if (config.daemon.fs_driver === "fscache" && config.daemon_mode !== "shared") {
     if (ctx.given.has("daemon_mode")) {
-      ctx.warnings.push(
-        `daemon_mode = ${show(config.daemon_mode)} overridden to "shared": ` +
-          `daemon.fs_driver = "fscache" only supports shared mode`,
-      );
+      ctx.warnings.push(`daemon_mode = ${show(config.daemon_mode)} overridden to "shared": daemon.fs_driver = "fscache" only supports shared mode`);
     }
     config.daemon_mode = "shared";
   }
@@ -335,4 +333,3 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): ParseResult 
 export function defaultConfig(): Config {
   return parseConfig({}).config;
 }
-

@@ -42,7 +42,10 @@ function prepared(v: unknown, path: string, redact: boolean, secret = false): un
   if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return v;
   if (Array.isArray(v)) return v.map((e, i) => prepared(e, `${path}[${i}]`, redact, secret));
   // A key is secret by its own name, not its table's (`[remote.auth]` is a table of flags).
-  if (isPlainObject(v)) return Object.fromEntries(Object.entries(v).map(([k, e]) => [k, prepared(e, keyPath(path, k), redact, secret || (redact && isSecretKey(k) && !isPlainObject(e)))]));
+  if (isPlainObject(v))
+    return Object.fromEntries(
+      Object.entries(v).map(([k, e]) => [k, prepared(e, keyPath(path, k), redact, secret || (redact && isSecretKey(k) && !isPlainObject(e)))]),
+    );
   throw internal(`cannot write ${path} as TOML: unsupported value ${String(v)}`);
 }
 

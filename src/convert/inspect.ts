@@ -9,7 +9,7 @@ import {
   listTree,
   openBootstrapBytes,
   planRange,
-  RafsImage,
+  type RafsImage,
   readBlobMeta,
   readFile,
 } from "../rafs/index.ts";
@@ -58,7 +58,9 @@ export function inspectImage(image: RafsImage): string {
     const t = TYPE[(i.mode >> 12) & 0xf] ?? "?";
     const x = e.xattrs.length ? `  xattrs ${e.xattrs.map((a) => printable(a.name)).join(",")}` : "";
     const target = e.symlink !== undefined ? ` -> ${printable(e.symlink)}` : "";
-    lines.push(`  ${t}${modeOctal(i.mode)} ${i.uid}:${i.gid} ${String(i.size).padStart(10)} nid ${String(e.nid).padStart(5)} ${printable(e.path)}${target}${x}`);
+    lines.push(
+      `  ${t}${modeOctal(i.mode)} ${i.uid}:${i.gid} ${String(i.size).padStart(10)} nid ${String(e.nid).padStart(5)} ${printable(e.path)}${target}${x}`,
+    );
   }
   return `${lines.join("\n")}\n`;
 }

@@ -83,7 +83,11 @@ export async function blobOptions(job: LayerJob): Promise<LayerBlobOptions> {
  * (`prefetchFirst` of `buildLayer`). Errors are those of `decompressLayer`, `readTar` and
  * `buildLayer`, thrown from the blob iteration.
  */
-export function convertLayer(src: AsyncIterable<Uint8Array>, job: LayerJob, first?: { matcher: PrefetchMatcher; again: () => AsyncIterable<Uint8Array> }): LayerConversion {
+export function convertLayer(
+  src: AsyncIterable<Uint8Array>,
+  job: LayerJob,
+  first?: { matcher: PrefetchMatcher; again: () => AsyncIterable<Uint8Array> },
+): LayerConversion {
   const counter = { bytes: 0 };
   let build: ReturnType<typeof buildLayer> | undefined;
   // The second pass (listed files first) reads the layer again; its bytes are not counted.

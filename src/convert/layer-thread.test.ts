@@ -14,7 +14,6 @@ import { convertLayerInWorker, LayerThread } from "./layer-thread.ts";
 const tmp = mkdtempSync(join(tmpdir(), "layer-build-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-
 /** A gzip layer: big random files, many small text files, duplicates and a hard link. */
 function makeLayer(): { gz: Uint8Array; digest: string; diffId: string } {
   const dir = join(tmp, "tree");
@@ -23,7 +22,20 @@ function makeLayer(): { gz: Uint8Array; digest: string; diffId: string } {
   writeFileSync(join(dir, "copy.bin"), readFileSync(join(dir, "big.bin")));
   for (let i = 0; i < 300; i++) writeFileSync(join(dir, "d", `f${i}.txt`), `${i}\n${"the quick brown fox\n".repeat(200)}`);
   const tarPath = join(tmp, "layer.tar");
-  const r = Bun.spawnSync(["tar", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "--hard-dereference", "-C", dir, "-cf", tarPath, "."]);
+  const r = Bun.spawnSync([
+    "tar",
+    "--sort=name",
+    "--mtime=@0",
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "--hard-dereference",
+    "-C",
+    dir,
+    "-cf",
+    tarPath,
+    ".",
+  ]);
   if (r.exitCode !== 0) throw new Error(r.stderr.toString());
   const tar = new Uint8Array(readFileSync(tarPath));
   const gz = new Uint8Array(gzipSync(tar));
@@ -127,7 +139,13 @@ function tarHeader(name: string, flag: string, size: number, linkname = ""): Uin
 
 test("an entry the tree refuses fails the conversion with the message the calling thread gives", async () => {
   const data = new TextEncoder().encode("x".repeat(700));
-  const tar = Buffer.concat([tarHeader("a", "0", data.length), data, new Uint8Array(1024 - data.length), tarHeader("b", "1", 0, "missing"), new Uint8Array(1024)]);
+  const tar = Buffer.concat([
+    tarHeader("a", "0", data.length),
+    data,
+    new Uint8Array(1024 - data.length),
+    tarHeader("b", "1", 0, "missing"),
+    new Uint8Array(1024),
+  ]);
   const gz = new Uint8Array(gzipSync(tar));
   const j: LayerJob = { what: "bad layer", compressor: "zstd" };
   const here = await drain(convertLayer(pieces(gz, 4096), j)).catch((e) => e);

@@ -18,7 +18,6 @@ export const OUT_RING = 2 << 20;
 
 const WORKER = workerUrl(import.meta.url, "convert", "layer-worker.ts");
 
-
 /** The layer tree, built on this thread from the entries the worker sends. */
 class TreeSide {
   private readonly tree = new LayerTreeBuilder();
@@ -30,7 +29,8 @@ class TreeSide {
   add(list: EntryRecord[]): void {
     for (const { header, chunks } of list) {
       const inode = this.tree.add(header);
-      if ((inode === undefined) !== (chunks === undefined)) throw new RafsnapError("internal", `convert: /${header.path}: the worker and the tree disagree on whether its data is stored`);
+      if ((inode === undefined) !== (chunks === undefined))
+        throw new RafsnapError("internal", `convert: /${header.path}: the worker and the tree disagree on whether its data is stored`);
       if (!inode || !chunks) continue;
       for (const c of chunks) c.blob = this.info;
       inode.chunks.push(...chunks);

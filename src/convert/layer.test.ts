@@ -55,9 +55,10 @@ describe("decompressLayer", () => {
     // end, or a lying diff_id would go unnoticed.
     const early = await failure(
       (async () => {
-        for await (const e of readTar(decompressLayer(chunks(gz), { what: "layer L5", diffId: wrong }))) for await (const _ of e.body) {
-          /* drain */
-        }
+        for await (const e of readTar(decompressLayer(chunks(gz), { what: "layer L5", diffId: wrong })))
+          for await (const _ of e.body) {
+            /* drain */
+          }
       })(),
     );
     expect(String(early)).toContain("layer L5");

@@ -12,7 +12,13 @@ function source(docker = false): ResolvedImage {
   return {
     manifest: { schemaVersion: 2, config: { mediaType: MediaType.OciConfig, digest: "sha256:c", size: 1 }, layers: [] },
     manifestDescriptor: { mediaType: docker ? MediaType.DockerManifest : MediaType.OciManifest, digest: "sha256:m", size: 10 },
-    config: { architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: ["sha256:a", "sha256:b"] }, history: [{ created_by: "x" }], config: { Cmd: ["/bin/sh"] } },
+    config: {
+      architecture: "amd64",
+      os: "linux",
+      rootfs: { type: "layers", diff_ids: ["sha256:a", "sha256:b"] },
+      history: [{ created_by: "x" }],
+      config: { Cmd: ["/bin/sh"] },
+    },
   };
 }
 
@@ -36,7 +42,10 @@ describe("nydus image documents", () => {
   });
 
   test("manifest and config: nydus blob layers, then the bootstrap layer, diff_ids and history", () => {
-    const blobs = [{ digest: "sha256:n1", size: 11 }, { digest: "sha256:n2", size: 22 }];
+    const blobs = [
+      { digest: "sha256:n1", size: 11 },
+      { digest: "sha256:n2", size: 22 },
+    ];
     const { config, manifest } = nydusImage(source(), blobs, boot, { inIndex: false });
     const m = decode(manifest.bytes);
     expect(m.mediaType).toBe(MediaType.OciManifest);
@@ -61,7 +70,11 @@ describe("nydus image documents", () => {
     expect(idx.mediaType).toBe(MediaType.OciIndex);
     expect(idx.manifests).toHaveLength(2);
     expect(idx.manifests[0].digest).toBe("sha256:m");
-    expect(idx.manifests[1]).toMatchObject({ digest: manifest.descriptor.digest, artifactType: MediaType.NydusArtifact, platform: { os: "linux", architecture: "amd64" } });
+    expect(idx.manifests[1]).toMatchObject({
+      digest: manifest.descriptor.digest,
+      artifactType: MediaType.NydusArtifact,
+      platform: { os: "linux", architecture: "amd64" },
+    });
     expect(decode(nydusImage(source(), [], boot, { inIndex: true }).config.bytes).rootfs.diff_ids).toEqual([boot.diffId]);
     expect(nydusImage(source(), [], boot, { inIndex: true }).config.descriptor.mediaType).toBe(MediaType.NydusConfig);
   });

@@ -52,7 +52,13 @@ function ustarHeader(path: string, mode: number, size: number, type: "0" | "5"):
   put("ustar\0", 257);
   put("00", 263);
   put("        ", 148);
-  put(`${oct(h.reduce((a, b) => a + b, 0), 7)} `, 148);
+  put(
+    `${oct(
+      h.reduce((a, b) => a + b, 0),
+      7,
+    )} `,
+    148,
+  );
   return h;
 }
 
@@ -82,12 +88,7 @@ export function bootstrapLayer(bootstrap: Uint8Array): BootstrapLayer {
  * With `inIndex` (for `--merge-platform`) the config gets the nydus config media type, as
  * nydusify does, so the two manifests of an index are told apart.
  */
-export function nydusImage(
-  src: ResolvedImage,
-  blobs: NydusBlobLayer[],
-  boot: BootstrapLayer,
-  opts: { inIndex: boolean },
-): { config: Blob; manifest: Blob } {
+export function nydusImage(src: ResolvedImage, blobs: NydusBlobLayer[], boot: BootstrapLayer, opts: { inIndex: boolean }): { config: Blob; manifest: Blob } {
   const docker = src.manifestDescriptor.mediaType === MediaType.DockerManifest;
   const config: ImageConfig = {
     ...src.config,

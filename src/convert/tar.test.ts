@@ -112,9 +112,25 @@ describe("readTar", () => {
     const cases: [string, Uint8Array, string][] = [
       ["escaping path", archive(header("../../etc/passwd")), "escapes the layer root"],
       ["escaping hard link", archive(header("ok", { type: "1", linkname: "../x" })), "escapes the layer root"],
-      ["bad checksum", (() => { const h = header("a"); h[0] = 0x62; return archive(h); })(), "checksum mismatch"],
+      [
+        "bad checksum",
+        (() => {
+          const h = header("a");
+          h[0] = 0x62;
+          return archive(h);
+        })(),
+        "checksum mismatch",
+      ],
       ["truncated body", Buffer.concat([header("a", { size: 5000 }), new Uint8Array(1000)]), "truncated"],
-      ["bad octal", (() => { const h = header("a"); h.set(new TextEncoder().encode("9"), 124); return archive(h); })(), "checksum"],
+      [
+        "bad octal",
+        (() => {
+          const h = header("a");
+          h.set(new TextEncoder().encode("9"), 124);
+          return archive(h);
+        })(),
+        "checksum",
+      ],
     ];
     for (const [name, bytes, msg] of cases) {
       let err: unknown;
@@ -155,7 +171,7 @@ describe("readTar", () => {
       expect(kindOf(err)).toBe(ErrorKind.InvalidArgument);
       expect(String(err)).toContain(msg);
     };
-    await fails(archive(pax("x", [["size", "-1"]]), header("f")), "size=\"-1\" is not a number");
+    await fails(archive(pax("x", [["size", "-1"]]), header("f")), 'size="-1" is not a number');
     await fails(archive(pax("x", [["uid", "1e99"]]), header("f")), "uid=");
     await fails(archive(pax("x", [["path", `d/${"n".repeat(256)}`]]), header("f")), "a name is longer than 255 bytes");
     await fails(archive(pax("x", [["linkpath", "x".repeat(5000)]]), header("l", { type: "2" })), "link target longer");

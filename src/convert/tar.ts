@@ -124,7 +124,8 @@ export function normalizeTarPath(p: string, at: number): string {
   const out: string[] = [];
   for (const seg of p.split("/")) {
     if (seg === "" || seg === ".") continue;
-    if (Buffer.byteLength(seg) > TarLimit.nameBytes) throw invalidArgument(`tar entry ${JSON.stringify(p.slice(0, 100))}… at byte ${at}: a name is longer than ${TarLimit.nameBytes} bytes`);
+    if (Buffer.byteLength(seg) > TarLimit.nameBytes)
+      throw invalidArgument(`tar entry ${JSON.stringify(p.slice(0, 100))}… at byte ${at}: a name is longer than ${TarLimit.nameBytes} bytes`);
     if (seg === "..") {
       if (out.length === 0) throw invalidArgument(`tar entry ${JSON.stringify(p)} at byte ${at} escapes the layer root`);
       out.pop();
@@ -228,8 +229,7 @@ export async function* readTar(src: AsyncIterable<Uint8Array>): AsyncGenerator<T
       else if (flag === "g") {
         for (const [k, v] of parsePax(body, at)) globalPax.set(k, v);
         if (globalPax.size > TarLimit.globalRecords) throw invalidArgument(`tar header at byte ${at}: more than ${TarLimit.globalRecords} global PAX records`);
-      }
-      else if (flag === "L") longName = str(body, 0, size);
+      } else if (flag === "L") longName = str(body, 0, size);
       else longLink = str(body, 0, size);
       continue;
     }
@@ -260,7 +260,9 @@ export async function* readTar(src: AsyncIterable<Uint8Array>): AsyncGenerator<T
         if (!(name in xattrs)) xattrCount++;
         xattrBytes += Buffer.byteLength(name) + value.length;
         if (Buffer.byteLength(name) > TarLimit.nameBytes || xattrCount > TarLimit.xattrs || xattrBytes > TarLimit.xattrBytes) {
-          throw invalidArgument(`tar header at byte ${at}: extended attributes over the limits (${TarLimit.xattrs} attributes, ${TarLimit.xattrBytes} bytes, names of ${TarLimit.nameBytes} bytes)`);
+          throw invalidArgument(
+            `tar header at byte ${at}: extended attributes over the limits (${TarLimit.xattrs} attributes, ${TarLimit.xattrBytes} bytes, names of ${TarLimit.nameBytes} bytes)`,
+          );
         }
         xattrs[name] = value;
       }

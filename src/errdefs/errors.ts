@@ -53,32 +53,23 @@ export class RafsnapError extends Error {
 }
 
 /** Builds an error of kind NotFound. */
-export const notFound = (message: string, cause?: unknown) =>
-  new RafsnapError(ErrorKind.NotFound, message, { cause });
+export const notFound = (message: string, cause?: unknown) => new RafsnapError(ErrorKind.NotFound, message, { cause });
 /** Builds an error of kind AlreadyExists. */
-export const alreadyExists = (message: string, cause?: unknown) =>
-  new RafsnapError(ErrorKind.AlreadyExists, message, { cause });
+export const alreadyExists = (message: string, cause?: unknown) => new RafsnapError(ErrorKind.AlreadyExists, message, { cause });
 /** Builds an error of kind InvalidArgument. */
-export const invalidArgument = (message: string, cause?: unknown) =>
-  new RafsnapError(ErrorKind.InvalidArgument, message, { cause });
+export const invalidArgument = (message: string, cause?: unknown) => new RafsnapError(ErrorKind.InvalidArgument, message, { cause });
 /** Builds an error of kind FailedPrecondition. */
-export const failedPrecondition = (message: string, cause?: unknown) =>
-  new RafsnapError(ErrorKind.FailedPrecondition, message, { cause });
+export const failedPrecondition = (message: string, cause?: unknown) => new RafsnapError(ErrorKind.FailedPrecondition, message, { cause });
 /** Builds an error of kind Unavailable. */
-export const unavailable = (message: string, cause?: unknown) =>
-  new RafsnapError(ErrorKind.Unavailable, message, { cause });
+export const unavailable = (message: string, cause?: unknown) => new RafsnapError(ErrorKind.Unavailable, message, { cause });
 /** Builds an error of kind NotImplemented. */
-export const notImplemented = (message: string, cause?: unknown) =>
-  new RafsnapError(ErrorKind.NotImplemented, message, { cause });
+export const notImplemented = (message: string, cause?: unknown) => new RafsnapError(ErrorKind.NotImplemented, message, { cause });
 /** Builds an error of kind DataLoss (readers get EIO; gRPC DATA_LOSS). */
-export const dataLoss = (message: string, cause?: unknown) =>
-  new RafsnapError(ErrorKind.DataLoss, message, { cause });
+export const dataLoss = (message: string, cause?: unknown) => new RafsnapError(ErrorKind.DataLoss, message, { cause });
 /** Builds an error of kind ResourceExhausted (a cap on what outside input may cost). */
-export const resourceExhausted = (message: string, cause?: unknown) =>
-  new RafsnapError(ErrorKind.ResourceExhausted, message, { cause });
+export const resourceExhausted = (message: string, cause?: unknown) => new RafsnapError(ErrorKind.ResourceExhausted, message, { cause });
 /** Builds an error of kind Internal. */
-export const internal = (message: string, cause?: unknown) =>
-  new RafsnapError(ErrorKind.Internal, message, { cause });
+export const internal = (message: string, cause?: unknown) => new RafsnapError(ErrorKind.Internal, message, { cause });
 
 /**
  * Kinds of the OS's and SQLite's error codes, for errors that reach an edge without a kind

@@ -48,7 +48,12 @@ describe("range → spans", () => {
     expect(rangeReady(shuffled, b, 0, 4097)).toBe(false);
     expect(t.starts.buffer).toBeInstanceOf(SharedArrayBuffer);
     expect(() => spanTable([CHUNKS[1] as (typeof CHUNKS)[number], CHUNKS[0] as (typeof CHUNKS)[number]])).toThrow("is not sorted");
-    expect(() => spanTable([{ start: 0, size: 8192, bit: 0 }, { start: 4096, size: 4096, bit: 1 }])).toThrow("is not sorted");
+    expect(() =>
+      spanTable([
+        { start: 0, size: 8192, bit: 0 },
+        { start: 4096, size: 4096, bit: 1 },
+      ]),
+    ).toThrow("is not sorted");
   });
 
   test("a range is ready when every chunk it touches is; holes never need a bit", () => {
@@ -168,9 +173,11 @@ describe("registry and reader", () => {
     await Bun.sleep(50);
     expect(open()).toBe(before);
     // Retired: the reader declines without touching the descriptor, even before the del message.
-    expect(table.serve(7, 0, 100, 1 << 20, () => {
-      throw new Error("a retired file was read");
-    })).toBe(-1);
+    expect(
+      table.serve(7, 0, 100, 1 << 20, () => {
+        throw new Error("a retired file was read");
+      }),
+    ).toBe(-1);
     close();
   });
 

@@ -87,7 +87,8 @@ export function spanTable(spans: readonly { start: number; size: number; bit: nu
   const n = spans.length;
   let prevEnd = 0;
   for (const [i, s] of spans.entries()) {
-    if (!(s.start >= prevEnd) || !(s.size >= 0)) throw invalidArgument(`span ${i} [${s.start}, +${s.size}) is not sorted after the previous one ending at ${prevEnd}`);
+    if (!(s.start >= prevEnd) || !(s.size >= 0))
+      throw invalidArgument(`span ${i} [${s.start}, +${s.size}) is not sorted after the previous one ending at ${prevEnd}`);
     prevEnd = s.start + s.size;
   }
   const starts = new Float64Array(new SharedArrayBuffer(Math.max(8, n * 8)), 0, n);

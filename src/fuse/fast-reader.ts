@@ -62,6 +62,7 @@ export class FastReadTable {
   }
 
   /** Runs `use` with `f`'s descriptor held (see the handshake); false when `f` was retired. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: `use` may return nothing (counted as true)
   private hold(f: ReaderFile, use: () => boolean | void): boolean {
     Atomics.add(f.ctl, Ctl.REFS, 1);
     try {

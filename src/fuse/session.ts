@@ -221,7 +221,8 @@ export class FuseSession {
           const minor = v.getUint32(4, true);
           const readahead = v.getUint32(8, true);
           const offered = v.getUint32(12, true);
-          const want = InitFlag.ASYNC_READ | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES | InitFlag.CACHE_SYMLINKS | (this.fs.directIo ? InitFlag.ASYNC_DIO : 0);
+          const want =
+            InitFlag.ASYNC_READ | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES | InitFlag.CACHE_SYMLINKS | (this.fs.directIo ? InitFlag.ASYNC_DIO : 0);
           this.reply(h.unique, 0, encodeInitOut(Math.min(minor, 36), readahead, offered & want, this.maxPages));
           return;
         }

@@ -1,10 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
-import {
-  type Info as PbInfo,
-  InfoSchema,
-  Kind as PbKind,
-} from "../../gen/containerd/services/snapshots/v1/snapshots_pb.ts";
+import { type Info as PbInfo, InfoSchema, Kind as PbKind } from "../../gen/containerd/services/snapshots/v1/snapshots_pb.ts";
 import { type Mount as PbMount, MountSchema } from "../../gen/containerd/types/mount_pb.ts";
 import type { Info, Kind, Micros, Mount } from "../snapshot/index.ts";
 import { invalidArgument } from "../errdefs/index.ts";

@@ -112,7 +112,8 @@ function tooLate(call: { cancelled: boolean; getDeadline(): grpc.Deadline }): Ra
   if (call.cancelled) return new RafsnapError(ErrorKind.Canceled, "the call was cancelled before it started; nothing was done");
   const d = call.getDeadline();
   const ms = d instanceof Date ? d.getTime() : d;
-  if (Number.isFinite(ms) && ms <= Date.now()) return new RafsnapError(ErrorKind.DeadlineExceeded, "the call's deadline passed before it started; nothing was done");
+  if (Number.isFinite(ms) && ms <= Date.now())
+    return new RafsnapError(ErrorKind.DeadlineExceeded, "the call's deadline passed before it started; nothing was done");
   return undefined;
 }
 

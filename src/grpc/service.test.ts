@@ -32,7 +32,11 @@ describe("snapshots service error mapping (round trip)", () => {
     remote = fakeRemoteFs();
     sn = await Snapshotter.open({ root: join(dir, "root"), store, logger: silentLogger(), remote });
     const socket = join(dir, "s.sock");
-    server = await listenUnix({ path: socket, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }, [{ service: Snapshots, impl: snapshotsService(sn) }], silentLogger());
+    server = await listenUnix(
+      { path: socket, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+      [{ service: Snapshots, impl: snapshotsService(sn) }],
+      silentLogger(),
+    );
     client = snapshotsClient(socket);
   });
   afterAll(async () => {
@@ -55,9 +59,11 @@ describe("snapshots service error mapping (round trip)", () => {
     r = await codeOf(client.prepare({ key: "k", labels: { l: "v".repeat(5000) } }));
     expect(r.code).toBe(Code.InvalidArgument);
     // Filters: InvalidArgument naming the filter, on the stream.
-    r = await codeOf((async () => {
-      for await (const _ of client.list({ filters: ["name~=("] })) void _;
-    })());
+    r = await codeOf(
+      (async () => {
+        for await (const _ of client.list({ filters: ["name~=("] })) void _;
+      })(),
+    );
     expect(r.code).toBe(Code.InvalidArgument);
     // Remote filesystem: a daemon that does not come up is Unavailable, and nothing is left.
     const meta = { [Label.TargetSnapshotRef]: "meta", [Label.NydusMetaLayer]: "true", [Label.CRIImageRef]: "registry.test/a:1" };

@@ -4,7 +4,7 @@ import {
   ListSnapshotsResponseSchema,
   MountsResponseSchema,
   PrepareSnapshotResponseSchema,
-  Snapshots,
+  type Snapshots,
   StatSnapshotResponseSchema,
   UpdateSnapshotResponseSchema,
   UsageResponseSchema,
@@ -37,8 +37,7 @@ export function snapshotsService(sn: Snapshotter, metrics?: Metrics): ServiceImp
   return {
     prepare: async (req) =>
       create(PrepareSnapshotResponseSchema, { mounts: mountsToPb(await timed("PREPARE", () => sn.prepare(req.key, req.parent, req.labels))) }),
-    view: async (req) =>
-      create(ViewSnapshotResponseSchema, { mounts: mountsToPb(await sn.view(req.key, req.parent, req.labels)) }),
+    view: async (req) => create(ViewSnapshotResponseSchema, { mounts: mountsToPb(await sn.view(req.key, req.parent, req.labels)) }),
     mounts: async (req) => create(MountsResponseSchema, { mounts: mountsToPb(await timed("MOUNTS", () => sn.mounts(req.key))) }),
     commit: async (req) => {
       await sn.commit(req.name, req.key, req.labels, req.parent);

@@ -38,7 +38,13 @@ test("a logger whose file is on a full device (/dev/full) keeps working, plain a
 describe("adjustable level (nydusd's log_level at run time)", () => {
   test("setLogLevel changes the logger and every logger made from it, made before or after", () => {
     const seen: string[] = [];
-    const log = createLogger({ level: "info", toStdout: false, file: "/dev/null", adjustable: true, reporter: { log: (ev) => void seen.push(`${ev.type}:${ev.args[0]}`) } });
+    const log = createLogger({
+      level: "info",
+      toStdout: false,
+      file: "/dev/null",
+      adjustable: true,
+      reporter: { log: (ev) => void seen.push(`${ev.type}:${ev.args[0]}`) },
+    });
     const early = log.withTag("blobfs");
     early.debug("d1");
     early.info("i1");

@@ -133,7 +133,9 @@ export function createLogger(opts: LoggerOptions): Logger {
   // objects: the level lives with them, and consola lets everything through.
   const threshold: Threshold = { level: LEVEL[opts.level] };
   const gated = reporters.map((r): ConsolaReporter => ({ log: (ev, ctx) => (ev.level <= threshold.level ? r.log(ev, ctx) : undefined) }));
-  return createConsola({ level: LogLevels.trace, reporters: gated, throttle: 0, throttleMin: 0, [THRESHOLD]: threshold } as Parameters<typeof createConsola>[0]);
+  return createConsola({ level: LogLevels.trace, reporters: gated, throttle: 0, throttleMin: 0, [THRESHOLD]: threshold } as Parameters<
+    typeof createConsola
+  >[0]);
 }
 
 const THRESHOLD = "rafsnapThreshold";

@@ -17,7 +17,11 @@ test("backup names carry lumberjack's timestamp", () => {
 
 test("rotates before a line would overflow, keeps maxBackups newest, never loses a line", () => {
   let t = Date.UTC(2026, 0, 1);
-  const f = new RotatingFile(join(dir, "x.log"), { maxBytes: 20, maxBackups: 2, maxAgeDays: 0, localTime: false, compress: false }, () => new Date((t += 1000)));
+  const f = new RotatingFile(
+    join(dir, "x.log"),
+    { maxBytes: 20, maxBackups: 2, maxAgeDays: 0, localTime: false, compress: false },
+    () => new Date((t += 1000)),
+  );
   const lines = Array.from({ length: 8 }, (_, i) => `line ${i} 123456\n`); // 14 bytes each
   for (const l of lines) f.write(l);
   const names = readdirSync(dir).sort();

@@ -78,7 +78,9 @@ export class RotatingFile {
   backups(): string[] {
     const ext = extname(this.path);
     const stem = basename(this.path, ext);
-    const re = new RegExp(`^${stem.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-(\\d{4}-\\d{2}-\\d{2}T\\d{2}-\\d{2}-\\d{2}\\.\\d{3})${ext.replace(".", "\\.")}(\\.gz)?$`);
+    const re = new RegExp(
+      `^${stem.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-(\\d{4}-\\d{2}-\\d{2}T\\d{2}-\\d{2}-\\d{2}\\.\\d{3})${ext.replace(".", "\\.")}(\\.gz)?$`,
+    );
     return readdirSync(dirname(this.path))
       .filter((n) => re.test(n))
       .sort()

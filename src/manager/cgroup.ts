@@ -4,7 +4,19 @@ import { invalidArgument } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { ManagerConfig } from "./options.ts";
 
-const UNITS: Record<string, number> = { B: 1, Ki: 1024, KiB: 1024, Mi: 1024 ** 2, MiB: 1024 ** 2, Gi: 1024 ** 3, GiB: 1024 ** 3, Ti: 1024 ** 4, TiB: 1024 ** 4, Pi: 1024 ** 5, PiB: 1024 ** 5 };
+const UNITS: Record<string, number> = {
+  B: 1,
+  Ki: 1024,
+  KiB: 1024,
+  Mi: 1024 ** 2,
+  MiB: 1024 ** 2,
+  Gi: 1024 ** 3,
+  GiB: 1024 ** 3,
+  Ti: 1024 ** 4,
+  TiB: 1024 ** 4,
+  Pi: 1024 ** 5,
+  PiB: 1024 ** 5,
+};
 
 /**
  * `[cgroup] memory_limit` in bytes: "" → undefined (no limit); a byte count; a size with a

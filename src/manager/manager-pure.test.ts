@@ -30,27 +30,52 @@ describe("nydusd command lines (docs/compat.md §4.3)", () => {
   test("dedicated, restart policy, log file", () => {
     expect(nydusdArgs(row())).toEqual([
       "fuse",
-      "--config", "/r/config/d1/config.json",
-      "--bootstrap", "/r/snapshots/5/fs/image/image.boot",
-      "--mountpoint", "/r/snapshots/5/mnt",
-      "--apisock", "/r/socket/d1/api.sock",
-      "--log-level", "info",
-      "--log-rotation-size", "100",
-      "--log-file", "/r/logs/d1/nydusd.log",
-      "--failover-policy", "resend",
+      "--config",
+      "/r/config/d1/config.json",
+      "--bootstrap",
+      "/r/snapshots/5/fs/image/image.boot",
+      "--mountpoint",
+      "/r/snapshots/5/mnt",
+      "--apisock",
+      "/r/socket/d1/api.sock",
+      "--log-level",
+      "info",
+      "--log-rotation-size",
+      "100",
+      "--log-file",
+      "/r/logs/d1/nydusd.log",
+      "--failover-policy",
+      "resend",
     ]);
   });
   test("shared, failover, threads, stdout: no config/bootstrap/log file; id and supervisor in place", () => {
-    const args = nydusdArgs(row({ bootstrap: null, mode: "shared", mountpoint: "/r/mnt", supervisorPath: "/r/supervisor/d1.sock", threadNum: 4, logToStdout: true, logRotationSize: 0 }));
+    const args = nydusdArgs(
+      row({
+        bootstrap: null,
+        mode: "shared",
+        mountpoint: "/r/mnt",
+        supervisorPath: "/r/supervisor/d1.sock",
+        threadNum: 4,
+        logToStdout: true,
+        logRotationSize: 0,
+      }),
+    );
     expect(args).toEqual([
       "fuse",
-      "--thread-num", "4",
-      "--id", "d1",
-      "--mountpoint", "/r/mnt",
-      "--apisock", "/r/socket/d1/api.sock",
-      "--log-level", "info",
-      "--supervisor", "/r/supervisor/d1.sock",
-      "--failover-policy", "resend",
+      "--thread-num",
+      "4",
+      "--id",
+      "d1",
+      "--mountpoint",
+      "/r/mnt",
+      "--apisock",
+      "/r/socket/d1/api.sock",
+      "--log-level",
+      "info",
+      "--supervisor",
+      "/r/supervisor/d1.sock",
+      "--failover-policy",
+      "resend",
     ]);
   });
   test("daemon ids are 20 base32hex characters, unique, ordered by time", () => {

@@ -10,7 +10,18 @@ import { type DaemonInfoReply, NydusdClient } from "./client.ts";
 import { type DaemonCgroup, daemonCgroup } from "./cgroup.ts";
 import { daemonConfigFile, daemonPaths, newDaemonId, nextApiSocket } from "./command.ts";
 import type { ManagerConfig, ManagerOptions } from "./options.ts";
-import { clearVestige, type NydusdCommand, pidAlive, reapOrphans, spawnDaemon, stopProcess, unprotectFromOom, waitForState, waitPidGone, Watch } from "./process.ts";
+import {
+  clearVestige,
+  type NydusdCommand,
+  pidAlive,
+  reapOrphans,
+  spawnDaemon,
+  stopProcess,
+  unprotectFromOom,
+  waitForState,
+  waitPidGone,
+  Watch,
+} from "./process.ts";
 
 /** A daemon the manager runs or watches. */
 interface Live {
@@ -229,7 +240,10 @@ export class Manager {
     this.log.warn(`nydusd ${id} (pid ${l.row.pid}) died; recover policy ${policy}`);
     if (!(await waitPidGone(l.row.pid, 5000))) {
       // The connection closed but the process lives: if it still answers, watch it again.
-      const alive = await l.client.info(2000).then((i) => i.state === "RUNNING", () => false);
+      const alive = await l.client.info(2000).then(
+        (i) => i.state === "RUNNING",
+        () => false,
+      );
       if (alive && !this.closed) {
         this.log.warn(`nydusd ${id}: the liveness connection closed but the daemon answers RUNNING; watching it again`);
         l.dead = false;
@@ -358,7 +372,8 @@ export class Manager {
     if (!l) throw notFound(`daemon ${id} is not known to this snapshotter`);
     await l.ready.catch(() => {});
     if (l.dead) throw unavailable(`daemon ${id} is not running; nothing to upgrade`);
-    if (!l.supervisor) throw failedPrecondition(`daemon ${id}: hot upgrade needs [daemon] recover_policy = "failover" (its supervisor holds the FUSE descriptor)`);
+    if (!l.supervisor)
+      throw failedPrecondition(`daemon ${id}: hot upgrade needs [daemon] recover_policy = "failover" (its supervisor holds the FUSE descriptor)`);
     const idle = l.row.mode === "shared" && !this.opts.store.listInstances().some((i) => i.daemonId === id);
     const done = idle ? this.restartWith(l, command) : this.handOver(l, l.supervisor, command);
     l.ready = done;
@@ -415,7 +430,9 @@ export class Manager {
     } catch (e) {
       await abandon();
       this.log.error(`nydusd ${old.id}: upgrade failed after the old daemon exited (${(e as Error).message}); the previous binary takes over`);
-      await this.start(l.row, { takeover: true, recovering: true }).catch((e2) => this.log.error(`nydusd ${old.id}: failover failed too: ${(e2 as Error).message}`));
+      await this.start(l.row, { takeover: true, recovering: true }).catch((e2) =>
+        this.log.error(`nydusd ${old.id}: failover failed too: ${(e2 as Error).message}`),
+      );
       throw e;
     }
     rmSync(old.apiSocket, { force: true });
@@ -472,7 +489,9 @@ export class Manager {
       id: l.row.id,
       pid: l.row.pid,
       running: !l.dead,
-      images: insts.filter((i) => i.daemonId === l.row.id).map((i) => ({ imageRef: i.imageId, apiId: l.row.mode === "shared" ? `/${i.snapshotId}` : undefined })),
+      images: insts
+        .filter((i) => i.daemonId === l.row.id)
+        .map((i) => ({ imageRef: i.imageId, apiId: l.row.mode === "shared" ? `/${i.snapshotId}` : undefined })),
       api: l.client,
     }));
   }

@@ -24,7 +24,6 @@ export interface ManagerConfig {
   cgroup: { enable: boolean; memory_limit: string };
 }
 
-
 /** What the manager needs; built by the composition root. */
 export interface ManagerOptions {
   config: ManagerConfig;

@@ -16,7 +16,7 @@ export class PrefetchLists {
    * a body of any other shape (nothing is recorded then).
    */
   set(body: unknown): void {
-    if (!Array.isArray(body)) throw invalidArgument("prefetch: the body must be a JSON array of {\"image\", \"prefetch\"}");
+    if (!Array.isArray(body)) throw invalidArgument('prefetch: the body must be a JSON array of {"image", "prefetch"}');
     const entries: [string, string][] = [];
     for (const e of body as unknown[]) {
       const o = e as { image?: unknown; prefetch?: unknown } | null;

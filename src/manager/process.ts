@@ -7,7 +7,7 @@ import type { Logger } from "../log/index.ts";
 import { abortFuseConnection, isFuseMount, mountEntries, UmountFlags, umountAsync } from "../mount/index.ts";
 import type { DaemonRow } from "../store/index.ts";
 import { pidAlive } from "../sys/index.ts";
-import { type DaemonInfoReply, NydusdClient } from "./client.ts";
+import type { DaemonInfoReply, NydusdClient } from "./client.ts";
 import { nydusdArgs } from "./command.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -81,12 +81,7 @@ export function spawnDaemon(row: DaemonRow, command: NydusdCommand, runDir: stri
  * `timeoutMs`). Stops early — Unavailable — when `exited()` says the process is gone; on
  * timeout, Unavailable with the last state or error seen.
  */
-export async function waitForState(
-  client: NydusdClient,
-  states: string[],
-  timeoutMs: number,
-  exited: () => boolean,
-): Promise<DaemonInfoReply> {
+export async function waitForState(client: NydusdClient, states: string[], timeoutMs: number, exited: () => boolean): Promise<DaemonInfoReply> {
   const deadline = Date.now() + timeoutMs;
   let last = "no answer";
   for (;;) {
@@ -171,7 +166,8 @@ export async function clearVestige(row: DaemonRow, runDir: string, log: Logger):
   const doomed = mountEntries()
     .filter((e) => under(e.mountPoint, row.mountpoint) || under(e.mountPoint, runDir))
     .reverse(); // children first
-  for (const e of doomed) if (isFuseMount(e) && abortFuseConnection(e.minor)) log.info(`clear vestige of daemon ${row.id}: aborted the FUSE connection of ${e.mountPoint}`);
+  for (const e of doomed)
+    if (isFuseMount(e) && abortFuseConnection(e.minor)) log.info(`clear vestige of daemon ${row.id}: aborted the FUSE connection of ${e.mountPoint}`);
   for (const e of doomed) {
     try {
       await umountAsync(e.mountPoint, UmountFlags.MNT_DETACH);

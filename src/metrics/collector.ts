@@ -91,9 +91,11 @@ export class MetricsCollector {
         .flatMap((d) =>
           d.images.map(async (img) => {
             const [f, c] = await Promise.allSettled([d.api.fsMetrics(img.apiId), d.api.cacheMetrics(img.apiId)]);
-            if (f.status === "fulfilled" && f.value && typeof f.value === "object") fs.push({ imageRef: img.imageRef, stats: f.value as Record<string, unknown> });
+            if (f.status === "fulfilled" && f.value && typeof f.value === "object")
+              fs.push({ imageRef: img.imageRef, stats: f.value as Record<string, unknown> });
             else if (f.status === "rejected") this.log.debug(`nydusd ${d.id}: fs metrics of ${img.imageRef}: ${(f.reason as Error).message}`);
-            if (c.status === "fulfilled" && c.value && typeof c.value === "object") cache.push({ imageRef: img.imageRef, stats: c.value as Record<string, unknown> });
+            if (c.status === "fulfilled" && c.value && typeof c.value === "object")
+              cache.push({ imageRef: img.imageRef, stats: c.value as Record<string, unknown> });
             else if (c.status === "rejected") this.log.debug(`nydusd ${d.id}: cache metrics of ${img.imageRef}: ${(c.reason as Error).message}`);
           }),
         ),
@@ -131,16 +133,19 @@ export class MetricsCollector {
     const limit = this.opts.hungIoIntervalMs / 1000;
     let hung = 0;
     await Promise.all(
-      this.opts.daemons().filter((d) => d.running).map(async (d) => {
-        try {
-          for (const r of await d.api.inflight()) {
-            const ts = num((r as { timestamp_secs?: unknown } | null)?.timestamp_secs);
-            if (ts > 0 && now - ts >= limit) hung++;
+      this.opts
+        .daemons()
+        .filter((d) => d.running)
+        .map(async (d) => {
+          try {
+            for (const r of await d.api.inflight()) {
+              const ts = num((r as { timestamp_secs?: unknown } | null)?.timestamp_secs);
+              if (ts > 0 && now - ts >= limit) hung++;
+            }
+          } catch (e) {
+            this.log.debug(`nydusd ${d.id}: inflight metrics: ${(e as Error).message}`);
           }
-        } catch (e) {
-          this.log.debug(`nydusd ${d.id}: inflight metrics: ${(e as Error).message}`);
-        }
-      }),
+        }),
     );
     this.opts.metrics.hungIo.set(hung);
   }

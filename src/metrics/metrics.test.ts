@@ -21,7 +21,12 @@ test("operations are timed whether they resolve or throw; the error passes throu
 
 test("daemon-reported histograms are cumulative, end in +Inf, and skip counters of the wrong length", async () => {
   const m = new Metrics();
-  m.readLatency.replace(new Map([["img", [1, 2, 0, 0, 0, 0, 0, 3]], ["short", [1]]]));
+  m.readLatency.replace(
+    new Map([
+      ["img", [1, 2, 0, 0, 0, 0, 0, 3]],
+      ["short", [1]],
+    ]),
+  );
   const text = (await m.exposition()).body;
   expect(text).toContain('nydusd_read_latency_microseconds_bucket{le="20",image_ref="img"} 3');
   expect(text).toContain('nydusd_read_latency_microseconds_bucket{le="+Inf",image_ref="img"} 6');

@@ -120,9 +120,19 @@ export class Metrics {
       registers,
     });
     this.nydusdCounts = new Gauge({ name: "nydusd_counts", help: "nydusd daemons running, by daemon version.", labelNames: ["version"], registers });
-    this.nydusdEvents = new Counter({ name: "nydusd_lifetime_event_counts", help: "nydusd lifetime events (RUNNING, DIED, DESTROYED).", labelNames: ["nydusd_event"], registers });
+    this.nydusdEvents = new Counter({
+      name: "nydusd_lifetime_event_counts",
+      help: "nydusd lifetime events (RUNNING, DIED, DESTROYED).",
+      labelNames: ["nydusd_event"],
+      registers,
+    });
     this.nydusdRss = new Gauge({ name: "nydusd_rss_kilobytes", help: "Resident memory of each nydusd, in KiB.", labelNames: ["daemon_id"], registers });
-    this.nydusdImageInfo = new Gauge({ name: "nydusd_image_info", help: "1 for each image a nydusd serves.", labelNames: ["daemon_id", "image_ref"], registers });
+    this.nydusdImageInfo = new Gauge({
+      name: "nydusd_image_info",
+      help: "1 for each image a nydusd serves.",
+      labelNames: ["daemon_id", "image_ref"],
+      registers,
+    });
     const perImage = (name: string, help: string) => new Gauge({ name, help, labelNames: ["image_ref"] as const, registers });
     this.readBytes = perImage("nydusd_total_read_bytes", "Bytes read from the image's filesystem.");
     this.readHits = perImage("nydusd_read_hits", "Successful reads from the image's filesystem.");
@@ -133,10 +143,20 @@ export class Metrics {
     // prom-client accepts any object with name/help/type/get as a metric.
     this.registry.registerMetric(this.readBlocks as never);
     this.registry.registerMetric(this.readLatency as never);
-    this.cache = Object.fromEntries(Object.entries(CACHE_GAUGES).map(([field, [name, help]]) => [field, perImage(name, help)])) as Record<CacheField, Gauge<"image_ref">>;
+    this.cache = Object.fromEntries(Object.entries(CACHE_GAUGES).map(([field, [name, help]]) => [field, perImage(name, help)])) as Record<
+      CacheField,
+      Gauge<"image_ref">
+    >;
     this.cacheUsageKb = new Gauge({ name: "snapshotter_cache_usage_kilobytes", help: "Disk space the blob cache directory uses, in KiB.", registers });
     const gc = () => this.gc();
-    new Gauge({ name: "snapshotter_cache_blobs_in_use", help: "Blobs the mounted images read, as of the last cache GC.", registers, collect() { this.set(gc().inUse); } });
+    new Gauge({
+      name: "snapshotter_cache_blobs_in_use",
+      help: "Blobs the mounted images read, as of the last cache GC.",
+      registers,
+      collect() {
+        this.set(gc().inUse);
+      },
+    });
     observedCounter(this.registry, "snapshotter_cache_blobs_deleted_total", "Blobs the cache GC removed.", () => gc().deleted);
     observedCounter(this.registry, "snapshotter_cache_blob_deletion_errors_total", "Blobs the cache GC failed to remove.", () => gc().deletionErrors);
     this.processGauges();

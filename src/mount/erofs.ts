@@ -54,5 +54,10 @@ export async function mountErofs(bootstrap: string, target: string, devices: str
 function mountWith(source: string, target: string, devices: string[]): Promise<void> {
   const data = devices.map((d) => `device=${d}`).join(",");
   if (Buffer.byteLength(data) <= MAX_MOUNT_DATA) return mountAsync(source, target, "erofs", MountFlags.MS_RDONLY, data || null);
-  return fsMountReadonlyAsync("erofs", source, target, devices.map((d) => ["device", d]));
+  return fsMountReadonlyAsync(
+    "erofs",
+    source,
+    target,
+    devices.map((d) => ["device", d]),
+  );
 }

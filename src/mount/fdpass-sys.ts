@@ -8,7 +8,11 @@ import { openLibc } from "../sys/index.ts";
  * worker thread (fdpass-worker.ts): accept and recv block.
  */
 export function fdpassSys() {
-  const { symbols: c, close: closeLib, errno } = openLibc({
+  const {
+    symbols: c,
+    close: closeLib,
+    errno,
+  } = openLibc({
     socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     listen: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },

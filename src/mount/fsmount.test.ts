@@ -59,7 +59,12 @@ describe.skipIf(!isRoot)("fsconfig mounts: EROFS with more blobs than one page o
   test("the options would not fit mount(2); fsconfig mounts them and every layer reads back", () => {
     expect(devices.length).toBe(LAYERS);
     expect(Buffer.byteLength(devices.map((d) => `device=${d}`).join(","))).toBeGreaterThan(MAX_MOUNT_DATA);
-    fsMountReadonly("erofs", boot, mnt, devices.map((d) => ["device", d]));
+    fsMountReadonly(
+      "erofs",
+      boot,
+      mnt,
+      devices.map((d) => ["device", d]),
+    );
     for (let i = 0; i < LAYERS; i++) expect(readFileSync(join(mnt, `layer-${i}.txt`), "utf8")).toBe(`content of layer ${i}\n`);
     umount(mnt);
   });
@@ -67,7 +72,12 @@ describe.skipIf(!isRoot)("fsconfig mounts: EROFS with more blobs than one page o
   test("a device the image does not name is refused with the step and errno, and nothing is mounted", () => {
     let err: unknown;
     try {
-      fsMountReadonly("erofs", boot, mnt, devices.slice(1).map((d) => ["device", d]));
+      fsMountReadonly(
+        "erofs",
+        boot,
+        mnt,
+        devices.slice(1).map((d) => ["device", d]),
+      );
     } catch (e) {
       err = e;
     }
@@ -103,7 +113,10 @@ describe.skipIf(!isRoot)("mountErofs over loop devices (kernels without file-bac
       const m = await mountErofs(bootPath, target, [dev], true);
       expect(m.via).toBe("loop");
       expect(m.loops.length).toBe(2);
-      const mi = readFileSync("/proc/self/mountinfo", "utf8").split("\n").find((l) => l.split(" ")[4] === target) ?? "";
+      const mi =
+        readFileSync("/proc/self/mountinfo", "utf8")
+          .split("\n")
+          .find((l) => l.split(" ")[4] === target) ?? "";
       expect(mi).toContain(" - erofs /dev/loop");
       expect(readdirSync(target).length).toBeGreaterThan(0);
       umount(target);

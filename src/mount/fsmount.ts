@@ -37,7 +37,14 @@ export function fsMountReadonly(fstype: string, source: string, target: string, 
   const errno = lib.errno;
   const fail = (what: string) => {
     const e = errno();
-    const kind = e === 38 || e === 19 ? ErrorKind.NotImplemented : e === 22 || e === 117 ? ErrorKind.InvalidArgument : e === 1 ? ErrorKind.PermissionDenied : ErrorKind.Internal;
+    const kind =
+      e === 38 || e === 19
+        ? ErrorKind.NotImplemented
+        : e === 22 || e === 117
+          ? ErrorKind.InvalidArgument
+          : e === 1
+            ? ErrorKind.PermissionDenied
+            : ErrorKind.Internal;
     return new RafsnapError(kind, `mount ${fstype} ${source} on ${target}: ${what}: errno ${e}`);
   };
   let fs = -1;

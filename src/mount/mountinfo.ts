@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 
 /** Decodes the octal escapes (`\040` for a space) of a /proc/self/mountinfo field. */
-function unescape(field: string): string {
+function unescapeOctal(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 }
 
@@ -27,9 +27,9 @@ export function mountEntries(text = readFileSync("/proc/self/mountinfo", "utf8")
     const sep = f.indexOf("-", 6);
     const [major, minor] = (f[2] ?? "0:0").split(":").map(Number);
     out.push({
-      mountPoint: unescape(f[4] ?? ""),
+      mountPoint: unescapeOctal(f[4] ?? ""),
       fsType: sep > 0 ? (f[sep + 1] ?? "") : "",
-      source: sep > 0 ? unescape(f[sep + 2] ?? "") : "",
+      source: sep > 0 ? unescapeOctal(f[sep + 2] ?? "") : "",
       major: major ?? 0,
       minor: minor ?? 0,
     });

@@ -33,7 +33,10 @@ export class AccessRecord {
   private readonly timer: ReturnType<typeof setTimeout>;
 
   /** Starts recording a blob of `chunkCount` chunks; `onEnd` runs once when it ends. */
-  constructor(chunkCount: number, private readonly onEnd: () => void) {
+  constructor(
+    chunkCount: number,
+    private readonly onEnd: () => void,
+  ) {
     const bytes = Math.ceil(chunkCount / 8);
     this.seen = new Uint8Array(new SharedArrayBuffer(Math.max(4, bytes)), 0, bytes);
     this.timer = setTimeout(() => this.end(), RECORD_MILLIS);
@@ -114,8 +117,12 @@ export interface PrefetchListReport {
  * disk, at most `maxBytes`) over blobs whose records `records` holds. Throws InvalidArgument
  * when the bootstrap can no longer be read or is malformed.
  */
-export function instancePrefetchList(bootstrap: string, maxBytes: number, records: ReadonlyMap<string, { recording: boolean; order: readonly { seq: number; ci: number }[] }>): PrefetchListReport {
-  let file;
+export function instancePrefetchList(
+  bootstrap: string,
+  maxBytes: number,
+  records: ReadonlyMap<string, { recording: boolean; order: readonly { seq: number; ci: number }[] }>,
+): PrefetchListReport {
+  let file: ReturnType<typeof openRegular>;
   try {
     file = openRegular(bootstrap, "bootstrap", maxBytes);
   } catch (e) {

@@ -187,11 +187,16 @@ export async function startApiServer(path: string, api: DaemonApi, logger: Logge
   const log = logger.withTag("api");
   await prepareSocketPath(path, "API socket", 0o755);
   // Mode 0600 from the start: bound in a private directory, then renamed into place.
-  const server = await serveHttpUnix(path, 0o600, (req) => route(api, req), (err, req) => {
-    const status = statusOf(err);
-    const message = err instanceof Error ? err.message : String(err);
-    if (status >= 500) log.warn(`${req.method} ${new URL(req.url).pathname}: ${message}`);
-    return json({ code: "UNDEFINED", message }, status);
-  });
+  const server = await serveHttpUnix(
+    path,
+    0o600,
+    (req) => route(api, req),
+    (err, req) => {
+      const status = statusOf(err);
+      const message = err instanceof Error ? err.message : String(err);
+      if (status >= 500) log.warn(`${req.method} ${new URL(req.url).pathname}: ${message}`);
+      return json({ code: "UNDEFINED", message }, status);
+    },
+  );
   return { path, stop: () => server.stop(true) };
 }

@@ -112,7 +112,19 @@ describe("tieredBackend (proxy → mirrors → origin)", () => {
     let t = 0;
     const b = tieredBackend(
       [
-        { backend: m.backend, failureLimit: 2, skipMs: 1000, fallback: true, health: { ping: async (s) => (signals.push(s), pingOk), intervalMs: 5000 } },
+        {
+          backend: m.backend,
+          failureLimit: 2,
+          skipMs: 1000,
+          fallback: true,
+          health: {
+            ping: async (s) => {
+              signals.push(s);
+              return pingOk;
+            },
+            intervalMs: 5000,
+          },
+        },
         { backend: o.backend, failureLimit: 1, skipMs: 0, fallback: false },
       ],
       (x) => logs.push(x),
@@ -176,7 +188,13 @@ describe("tieredBackend (proxy → mirrors → origin)", () => {
     b.close();
     const hung = tieredBackend(
       [
-        { backend: m.backend, failureLimit: 1, skipMs: 0, fallback: true, health: { ping: (s) => new Promise((r) => s.addEventListener("abort", () => r(true))), intervalMs: 10 } },
+        {
+          backend: m.backend,
+          failureLimit: 1,
+          skipMs: 0,
+          fallback: true,
+          health: { ping: (s) => new Promise((r) => s.addEventListener("abort", () => r(true))), intervalMs: 10 },
+        },
         { backend: o.backend, failureLimit: 1, skipMs: 0, fallback: false },
       ],
       undefined,

@@ -127,7 +127,12 @@ interface TierState {
  * change of a tier's ping health (never with credentials: names are `registry host/repo`).
  * `close()` stops the pings and their timers; call it when the backend is dropped.
  */
-export function tieredBackend(tiers: Tier[], log?: (msg: string) => void, now = () => Date.now(), schedule: Schedule = timerSchedule): BlobBackend & { close(): void } {
+export function tieredBackend(
+  tiers: Tier[],
+  log?: (msg: string) => void,
+  now = () => Date.now(),
+  schedule: Schedule = timerSchedule,
+): BlobBackend & { close(): void } {
   const state: TierState[] = tiers.map(() => ({ failures: 0, skipUntil: 0 }));
   const origin = tiers[tiers.length - 1] as Tier;
   const stop = new AbortController();
@@ -148,7 +153,10 @@ export function tieredBackend(tiers: Tier[], log?: (msg: string) => void, now = 
     }
     st.healthy = ok;
     if (ok) st.failures = 0;
-    timers.set(i, schedule(() => void check(i, t, h), h.intervalMs));
+    timers.set(
+      i,
+      schedule(() => void check(i, t, h), h.intervalMs),
+    );
   };
   tiers.forEach((t, i) => {
     if (t.health && i < tiers.length - 1) (state[i] as TierState).firstPing = check(i, t, t.health);
@@ -200,7 +208,10 @@ export const PING_TIMEOUT_MS = 3_000;
  * for any other status, a connection error, a timeout or an abort. Never throws. `tls` is
  * passed to Bun's fetch (the backend's CA and skip_verify).
  */
-export function httpPing(url: string, opts: { timeoutMs?: number; tls?: { ca?: string; rejectUnauthorized?: boolean } } = {}): (signal: AbortSignal) => Promise<boolean> {
+export function httpPing(
+  url: string,
+  opts: { timeoutMs?: number; tls?: { ca?: string; rejectUnauthorized?: boolean } } = {},
+): (signal: AbortSignal) => Promise<boolean> {
   return async (signal) => {
     try {
       const res = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(opts.timeoutMs ?? PING_TIMEOUT_MS)]), tls: opts.tls } as RequestInit);
@@ -250,15 +261,28 @@ export function backendFromConfig(c: BackendConfig, log?: (msg: string) => void,
     return registryBackend(new RegistryClient(host, { ...common, ...auth, headers, plainHttp: m ? m[1] === "http" : undefined, retries: 1 }), c.repo);
   };
   const tls = fetchTls(caCert, c.skipVerify);
-  const health = (pingUrl: string, seconds: number): TierHealth | undefined => (pingUrl ? { ping: httpPing(pingUrl, { tls }), intervalMs: seconds * 1000 } : undefined);
+  const health = (pingUrl: string, seconds: number): TierHealth | undefined =>
+    pingUrl ? { ping: httpPing(pingUrl, { tls }), intervalMs: seconds * 1000 } : undefined;
   const tiers: Tier[] = [];
   if (c.proxy) {
     const p = c.proxy;
-    tiers.push({ backend: endpoint(p.url), failureLimit: 1, skipMs: p.checkIntervalSeconds * 1000, fallback: p.fallback, health: health(p.pingUrl, p.checkIntervalSeconds) });
+    tiers.push({
+      backend: endpoint(p.url),
+      failureLimit: 1,
+      skipMs: p.checkIntervalSeconds * 1000,
+      fallback: p.fallback,
+      health: health(p.pingUrl, p.checkIntervalSeconds),
+    });
   }
   for (const m of c.mirrors) {
     const skipMs = m.healthCheckIntervalSeconds * 1000;
-    tiers.push({ backend: endpoint(m.host, m.headers, m.authThrough), failureLimit: m.failureLimit, skipMs, fallback: true, health: health(m.pingUrl, m.healthCheckIntervalSeconds) });
+    tiers.push({
+      backend: endpoint(m.host, m.headers, m.authThrough),
+      failureLimit: m.failureLimit,
+      skipMs,
+      fallback: true,
+      health: health(m.pingUrl, m.healthCheckIntervalSeconds),
+    });
   }
   tiers.push({ backend: origin, failureLimit: 1, skipMs: 0, fallback: false });
   return tieredBackend(tiers, log, undefined, schedule);

@@ -78,7 +78,20 @@ export function metaDisagreement(meta: BlobMeta, chunks: readonly ChunkTableEntr
 export function blobLayoutKey(entry: BlobEntry, meta: BlobMeta): Uint8Array {
   const e = entry;
   const h = new Bun.CryptoHasher("sha256");
-  h.update(JSON.stringify([e.blobId, e.compressor, e.digester, e.chunkSize, e.chunkCount, e.uncompressedSize, e.ciCompressor, e.ciOffset, e.ciCompressedSize, e.ciUncompressedSize]));
+  h.update(
+    JSON.stringify([
+      e.blobId,
+      e.compressor,
+      e.digester,
+      e.chunkSize,
+      e.chunkCount,
+      e.uncompressedSize,
+      e.ciCompressor,
+      e.ciOffset,
+      e.ciCompressedSize,
+      e.ciUncompressedSize,
+    ]),
+  );
   h.update(meta.ciData);
   return new Uint8Array(h.digest());
 }
@@ -93,7 +106,13 @@ export function blobLayoutKey(entry: BlobEntry, meta: BlobMeta): Uint8Array {
  * ({@link metaDisagreement}). Throws InvalidArgument when the blob's metadata is malformed or
  * disagrees with the bootstrap.
  */
-export async function openBlob(entry: BlobEntry, backend: BlobBackend, cacheDir: string, chunks: readonly ChunkTableEntry[], verify: boolean): Promise<BlobfsBlob> {
+export async function openBlob(
+  entry: BlobEntry,
+  backend: BlobBackend,
+  cacheDir: string,
+  chunks: readonly ChunkTableEntry[],
+  verify: boolean,
+): Promise<BlobfsBlob> {
   const files = cacheFiles(cacheDir, entry.blobId);
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   // A cached CI table is checked against this image's entry and chunk table every time (it

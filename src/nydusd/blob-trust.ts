@@ -17,7 +17,13 @@ import { type BlobfsBlob, metaDisagreement, usableDigests } from "./blob-open.ts
  */
 export function shareConflict(b: BlobfsBlob, entry: BlobEntry, chunks: readonly ChunkTableEntry[]): string | undefined {
   const e = b.entry;
-  if (e.compressor !== entry.compressor || e.digester !== entry.digester || e.chunkCount !== entry.chunkCount || e.uncompressedSize !== entry.uncompressedSize || e.ciOffset !== entry.ciOffset) {
+  if (
+    e.compressor !== entry.compressor ||
+    e.digester !== entry.digester ||
+    e.chunkCount !== entry.chunkCount ||
+    e.uncompressedSize !== entry.uncompressedSize ||
+    e.ciOffset !== entry.ciOffset
+  ) {
     return "another blob table entry";
   }
   const why = metaDisagreement(b.meta, chunks);

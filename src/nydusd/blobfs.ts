@@ -173,7 +173,8 @@ export class Blobfs implements ReadonlyFs {
     const have = this.byId.get(entry.blobId);
     if (!have) return false;
     const b = have.blob;
-    const refuse = (why: string) => failedPrecondition(`blob ${entry.blobId} is served already for an image that expects other content (${why}); mount this image in a daemon of its own`);
+    const refuse = (why: string) =>
+      failedPrecondition(`blob ${entry.blobId} is served already for an image that expects other content (${why}); mount this image in a daemon of its own`);
     const conflict = shareConflict(b, entry, chunks);
     if (conflict) throw refuse(conflict);
     // Counted before waiting, so the blob stays served meanwhile; given back when refused.
@@ -415,7 +416,8 @@ export class Blobfs implements ReadonlyFs {
         this.stats.chunksFetched++;
       }
     } catch (err) {
-      const e = kindOf(err) === ErrorKind.Unavailable || kindOf(err) === ErrorKind.DataLoss ? (err as Error) : dataLoss(`${where}: ${(err as Error).message}`, err);
+      const e =
+        kindOf(err) === ErrorKind.Unavailable || kindOf(err) === ErrorKind.DataLoss ? (err as Error) : dataLoss(`${where}: ${(err as Error).message}`, err);
       this.logged.add(e);
       this.log.error(e.message);
       throw e;
@@ -427,7 +429,15 @@ export class Blobfs implements ReadonlyFs {
    * (open until the fill ends); publishes the chunks it wrote — also those before a chunk
    * that failed, whose error is thrown as DataLoss.
    */
-  private async decodeElsewhere(b: BlobfsBlob, pool: DecodePool, data: Uint8Array, base: number, chunks: ChunkInfo[], fill: ChunkFill<ChunkInfo>, where: string): Promise<void> {
+  private async decodeElsewhere(
+    b: BlobfsBlob,
+    pool: DecodePool,
+    data: Uint8Array,
+    base: number,
+    chunks: ChunkInfo[],
+    fill: ChunkFill<ChunkInfo>,
+    where: string,
+  ): Promise<void> {
     const digests = chunks.map((c) => (b.verify ? b.digests.get(c.ciIndex) : undefined));
     let written: number[];
     try {
@@ -475,7 +485,14 @@ export class Blobfs implements ReadonlyFs {
         try {
           const first = f.chunks[0] as (typeof f.chunks)[number];
           const last = f.chunks[f.chunks.length - 1] as (typeof f.chunks)[number];
-          await this.ensure(b, slot.backend, first.uncompressedOffset, last.uncompressedOffset + last.uncompressedSize - first.uncompressedOffset, requestSize, false);
+          await this.ensure(
+            b,
+            slot.backend,
+            first.uncompressedOffset,
+            last.uncompressedOffset + last.uncompressedSize - first.uncompressedOffset,
+            requestSize,
+            false,
+          );
         } catch (err) {
           if (!this.logged.has(err as Error)) this.log.warn(`prefetch of blob ${blobId} at ${f.offset}+${f.length} failed:`, err);
         }
@@ -493,10 +510,12 @@ export class Blobfs implements ReadonlyFs {
 
   /** The first reads of `blobIds` recorded so far (access-record.ts), by blob id. */
   accessRecords(blobIds: readonly string[]): Map<string, AccessRecord> {
-    return new Map(blobIds.flatMap((id) => {
-      const r = this.byId.get(id)?.record;
-      return r ? [[id, r] as const] : [];
-    }));
+    return new Map(
+      blobIds.flatMap((id) => {
+        const r = this.byId.get(id)?.record;
+        return r ? [[id, r] as const] : [];
+      }),
+    );
   }
 
   /** True when every chunk of every blob is cached. */

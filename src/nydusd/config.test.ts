@@ -22,14 +22,28 @@ test("mirrors and proxy: ping_url, headers, intervals (0 or absent is 5 s)", () 
   const b = registry(
     parse({
       mirrors: [
-        { host: "http://m1:5000", ping_url: "http://m1:5000/healthz", health_check_interval: 2, failure_limit: 3, headers: { "X-Dragonfly-Registry": "https://registry.example" }, auth_through: true },
+        {
+          host: "http://m1:5000",
+          ping_url: "http://m1:5000/healthz",
+          health_check_interval: 2,
+          failure_limit: 3,
+          headers: { "X-Dragonfly-Registry": "https://registry.example" },
+          auth_through: true,
+        },
         { host: "m2", health_check_interval: 0 },
       ],
       proxy: { url: "http://p:65001", ping_url: "http://p:40901/server/ping", check_interval: 7, fallback: false, use_http: true },
     }),
   );
   expect(b.mirrors).toEqual([
-    { host: "http://m1:5000", failureLimit: 3, healthCheckIntervalSeconds: 2, pingUrl: "http://m1:5000/healthz", headers: { "x-dragonfly-registry": "https://registry.example" }, authThrough: true },
+    {
+      host: "http://m1:5000",
+      failureLimit: 3,
+      healthCheckIntervalSeconds: 2,
+      pingUrl: "http://m1:5000/healthz",
+      headers: { "x-dragonfly-registry": "https://registry.example" },
+      authThrough: true,
+    },
     { host: "m2", failureLimit: 5, healthCheckIntervalSeconds: 5, pingUrl: "", headers: {}, authThrough: false },
   ]);
   expect(b.proxy).toEqual({ url: "http://p:65001", fallback: false, checkIntervalSeconds: 7, pingUrl: "http://p:40901/server/ping" });

@@ -107,7 +107,15 @@ export class Daemon implements DaemonApi {
 
   /** Dedicated mode: mounts `bootstrap` at the mountpoint and starts. */
   async startDedicated(bootstrap: string, config: DaemonConfig, prefetchFiles: string[] = []): Promise<void> {
-    const inst = await mountInstance({ id: "/", bootstrap, mountpoint: this.opts.mountpoint, config, blobfs: this.blobfsMount(config), prefetchFiles, log: this.backendLog });
+    const inst = await mountInstance({
+      id: "/",
+      bootstrap,
+      mountpoint: this.opts.mountpoint,
+      config,
+      blobfs: this.blobfsMount(config),
+      prefetchFiles,
+      log: this.backendLog,
+    });
     this.instances.set("/", inst);
     this.sm.fire("Mount");
     this.sm.fire("Start");
@@ -201,7 +209,15 @@ export class Daemon implements DaemonApi {
     const pending: BlobfsMount = adoptBlobfs(state.blobfsDir, got.fd, fs, { logger: this.opts.logger, workers: this.opts.fuseThreads });
     this.blobfs = pending;
     for (const i of state.instances) {
-      const inst = await mountInstance({ id: i.id, bootstrap: i.bootstrap, mountpoint: i.mountpoint, config: i.config, blobfs: pending, attach: attachAll, log: this.backendLog });
+      const inst = await mountInstance({
+        id: i.id,
+        bootstrap: i.bootstrap,
+        mountpoint: i.mountpoint,
+        config: i.config,
+        blobfs: pending,
+        attach: attachAll,
+        log: this.backendLog,
+      });
       this.instances.set(i.id, inst);
     }
     if ((this.opts.failoverPolicy ?? "resend") !== "none") pending.session.notifyResend();
@@ -266,13 +282,44 @@ export class Daemon implements DaemonApi {
   fsMetrics(id: string | undefined): object {
     const i = this.one(id);
     const s = this.stats();
-    return { files_account_enabled: false, access_pattern_enabled: false, record_latest_read_files_enabled: false, measure_latency: false, id: i.id, nr_opens: 0, data_read: s.fetchedBytes, block_count_read: [], fop_hits: readFop(s.reads - s.readErrors), fop_errors: readFop(s.readErrors), fop_cumulative_latency_total: [], read_latency_dist: [] };
+    return {
+      files_account_enabled: false,
+      access_pattern_enabled: false,
+      record_latest_read_files_enabled: false,
+      measure_latency: false,
+      id: i.id,
+      nr_opens: 0,
+      data_read: s.fetchedBytes,
+      block_count_read: [],
+      fop_hits: readFop(s.reads - s.readErrors),
+      fop_errors: readFop(s.readErrors),
+      fop_cumulative_latency_total: [],
+      read_latency_dist: [],
+    };
   }
 
   blobcacheMetrics(id: string | undefined): object {
     const i = this.one(id);
     const s = this.stats();
-    return { underlying_files: this.blobfs?.fs.underlyingFiles(i.blobIds) ?? [], store_path: i.config.workDir, partial_hits: 0, whole_hits: 0, total: s.reads, entries_count: s.chunksFetched, prefetch_data_amount: s.prefetchBytes, prefetch_requests_count: s.prefetchRequests, prefetch_workers: i.config.prefetch.enable ? i.config.prefetch.threadsCount : 0, prefetch_unmerged_chunks: 0, prefetch_cumulative_time_millis: 0, prefetch_begin_time_secs: 0, prefetch_begin_time_millis: 0, prefetch_end_time_secs: 0, prefetch_end_time_millis: 0, buffered_backend_size: 0, data_all_ready: this.blobfs?.fs.allReady() ?? false };
+    return {
+      underlying_files: this.blobfs?.fs.underlyingFiles(i.blobIds) ?? [],
+      store_path: i.config.workDir,
+      partial_hits: 0,
+      whole_hits: 0,
+      total: s.reads,
+      entries_count: s.chunksFetched,
+      prefetch_data_amount: s.prefetchBytes,
+      prefetch_requests_count: s.prefetchRequests,
+      prefetch_workers: i.config.prefetch.enable ? i.config.prefetch.threadsCount : 0,
+      prefetch_unmerged_chunks: 0,
+      prefetch_cumulative_time_millis: 0,
+      prefetch_begin_time_secs: 0,
+      prefetch_begin_time_millis: 0,
+      prefetch_end_time_secs: 0,
+      prefetch_end_time_millis: 0,
+      buffered_backend_size: 0,
+      data_all_ready: this.blobfs?.fs.allReady() ?? false,
+    };
   }
 
   backendMetrics(id: string | undefined): object {

@@ -20,7 +20,16 @@ function sample() {
   let at = 0;
   const chunks: ChunkInfo[] = packed.map((p, i) => {
     data.set(p, at);
-    const c = { ciIndex: i, compressedOffset: 1000 + at, compressedSize: p.length, uncompressedOffset: i * 65536, uncompressedSize: 65536, compressed: true, flags: 0, data: 0n };
+    const c = {
+      ciIndex: i,
+      compressedOffset: 1000 + at,
+      compressedSize: p.length,
+      uncompressedOffset: i * 65536,
+      uncompressedSize: 65536,
+      compressed: true,
+      flags: 0,
+      data: 0n,
+    };
     at += p.length;
     return c;
   });

@@ -28,7 +28,9 @@ export const CHUNK_FIELDS = 6;
 /** The fields of `chunks` decoding needs, flat (cheap to post: no object graph to clone). */
 export function packChunks(chunks: readonly ChunkInfo[]): Float64Array {
   const out = new Float64Array(chunks.length * CHUNK_FIELDS);
-  chunks.forEach((c, i) => out.set([c.ciIndex, c.compressedOffset, c.compressedSize, c.uncompressedOffset, c.uncompressedSize, c.compressed ? 1 : 0], i * CHUNK_FIELDS));
+  chunks.forEach((c, i) =>
+    out.set([c.ciIndex, c.compressedOffset, c.compressedSize, c.uncompressedOffset, c.uncompressedSize, c.compressed ? 1 : 0], i * CHUNK_FIELDS),
+  );
   return out;
 }
 
@@ -36,7 +38,16 @@ export function packChunks(chunks: readonly ChunkInfo[]): Float64Array {
 export function unpackChunk(packed: Float64Array, i: number): ChunkInfo {
   const at = i * CHUNK_FIELDS;
   const f = (k: number) => packed[at + k] as number;
-  return { ciIndex: f(0), compressedOffset: f(1), compressedSize: f(2), uncompressedOffset: f(3), uncompressedSize: f(4), compressed: f(5) === 1, flags: 0, data: 0n };
+  return {
+    ciIndex: f(0),
+    compressedOffset: f(1),
+    compressedSize: f(2),
+    uncompressedOffset: f(3),
+    uncompressedSize: f(4),
+    compressed: f(5) === 1,
+    flags: 0,
+    data: 0n,
+  };
 }
 
 /** A worker's answer: the ci indexes written, in order, and the error that stopped it. */
@@ -47,7 +58,6 @@ export interface DecodeReply {
 }
 
 const WORKER = workerUrl(import.meta.url, "nydusd", "decode-worker.ts");
-
 
 interface Pending {
   resolve: (written: number[]) => void;
@@ -122,7 +132,15 @@ export class DecodePool {
     const id = this.nextId++;
     const data = ownsWholeBuffer(job.data) ? job.data : job.data.slice();
     const chunks = packChunks(job.chunks);
-    const req: DecodeRequest = { id, blob: { blobId: job.blob.blobId, compressor: job.blob.compressor, digester: job.blob.digester }, fd: job.fd, data, base: job.base, chunks, digests: job.digests };
+    const req: DecodeRequest = {
+      id,
+      blob: { blobId: job.blob.blobId, compressor: job.blob.compressor, digester: job.blob.digester },
+      fd: job.fd,
+      data,
+      base: job.base,
+      chunks,
+      digests: job.digests,
+    };
     return new Promise<number[]>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       if (slot.busy++ === 0) slot.w.ref();

@@ -81,7 +81,13 @@ export function startBlobfs(runDir: string, opts: { amplifyIo?: number; logger: 
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const fd = openSync("/dev/fuse", "r+");
   try {
-    mount("rafsnap-blobfs", dir, BLOBFS_FSTYPE, MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV, `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`);
+    mount(
+      "rafsnap-blobfs",
+      dir,
+      BLOBFS_FSTYPE,
+      MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV,
+      `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`,
+    );
   } catch (e) {
     closeSync(fd);
     throw e;
@@ -156,7 +162,10 @@ export async function mountInstance(opts: {
 async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: LayerFile): Promise<Instance> {
   const image = openBootstrapBytes(readLayerFile(file), opts.bootstrap);
   const unservable = image.blobs.find((b) => !isBlobId(b.blobId));
-  if (unservable) throw invalidArgument(`${opts.bootstrap}: blob ${unservable.blobIndex} has id ${JSON.stringify(unservable.blobId)}, not a sha256 (a bootstrap inlined in its blob cannot be mounted on its own)`);
+  if (unservable)
+    throw invalidArgument(
+      `${opts.bootstrap}: blob ${unservable.blobIndex} has id ${JSON.stringify(unservable.blobId)}, not a sha256 (a bootstrap inlined in its blob cannot be mounted on its own)`,
+    );
   const backend = backendOf(opts.config.backend, opts.log);
   const added: string[] = [];
   const release = () => {
@@ -168,7 +177,8 @@ async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: Laye
     // blob is shared only with images that expect the same bytes (docs/security.md).
     const byBlob = chunksByBlob(image);
     const declared = image.blobs.reduce((n, b) => n + b.chunkCount, 0);
-    if (declared > ChunkLimit.image) throw resourceExhausted(`${opts.bootstrap}: the image declares ${declared} chunks, more than the ${ChunkLimit.image} an image may have`);
+    if (declared > ChunkLimit.image)
+      throw resourceExhausted(`${opts.bootstrap}: the image declares ${declared} chunks, more than the ${ChunkLimit.image} an image may have`);
     for (const entry of image.blobs) {
       const chunks = byBlob.get(entry.blobIndex) ?? [];
       // Served already (another instance of an image sharing it): one more reference once
@@ -179,7 +189,9 @@ async function mountOpened(opts: Parameters<typeof mountInstance>[0], file: Laye
       }
       const served = opts.blobfs.fs.servedChunks();
       if (served + entry.chunkCount > ChunkLimit.daemon) {
-        throw resourceExhausted(`blob ${entry.blobId}: ${entry.chunkCount} more chunks would make this daemon serve ${served + entry.chunkCount}, more than ${ChunkLimit.daemon}; use another daemon (dedicated mode)`);
+        throw resourceExhausted(
+          `blob ${entry.blobId}: ${entry.chunkCount} more chunks would make this daemon serve ${served + entry.chunkCount}, more than ${ChunkLimit.daemon}; use another daemon (dedicated mode)`,
+        );
       }
       const blob = await openBlob(entry, backend, opts.config.workDir, chunks, opts.config.digestValidate);
       opts.blobfs.fs.add(blob, backend, opts.attach?.get(entry.blobId));

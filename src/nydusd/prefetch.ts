@@ -110,7 +110,14 @@ export function workingSetRanges(image: RafsImage, paths: readonly string[], gap
  * aborts. Demand reads never wait for it (they share fetches in flight). Best effort: paths
  * that do not resolve are logged once and skipped; failed fetches are logged by the blobfs.
  */
-export async function prefetchInstance(image: RafsImage, fs: Blobfs, config: DaemonConfig, files: readonly string[], signal: AbortSignal, log: (msg: string) => void = () => {}): Promise<void> {
+export async function prefetchInstance(
+  image: RafsImage,
+  fs: Blobfs,
+  config: DaemonConfig,
+  files: readonly string[],
+  signal: AbortSignal,
+  log: (msg: string) => void = () => {},
+): Promise<void> {
   const concurrency = Math.max(1, config.prefetch.threadsCount);
   const limiter = new RateLimiter(config.prefetch.bandwidthRate);
   const requestSize = Math.max(config.prefetch.mergingSize, config.amplifyIo ?? 1 << 20);

@@ -53,7 +53,11 @@ describe("RateLimiter (token bucket, one second of burst)", () => {
     // All three call at the same instant; their sleeps end when the clock says so.
     let t = 0;
     const waits: { until: number; wake: () => void }[] = [];
-    const l = new RateLimiter(1000, () => t, (ms) => new Promise<void>((wake) => waits.push({ until: t + ms, wake })));
+    const l = new RateLimiter(
+      1000,
+      () => t,
+      (ms) => new Promise<void>((wake) => waits.push({ until: t + ms, wake })),
+    );
     await l.take(1000); // empty the bucket
     const order: string[] = [];
     const all = Promise.all(["a", "b", "c"].map((n) => l.take(1000).then(() => order.push(n))));

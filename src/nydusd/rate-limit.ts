@@ -36,7 +36,8 @@ export class RateLimiter {
     private readonly now: () => number = () => performance.now(),
     private readonly sleep: Sleep = timerSleep,
   ) {
-    if (!Number.isFinite(bytesPerSecond) || bytesPerSecond < 0) throw invalidArgument(`rate limit must be a non-negative number of bytes per second, got ${bytesPerSecond}`);
+    if (!Number.isFinite(bytesPerSecond) || bytesPerSecond < 0)
+      throw invalidArgument(`rate limit must be a non-negative number of bytes per second, got ${bytesPerSecond}`);
     this.tokens = bytesPerSecond;
     this.last = now();
   }

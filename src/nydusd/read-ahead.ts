@@ -38,8 +38,7 @@ export interface SequentialRun {
 export function readAheadBytes(run: SequentialRun, offset: number, length: number, fastEnd: number, most: number): number {
   const slack = Math.max(SEQUENTIAL_SLACK, 4 * length);
   const near =
-    (run.lastEnd !== undefined && Math.abs(offset - run.lastEnd) <= slack) ||
-    (fastEnd >= 0 && fastEnd >= offset - slack && fastEnd <= offset + length + slack);
+    (run.lastEnd !== undefined && Math.abs(offset - run.lastEnd) <= slack) || (fastEnd >= 0 && fastEnd >= offset - slack && fastEnd <= offset + length + slack);
   run.streak = near ? (run.streak ?? 0) + 1 : 0;
   if (!near || run.runStart === undefined) run.runStart = offset;
   run.lastEnd = offset + length;

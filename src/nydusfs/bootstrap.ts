@@ -94,7 +94,10 @@ export async function stableBootstrap(snapshotDir: string, imageRef: string): Pr
   const sig = () => {
     try {
       const path = bootstrapPath(snapshotDir);
-      return `${lstatSync(path).size}|${readdirSync(join(path, "..")).filter((n) => n.endsWith(".blob.meta")).sort().join(",")}`;
+      return `${lstatSync(path).size}|${readdirSync(join(path, ".."))
+        .filter((n) => n.endsWith(".blob.meta"))
+        .sort()
+        .join(",")}`;
     } catch {
       return "";
     }

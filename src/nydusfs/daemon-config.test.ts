@@ -38,7 +38,10 @@ describe("per-instance daemon config (§4.5)", () => {
   test("hosts.toml mirrors: host dir with _port_, then host, then _default; first usable mirror wins", async () => {
     const m = join(dir, "certs.d");
     mkdirSync(join(m, "127.0.0.1_5000_"), { recursive: true });
-    writeFileSync(join(m, "127.0.0.1_5000_", "hosts.toml"), 'server = "http://127.0.0.1:5000"\n[host."https://mirror.local:443"]\n  ca = "/ca.pem"\n[host."http://second:80"]\n');
+    writeFileSync(
+      join(m, "127.0.0.1_5000_", "hosts.toml"),
+      'server = "http://127.0.0.1:5000"\n[host."https://mirror.local:443"]\n  ca = "/ca.pem"\n[host."http://second:80"]\n',
+    );
     const never = async () => {
       throw new Error("no ping expected");
     };
@@ -58,7 +61,10 @@ describe("per-instance daemon config (§4.5)", () => {
   test("hosts.toml ping_url: a mirror whose ping fails is passed over; none usable → the origin", async () => {
     const m = join(dir, "certs-ping.d");
     mkdirSync(join(m, "reg:5000"), { recursive: true });
-    writeFileSync(join(m, "reg:5000", "hosts.toml"), '[host."http://down:80"]\nping_url = "http://down/ping"\n[host."http://up:80"]\nping_url = "http://up/ping"\n');
+    writeFileSync(
+      join(m, "reg:5000", "hosts.toml"),
+      '[host."http://down:80"]\nping_url = "http://down/ping"\n[host."http://up:80"]\nping_url = "http://up/ping"\n',
+    );
     const asked: string[] = [];
     const ping = async (url: string) => {
       asked.push(url);

@@ -11,7 +11,6 @@ export type NydusdJson = Record<string, unknown> & {
   device: { id?: string; backend: { type: string; config: Record<string, unknown> }; cache: { type: string; config: Record<string, unknown> } };
 };
 
-
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
 
 /**
@@ -167,7 +166,11 @@ export type MirrorPing = (url: string) => Promise<boolean>;
  * The mirror to use for `host` (see {@link mirrorsOf}): the first one without a `ping_url`,
  * or whose ping answers 2xx within 3 s; undefined when none is usable (the origin is used).
  */
-export async function pickMirror(dir: string, host: string, ping: MirrorPing = (url) => httpPing(url)(new AbortController().signal)): Promise<Mirror | undefined> {
+export async function pickMirror(
+  dir: string,
+  host: string,
+  ping: MirrorPing = (url) => httpPing(url)(new AbortController().signal),
+): Promise<Mirror | undefined> {
   for (const m of mirrorsOf(dir, host)) {
     if (m.pingUrl === undefined || (await ping(m.pingUrl))) return m;
   }

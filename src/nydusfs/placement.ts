@@ -151,7 +151,10 @@ export class SharedPlacement implements Placement {
   }
 
   async undo(daemonId: string, metaId: string): Promise<void> {
-    await this.deps.manager.client(daemonId).umount(this.apiId(metaId)).catch(() => {});
+    await this.deps.manager
+      .client(daemonId)
+      .umount(this.apiId(metaId))
+      .catch(() => {});
   }
 
   async remove(inst: InstanceRow, d: DaemonRow): Promise<void> {

@@ -19,7 +19,34 @@ describe("blake3 (WebAssembly SIMD)", () => {
 
   // Every shape of the tree: one chunk, partial last chunks, whole groups of four and
   // leftovers, odd levels, inputs larger than the 256 KiB window.
-  const sizes = [1, 63, 64, 65, 1023, 1024, 1025, 2048, 2049, 3072, 3073, 4096, 4097, 5120, 5121, 7169, 8192, 8193, 16384, 31744, 102400, 262144, 262145, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 5000];
+  const sizes = [
+    1,
+    63,
+    64,
+    65,
+    1023,
+    1024,
+    1025,
+    2048,
+    2049,
+    3072,
+    3073,
+    4096,
+    4097,
+    5120,
+    5121,
+    7169,
+    8192,
+    8193,
+    16384,
+    31744,
+    102400,
+    262144,
+    262145,
+    1 << 20,
+    (1 << 20) + 1,
+    3 * (1 << 20) + 5000,
+  ];
   test("equals @noble/hashes on the specification's inputs", () => {
     const h = createBlake3();
     for (const n of sizes) expect(`${n}:${hex(h(input(n)))}`).toBe(`${n}:${hex(blake3(input(n)))}`);

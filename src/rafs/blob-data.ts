@@ -71,7 +71,11 @@ export function planRange(blob: BlobEntry, chunks: readonly ChunkInfo[], offset:
     if (c.flags & UNSUPPORTED) throw notImplemented(`rafs: blob ${blob.blobId} chunk ${c.ciIndex}: ZRan, batch and encrypted chunks are not supported yet`);
     const limit = blob.compressedSize;
     if (limit > 0 && c.compressedOffset + c.compressedSize > limit) {
-      throw malformed(`blob ${blob.blobId} chunk ${c.ciIndex}.compressed_offset`, c.compressedOffset, `compressed range ends at ${c.compressedOffset + c.compressedSize}, past the blob's compressed size ${limit}`);
+      throw malformed(
+        `blob ${blob.blobId} chunk ${c.ciIndex}.compressed_offset`,
+        c.compressedOffset,
+        `compressed range ends at ${c.compressedOffset + c.compressedSize}, past the blob's compressed size ${limit}`,
+      );
     }
     hit.push(c);
   }
@@ -116,7 +120,12 @@ export interface DecodeOptions {
  * Throws InvalidArgument naming the blob, the chunk's ci index and uncompressed offset when the
  * input length is wrong, decompression fails or yields the wrong size, or the digest differs.
  */
-export function decodeChunk(blob: Pick<BlobEntry, "blobId" | "compressor" | "digester">, chunk: ChunkInfo, bytes: Uint8Array, opts: DecodeOptions = {}): Uint8Array {
+export function decodeChunk(
+  blob: Pick<BlobEntry, "blobId" | "compressor" | "digester">,
+  chunk: ChunkInfo,
+  bytes: Uint8Array,
+  opts: DecodeOptions = {},
+): Uint8Array {
   const what = `blob ${blob.blobId} chunk ${chunk.ciIndex} (uncompressed offset ${chunk.uncompressedOffset})`;
   if (bytes.length !== chunk.compressedSize) throw malformed(what, chunk.compressedOffset, `got ${bytes.length} bytes, expected ${chunk.compressedSize}`);
   const out = chunk.compressed ? decompress(blob.compressor, bytes, chunk.uncompressedSize, what) : decompress("none", bytes, chunk.uncompressedSize, what);
@@ -157,7 +166,14 @@ export interface ReadRangeOptions extends PlanOptions {
  * given) and assemble `[offset, offset + length)` of the uncompressed address space.
  * Failure modes are those of {@link planRange}, {@link decodeChunk} and out-of-range reads.
  */
-export function readRange(blob: BlobEntry, chunks: readonly ChunkInfo[], blobSrc: ByteSource, offset: number, length: number, opts: ReadRangeOptions = {}): Uint8Array {
+export function readRange(
+  blob: BlobEntry,
+  chunks: readonly ChunkInfo[],
+  blobSrc: ByteSource,
+  offset: number,
+  length: number,
+  opts: ReadRangeOptions = {},
+): Uint8Array {
   const plan = planRange(blob, chunks, offset, length, opts);
   const decoded = new Map<number, Uint8Array>();
   for (const f of plan.fetches) {

@@ -136,9 +136,11 @@ export function parseCiEntries(data: Uint8Array, count: number, v2: boolean, unc
         data: d,
       };
     }
-    if (info.uncompressedOffset < prevEnd) s.fail(o, `[${i}].uncompressed_offset`, `${info.uncompressedOffset} overlaps the previous chunk ending at ${prevEnd}`);
+    if (info.uncompressedOffset < prevEnd)
+      s.fail(o, `[${i}].uncompressed_offset`, `${info.uncompressedOffset} overlaps the previous chunk ending at ${prevEnd}`);
     prevEnd = info.uncompressedOffset + info.uncompressedSize;
-    if (uncompressedLimit !== undefined && prevEnd > uncompressedLimit) s.fail(o, `[${i}].uncompressed_offset`, `chunk ends at ${prevEnd}, past the blob's uncompressed size ${uncompressedLimit}`);
+    if (uncompressedLimit !== undefined && prevEnd > uncompressedLimit)
+      s.fail(o, `[${i}].uncompressed_offset`, `chunk ends at ${prevEnd}, past the blob's uncompressed size ${uncompressedLimit}`);
     out.push(info);
   }
   return out;
@@ -193,7 +195,11 @@ function finish(header: CiHeader, ciData: Uint8Array, blob?: BlobEntry): BlobMet
     // Plain blobs: every chunk's compressed bytes lie before the CI array.
     for (const c of chunks) {
       if (c.compressedOffset + c.compressedSize > blob.ciOffset) {
-        throw malformed("ci_entry", 0, `[${c.ciIndex}] compressed range ${c.compressedOffset}+${c.compressedSize} reaches past the chunk data (CI array at ${blob.ciOffset}, blob ${blob.blobId})`);
+        throw malformed(
+          "ci_entry",
+          0,
+          `[${c.ciIndex}] compressed range ${c.compressedOffset}+${c.compressedSize} reaches past the chunk data (CI array at ${blob.ciOffset}, blob ${blob.blobId})`,
+        );
       }
     }
   }
@@ -230,7 +236,12 @@ export function parseBlobMetaFile(src: ByteSource, blob?: BlobEntry): BlobMeta {
   const hdrAt = src.size - CI_HEADER_SIZE;
   const header = parseCiHeader(readChecked(src, hdrAt, CI_HEADER_SIZE, "ci_header"), hdrAt);
   const padded = Math.ceil(header.ciUncompressedSize / 4096) * 4096;
-  if (padded !== hdrAt) throw malformed("ci_header.s_ci_uncompressed_size", hdrAt + 32, `${header.ciUncompressedSize} bytes of CI data (padded ${padded}) but the header is at ${hdrAt}`);
+  if (padded !== hdrAt)
+    throw malformed(
+      "ci_header.s_ci_uncompressed_size",
+      hdrAt + 32,
+      `${header.ciUncompressedSize} bytes of CI data (padded ${padded}) but the header is at ${hdrAt}`,
+    );
   if (blob) checkCiHeader(header, blob, hdrAt);
   return finish(header, readChecked(src, 0, header.ciUncompressedSize, "ci_data"), blob);
 }

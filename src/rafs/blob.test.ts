@@ -52,7 +52,14 @@ describe(`blob ${BLOB_ID.slice(0, 8)}`, () => {
   });
 
   test("CI header and v1 entries: chunk 0 [0,4828), chunk 1 [4828,7802)", () => {
-    expect(meta.header).toMatchObject({ features: 0x70000021, ciCompressor: "none", ciEntries: 2, ciOffset: 8314, ciCompressedSize: 32, ciUncompressedSize: 32 });
+    expect(meta.header).toMatchObject({
+      features: 0x70000021,
+      ciCompressor: "none",
+      ciEntries: 2,
+      ciOffset: 8314,
+      ciCompressedSize: 32,
+      ciUncompressedSize: 32,
+    });
     expect(meta.chunks.map((c) => [c.compressedOffset, c.compressedSize, c.uncompressedOffset, c.uncompressedSize, c.compressed])).toEqual([
       [0, 4828, 0, 16931, true],
       [4828, 2974, 20480, 13400, true],
@@ -174,7 +181,17 @@ describe("ZRan blob.meta", () => {
   const meta = parseBlobMetaFile(bytesSource(load(ZRAN)));
 
   test("header and 163 CI v2 entries", () => {
-    expect(meta.header).toMatchObject({ features: 0xf, ciCompressor: "none", ciEntries: 163, ciOffset: 0, ciCompressedSize: 660112, ciUncompressedSize: 660112, zranOffset: 3912, zranSize: 656200, zranCount: 21 });
+    expect(meta.header).toMatchObject({
+      features: 0xf,
+      ciCompressor: "none",
+      ciEntries: 163,
+      ciOffset: 0,
+      ciCompressedSize: 660112,
+      ciUncompressedSize: 660112,
+      zranOffset: 3912,
+      zranSize: 656200,
+      zranCount: 21,
+    });
     expect(meta.chunks).toHaveLength(163);
     expect(meta.chunks.every((c) => c.flags === (CiFlags.COMPRESSED | CiFlags.ZRAN))).toBe(true);
     expect(meta.chunks[0]).toMatchObject({ compressedOffset: 184, compressedSize: 649, uncompressedOffset: 0, uncompressedSize: 1404, data: 1024n });

@@ -29,7 +29,8 @@ export function parseChunkFormat(sb: Superblock, inode: Inode): ChunkFormat {
   const at = inode.offset + 16;
   const field = `inode[${inode.nid}].chunk_format`;
   if ((format & CHUNK_FORMAT_INDEXES) === 0) throw malformed(field, at, `0x${format.toString(16)} lacks the INDEXES bit (block-map chunks are not supported)`);
-  if ((format & ~(CHUNK_FORMAT_INDEXES | CHUNK_FORMAT_BLKBITS_MASK)) !== 0 || inode.u >>> 16 !== 0) throw malformed(field, at, `unsupported bits in 0x${inode.u.toString(16)}`);
+  if ((format & ~(CHUNK_FORMAT_INDEXES | CHUNK_FORMAT_BLKBITS_MASK)) !== 0 || inode.u >>> 16 !== 0)
+    throw malformed(field, at, `unsupported bits in 0x${inode.u.toString(16)}`);
   const chunkBits = sb.blkszbits + (format & CHUNK_FORMAT_BLKBITS_MASK);
   if (chunkBits > 48) throw malformed(field, at, `chunk size 2^${chunkBits} is too large`);
   return { format, chunkBits };
@@ -69,7 +70,11 @@ export function readChunkIndexes(src: ByteSource, sb: Superblock, ext: ExtSuperb
   const count = Math.ceil(inode.size / S);
   const start = Math.ceil((inode.offset + inode.inodeSize + inode.xattrSize) / 8) * 8;
   if (start + count * 8 > src.size) {
-    throw malformed(`${what}.i_size`, inode.offset + 8, `size ${inode.size} needs ${count} chunk indexes at [${start}, ${start + count * 8}), past the end of the bootstrap (${src.size} bytes)`);
+    throw malformed(
+      `${what}.i_size`,
+      inode.offset + 8,
+      `size ${inode.size} needs ${count} chunk indexes at [${start}, ${start + count * 8}), past the end of the bootstrap (${src.size} bytes)`,
+    );
   }
   const s: Struct = new Struct(readChecked(src, start, count * 8, `${what}.chunk_indexes`), start, `${what}.chunk_index`);
   const out: ChunkIndex[] = [];

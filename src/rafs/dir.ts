@@ -70,7 +70,8 @@ export function readDir(src: ByteSource, sb: Superblock, inode: Inode): Dirent[]
     const s: Struct = new Struct(block, absolute(start), bwhat);
     if (block.length < DIRENT_SIZE) s.fail(0, "dirent", `block of ${block.length} bytes cannot hold a dirent`);
     const first = s.u16(8, "nameoff");
-    if (first < DIRENT_SIZE || first % DIRENT_SIZE !== 0 || first >= block.length) s.fail(8, "nameoff", `first nameoff ${first} is not a multiple of 12 inside the ${block.length}-byte block`);
+    if (first < DIRENT_SIZE || first % DIRENT_SIZE !== 0 || first >= block.length)
+      s.fail(8, "nameoff", `first nameoff ${first} is not a multiple of 12 inside the ${block.length}-byte block`);
     const count = first / DIRENT_SIZE;
     for (let i = 0; i < count; i++) {
       const d = i * DIRENT_SIZE;

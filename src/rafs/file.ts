@@ -28,7 +28,8 @@ export interface BlobAccess {
  */
 export function readFile(image: RafsImage, inode: Inode, access: (blobIndex: number) => BlobAccess, offset = 0, length = inode.size - offset): Uint8Array {
   if (!isReg(inode.mode)) throw malformed(`inode[${inode.nid}].i_mode`, inode.offset + 4, "not a regular file");
-  if (offset < 0 || length < 0 || offset + length > inode.size) throw malformed(`inode[${inode.nid}] read`, offset, `[${offset}, ${offset + length}) is outside the file of ${inode.size} bytes`);
+  if (offset < 0 || length < 0 || offset + length > inode.size)
+    throw malformed(`inode[${inode.nid}] read`, offset, `[${offset}, ${offset + length}) is outside the file of ${inode.size} bytes`);
   if (inode.layout !== Layout.CHUNK_BASED) return readFlatData(image.src, image.superblock, inode).slice(offset, offset + length);
   const out = new Uint8Array(length);
   const end = offset + length;
@@ -38,9 +39,18 @@ export function readFile(image: RafsImage, inode: Inode, access: (blobIndex: num
     if (to <= from) continue;
     const a = access(ci.blobIndex);
     const info = a.chunks[ci.ciIndex];
-    if (!info) throw malformed(`inode[${inode.nid}].chunk_index[${ci.index}].ci_index`, inode.offset, `${ci.ciIndex} but blob ${a.blob.blobId} has ${a.chunks.length} chunks`);
+    if (!info)
+      throw malformed(
+        `inode[${inode.nid}].chunk_index[${ci.index}].ci_index`,
+        inode.offset,
+        `${ci.ciIndex} but blob ${a.blob.blobId} has ${a.chunks.length} chunks`,
+      );
     if (info.uncompressedOffset !== ci.uncompressedOffset || info.uncompressedSize < ci.length) {
-      throw malformed(`inode[${inode.nid}].chunk_index[${ci.index}].c_blk_addr`, inode.offset, `uncompressed offset ${ci.uncompressedOffset} (${ci.length} bytes) disagrees with blob ${a.blob.blobId} chunk ${ci.ciIndex} at ${info.uncompressedOffset} (${info.uncompressedSize} bytes)`);
+      throw malformed(
+        `inode[${inode.nid}].chunk_index[${ci.index}].c_blk_addr`,
+        inode.offset,
+        `uncompressed offset ${ci.uncompressedOffset} (${ci.length} bytes) disagrees with blob ${a.blob.blobId} chunk ${ci.ciIndex} at ${info.uncompressedOffset} (${info.uncompressedSize} bytes)`,
+      );
     }
     const part = readRange(a.blob, a.chunks, a.src, ci.uncompressedOffset + (from - ci.fileOffset), to - from, { digests: a.digests });
     out.set(part, from - offset);

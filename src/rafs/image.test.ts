@@ -94,8 +94,24 @@ describe("rafs-v6-2.2.boot", () => {
     expect(image.chunkTable).toHaveLength(2);
     const lib = image.chunkTableEntry(image.chunks(image.lookup("/lib.rs"))[0]!);
     const sync = image.chunkTableEntry(image.chunks(image.lookup("/sync_io.rs"))[0]!);
-    expect(lib).toMatchObject({ blobIndex: 0, ciIndex: 0, compressedOffset: 0, compressedSize: 4828, uncompressedOffset: 0, uncompressedSize: 16931, flags: 1 });
-    expect(sync).toMatchObject({ blobIndex: 0, ciIndex: 1, compressedOffset: 4828, compressedSize: 2974, uncompressedOffset: 20480, uncompressedSize: 13400, flags: 1 });
+    expect(lib).toMatchObject({
+      blobIndex: 0,
+      ciIndex: 0,
+      compressedOffset: 0,
+      compressedSize: 4828,
+      uncompressedOffset: 0,
+      uncompressedSize: 16931,
+      flags: 1,
+    });
+    expect(sync).toMatchObject({
+      blobIndex: 0,
+      ciIndex: 1,
+      compressedOffset: 4828,
+      compressedSize: 2974,
+      uncompressedOffset: 20480,
+      uncompressedSize: 13400,
+      flags: 1,
+    });
     expect(lib?.digest.startsWith("f7e2735f1c6ae9cd")).toBe(true);
     expect(sync?.digest.startsWith("812465bcc9e88393")).toBe(true);
     // Sorted by digest bytes (spec §12).

@@ -6,7 +6,16 @@
 import { notFound } from "../errdefs/index.ts";
 import { bytesSource, malformed, type ByteSource } from "./bytes.ts";
 import { parseBlobTable, type BlobEntry } from "./blob-table.ts";
-import { chunkKey, parseChunkFormat, parseChunkTable, parsePrefetchTable, readChunkIndexes, type ChunkFormat, type ChunkIndex, type ChunkTableEntry } from "./chunk.ts";
+import {
+  chunkKey,
+  parseChunkFormat,
+  parseChunkTable,
+  parsePrefetchTable,
+  readChunkIndexes,
+  type ChunkFormat,
+  type ChunkIndex,
+  type ChunkTableEntry,
+} from "./chunk.ts";
 import { readDir, readSymlink, type Dirent } from "./dir.ts";
 import { isDir, parseInode, type Inode } from "./inode.ts";
 import { parseDeviceTable, parseExtSuperblock, parseSuperblock, type DeviceSlot, type ExtSuperblock, type Superblock } from "./superblock.ts";

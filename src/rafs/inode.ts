@@ -150,7 +150,8 @@ export function flatExtents(src: ByteSource, sb: Superblock, inode: Inode): Exte
   if (full > 0) {
     const start = inode.u * bs;
     const len = inline ? full * bs : size;
-    if (start + len > src.size) throw malformed(`${what}.i_u`, inode.offset + 16, `data blocks [${start}, ${start + len}) run past the end (${src.size} bytes)`);
+    if (start + len > src.size)
+      throw malformed(`${what}.i_u`, inode.offset + 16, `data blocks [${start}, ${start + len}) run past the end (${src.size} bytes)`);
     // Blocks before the meta area hold superblock/tables; nid-space data never lives there.
     if (start < sb.metaBlkaddr * bs && sb.isRafs) throw malformed(`${what}.i_u`, inode.offset + 16, `data block ${inode.u} lies before the meta area`);
     out.push({ offset: start, length: len });
@@ -158,7 +159,8 @@ export function flatExtents(src: ByteSource, sb: Superblock, inode: Inode): Exte
   if (inline) {
     const tail = size - full * bs;
     const at = inode.offset + inode.inodeSize + inode.xattrSize;
-    if (Math.floor(at / bs) !== Math.floor((at + tail - 1) / bs)) throw malformed(`${what}.i_size`, inode.offset + 8, `inline tail of ${tail} bytes at ${at} crosses a block boundary`);
+    if (Math.floor(at / bs) !== Math.floor((at + tail - 1) / bs))
+      throw malformed(`${what}.i_size`, inode.offset + 8, `inline tail of ${tail} bytes at ${at} crosses a block boundary`);
     if (at + tail > src.size) throw malformed(`${what}.i_size`, inode.offset + 8, `inline tail runs past the end (${src.size} bytes)`);
     out.push({ offset: at, length: tail });
   }

@@ -5,7 +5,19 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MountFlags, mount, umount } from "../mount/index.ts";
-import { RafsImage, bytesSource, isReg, isSymlink, listTree, readBlobMeta, readChunkDigests, readFile, sha256Hex, uncompressedBlob, type BlobAccess } from "./index.ts";
+import {
+  RafsImage,
+  bytesSource,
+  isReg,
+  isSymlink,
+  listTree,
+  readBlobMeta,
+  readChunkDigests,
+  readFile,
+  sha256Hex,
+  uncompressedBlob,
+  type BlobAccess,
+} from "./index.ts";
 
 const FIX = join(import.meta.dir, "../../../shared/fixtures/rafs");
 const BLOB_ID = "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef";
@@ -51,7 +63,16 @@ describe.skipIf(!isRoot)("kernel EROFS cross-check (root)", () => {
     };
     visit("/");
     const ours = listTree(image).map((e) => {
-      const o: Record<string, unknown> = { path: e.path, mode: e.inode.mode, uid: e.inode.uid, gid: e.inode.gid, size: e.inode.size, nlink: e.inode.nlink, mtime: e.inode.mtime, ino: e.nid };
+      const o: Record<string, unknown> = {
+        path: e.path,
+        mode: e.inode.mode,
+        uid: e.inode.uid,
+        gid: e.inode.gid,
+        size: e.inode.size,
+        nlink: e.inode.nlink,
+        mtime: e.inode.mtime,
+        ino: e.nid,
+      };
       if (isSymlink(e.inode.mode)) o.symlink = e.symlink;
       if (isReg(e.inode.mode)) o.sha256 = sha256Hex(readFile(image, e.inode, access));
       return o;

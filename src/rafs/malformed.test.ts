@@ -4,7 +4,20 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ErrorKind, RafsnapError } from "../errdefs/index.ts";
-import { RafsImage, bytesSource, decodeChunk, listTree, lz4BlockDecode, parseBlobMetaFile, readBlobMeta, readChunkDigests, readFile, readInlineBootstrap, sha256Hex, type ByteSource } from "./index.ts";
+import {
+  RafsImage,
+  bytesSource,
+  decodeChunk,
+  listTree,
+  lz4BlockDecode,
+  parseBlobMetaFile,
+  readBlobMeta,
+  readChunkDigests,
+  readFile,
+  readInlineBootstrap,
+  sha256Hex,
+  type ByteSource,
+} from "./index.ts";
 
 const FIX = join(import.meta.dir, "../../../shared/fixtures/rafs");
 const BLOB_ID = "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef";

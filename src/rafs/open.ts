@@ -11,7 +11,11 @@ export const BOOTSTRAP_VERSION_BYTES = EROFS_SUPER_OFFSET + 4;
  * more than {@link BOOTSTRAP_VERSION_BYTES}; proves nothing about the rest.
  */
 export function bootstrapVersion(bytes: Uint8Array): "v5" | "v6" | undefined {
-  if (bytes.length >= BOOTSTRAP_VERSION_BYTES && new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(EROFS_SUPER_OFFSET, true) === EROFS_MAGIC) return "v6";
+  if (
+    bytes.length >= BOOTSTRAP_VERSION_BYTES &&
+    new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(EROFS_SUPER_OFFSET, true) === EROFS_MAGIC
+  )
+    return "v6";
   if (bytes.length >= 4 && bytes[0] === 0x52 && bytes[1] === 0x41 && bytes[2] === 0x46 && bytes[3] === 0x53) return "v5";
   return undefined;
 }

@@ -78,7 +78,8 @@ export function parseSuperblock(src: ByteSource): Superblock {
   if (extraDevices > 0) {
     const start = devtSlotoff * DEVICE_SLOT_SIZE;
     if (start < EROFS_SUPER_OFFSET + 128) s.fail(88, "devt_slotoff", `${devtSlotoff} places the device table inside the superblock`);
-    if (start + extraDevices * DEVICE_SLOT_SIZE > src.size) s.fail(86, "extra_devices", `${extraDevices} device slots at ${start} run past the end (${src.size} bytes)`);
+    if (start + extraDevices * DEVICE_SLOT_SIZE > src.size)
+      s.fail(86, "extra_devices", `${extraDevices} device slots at ${start} run past the end (${src.size} bytes)`);
   }
   const inos = s.u64(16, "inos");
   return {
@@ -160,11 +161,13 @@ export function parseExtSuperblock(src: ByteSource): ExtSuperblock {
   const blobTableOffset = s.u64(8, "s_blob_table_offset");
   const blobTableSize = s.u32(16, "s_blob_table_size");
   if (blobTableSize % 256 !== 0) s.fail(16, "s_blob_table_size", `${blobTableSize} is not a multiple of 256`);
-  if (blobTableOffset + blobTableSize > src.size) s.fail(16, "s_blob_table_size", `blob table [${blobTableOffset}, ${blobTableOffset + blobTableSize}) runs past the end (${src.size} bytes)`);
+  if (blobTableOffset + blobTableSize > src.size)
+    s.fail(16, "s_blob_table_size", `blob table [${blobTableOffset}, ${blobTableOffset + blobTableSize}) runs past the end (${src.size} bytes)`);
   const chunkTableOffset = s.u64(24, "s_chunk_table_offset");
   const chunkTableSize = s.u64(32, "s_chunk_table_size");
   if (chunkTableSize % 80 !== 0) s.fail(32, "s_chunk_table_size", `${chunkTableSize} is not a multiple of 80`);
-  if (chunkTableOffset + chunkTableSize > src.size) s.fail(32, "s_chunk_table_size", `chunk table [${chunkTableOffset}, ${chunkTableOffset + chunkTableSize}) runs past the end (${src.size} bytes)`);
+  if (chunkTableOffset + chunkTableSize > src.size)
+    s.fail(32, "s_chunk_table_size", `chunk table [${chunkTableOffset}, ${chunkTableOffset + chunkTableSize}) runs past the end (${src.size} bytes)`);
   const prefetchTableOffset = s.u64(40, "s_prefetch_table_offset");
   let prefetchTableSize = s.u32(48, "s_prefetch_table_size");
   if (prefetchTableOffset === 0) prefetchTableSize = 0; // legacy: size without offset means none

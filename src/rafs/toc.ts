@@ -64,7 +64,7 @@ export function* walkReverseTar(src: ByteSource): Generator<TarEntry> {
 }
 
 /** ToC entry flags → compressor. */
-const TOC_COMPRESSORS: Readonly<Record<number, Compressor>> = { 0x1: "none", 0x2: "zstd", 0x4: "lz4_block" };
+const TOC_COMPRESSORS: Readonly<Record<number, Compressor>> = { 1: "none", 2: "zstd", 4: "lz4_block" };
 
 /** One 128-byte ToC entry. */
 export interface TocEntry {
@@ -117,7 +117,8 @@ export function parseTocEntries(bytes: Uint8Array, base: number, blobSize: numbe
     // Builders before v2.4 wrote image.blob's offset as the end of the chunk data (fixture
     // be7d77ee: 7802 with size 7802), so that one entry's range is not checked; readers never
     // use it to fetch.
-    if (name !== "image.blob" && e.compressedOffset + e.compressedSize > blobSize) s.fail(56, "compressed_offset", `[${e.compressedOffset}, ${e.compressedOffset + e.compressedSize}) is outside the ${blobSize}-byte blob`);
+    if (name !== "image.blob" && e.compressedOffset + e.compressedSize > blobSize)
+      s.fail(56, "compressed_offset", `[${e.compressedOffset}, ${e.compressedOffset + e.compressedSize}) is outside the ${blobSize}-byte blob`);
     out.push(e);
   }
   return out;
@@ -133,7 +134,7 @@ export function readToc(src: ByteSource): Toc | undefined {
   const at = src.size - TAR_HEADER_SIZE;
   const hdr = readChecked(src, at, TAR_HEADER_SIZE, "tar_header");
   const h = parseTarHeader(hdr, at);
-  if (!h || h.name !== "rafs.blob.toc") return undefined;
+  if (h?.name !== "rafs.blob.toc") return undefined;
   if (h.size > at) throw malformed("tar_header[rafs.blob.toc].size", at + 124, `ToC of ${h.size} bytes would start before the blob`);
   const bytes = readChecked(src, at - h.size, h.size, "toc");
   return { entries: parseTocEntries(bytes, at - h.size, src.size), offset: at - h.size, size: h.size + TAR_HEADER_SIZE, digest: sha256Hex(bytes, hdr) };
@@ -163,7 +164,14 @@ export function locatePayload(src: ByteSource, name = "image.boot"): BlobPayload
   if (toc) {
     const e = toc.entries.find((x) => x.name === name);
     if (!e) return undefined;
-    return { name, offset: e.compressedOffset, compressedSize: e.compressedSize, uncompressedSize: e.uncompressedSize, compressor: e.compressor, digest: e.digest };
+    return {
+      name,
+      offset: e.compressedOffset,
+      compressedSize: e.compressedSize,
+      uncompressedSize: e.uncompressedSize,
+      compressor: e.compressor,
+      digest: e.digest,
+    };
   }
   for (const t of walkReverseTar(src)) {
     if (t.name !== name) continue;

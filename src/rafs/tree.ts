@@ -22,7 +22,6 @@ export interface TreeEntry {
   chunks: ChunkIndex[];
 }
 
-
 /**
  * Walks the tree depth-first from the root, children in on-disk (sorted) order, yielding the
  * root first. Hard links appear once per path with the same nid.
@@ -43,16 +42,20 @@ export function* walkTree(image: RafsImage): Generator<TreeEntry> {
     yield describe(image, path, inode);
     if (!isDir(inode.mode)) continue;
     const dirents = image.readDir(inode);
-    if (!dirents.some((d) => d.name === ".") || !dirents.some((d) => d.name === "..")) throw malformed(`dir[${inode.nid}]`, inode.offset, `${path} lacks . or ..`);
+    if (!dirents.some((d) => d.name === ".") || !dirents.some((d) => d.name === ".."))
+      throw malformed(`dir[${inode.nid}]`, inode.offset, `${path} lacks . or ..`);
     const children: { path: string; inode: Inode }[] = [];
     for (const d of dirents) {
       if (d.name === "." || d.name === "..") continue;
-      if (++entries > maxEntries) throw malformed(`dir[${inode.nid}]`, inode.offset, `more than ${maxEntries} entries in a ${image.src.size}-byte bootstrap (looping directory blocks?)`);
+      if (++entries > maxEntries)
+        throw malformed(`dir[${inode.nid}]`, inode.offset, `more than ${maxEntries} entries in a ${image.src.size}-byte bootstrap (looping directory blocks?)`);
       const child = image.inode(d.nid);
       const want = fileTypeOfMode(child.mode);
-      if (d.fileType !== FileType.UNKNOWN && d.fileType !== want) throw malformed(`dir[${inode.nid}].${d.name}.file_type`, inode.offset, `${d.fileType} disagrees with inode ${d.nid} mode 0${child.mode.toString(8)}`);
+      if (d.fileType !== FileType.UNKNOWN && d.fileType !== want)
+        throw malformed(`dir[${inode.nid}].${d.name}.file_type`, inode.offset, `${d.fileType} disagrees with inode ${d.nid} mode 0${child.mode.toString(8)}`);
       if (isDir(child.mode)) {
-        if (seenDirs.has(d.nid)) throw malformed(`dir[${inode.nid}].${d.name}.nid`, inode.offset, `directory nid ${d.nid} reached twice (cycle or hard-linked directory)`);
+        if (seenDirs.has(d.nid))
+          throw malformed(`dir[${inode.nid}].${d.name}.nid`, inode.offset, `directory nid ${d.nid} reached twice (cycle or hard-linked directory)`);
         seenDirs.add(d.nid);
       }
       children.push({ path: path === "/" ? `/${d.name}` : `${path}/${d.name}`, inode: child });

@@ -25,7 +25,6 @@ export function parseChallenge(header: string | null): Challenge | undefined {
   const re = /([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))\s*,?\s*/gy;
   const rest = m[2] ?? "";
   let p: RegExpExecArray | null;
-  // biome-ignore lint/suspicious/noAssignInExpressions: the sticky regexp walks the list
   while (re.lastIndex < rest.length && (p = re.exec(rest))) {
     params[(p[1] as string).toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, "$1") : (p[3] ?? "");
   }

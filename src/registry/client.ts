@@ -156,7 +156,10 @@ export class RegistryClient {
     }
     // Credentials go to the realm only over https when the registry itself is https.
     if (url.protocol !== "https:" && !(url.protocol === "http:" && this.base.startsWith("http:"))) {
-      throw new RafsnapError(ErrorKind.PermissionDenied, `${what}: the registry ${this.origin} names a token service on ${url.protocol}//${url.host}; credentials are sent only over https from an https registry`);
+      throw new RafsnapError(
+        ErrorKind.PermissionDenied,
+        `${what}: the registry ${this.origin} names a token service on ${url.protocol}//${url.host}; credentials are sent only over https from an https registry`,
+      );
     }
     if (ch.params.service) url.searchParams.set("service", ch.params.service);
     url.searchParams.set("scope", scope);
@@ -172,7 +175,10 @@ export class RegistryClient {
     const tokenWhat = `${what}: token request to ${url.origin}${url.pathname}`;
     if (res.status >= 300 && res.status < 400) {
       await res.body?.cancel().catch(() => {});
-      throw new RafsnapError(ErrorKind.Unauthenticated, `${tokenWhat}: redirected (HTTP ${res.status}); token services are not followed elsewhere with credentials`);
+      throw new RafsnapError(
+        ErrorKind.Unauthenticated,
+        `${tokenWhat}: redirected (HTTP ${res.status}); token services are not followed elsewhere with credentials`,
+      );
     }
     if (!res.ok) throw await registryError(tokenWhat, res, this.timeoutMs);
     let body: { token?: string; access_token?: string; expires_in?: number };
@@ -229,7 +235,10 @@ export class RegistryClient {
           throw unavailable(`${init.what}: the registry redirected to something that is not a URL`);
         }
         if (next.protocol !== "https:" && (next.protocol !== "http:" || at.startsWith("https:"))) {
-          throw new RafsnapError(ErrorKind.PermissionDenied, `${init.what}: redirect from ${new URL(at).origin} to ${next.protocol}//${next.host} refused (never from https to http)`);
+          throw new RafsnapError(
+            ErrorKind.PermissionDenied,
+            `${init.what}: redirect from ${new URL(at).origin} to ${next.protocol}//${next.host} refused (never from https to http)`,
+          );
         }
         if (res.status === 303 && verb !== "HEAD") {
           verb = "GET";
@@ -351,7 +360,10 @@ export class RegistryClient {
       const m = range ? /^bytes (\d+)-(\d+)\//.exec(range) : null;
       if (!m || Number(m[1]) !== start || Number(m[2]) !== end - 1) {
         await res.body?.cancel().catch(() => {});
-        throw new RafsnapError(ErrorKind.DataLoss, `${what}: asked for bytes ${start}-${end - 1}, the registry answered Content-Range ${JSON.stringify(range?.slice(0, 80) ?? null)}`);
+        throw new RafsnapError(
+          ErrorKind.DataLoss,
+          `${what}: asked for bytes ${start}-${end - 1}, the registry answered Content-Range ${JSON.stringify(range?.slice(0, 80) ?? null)}`,
+        );
       }
       try {
         return await readBody(res, what, { max: end - start, idleMs: this.timeoutMs, exact: true });
@@ -372,7 +384,8 @@ export class RegistryClient {
     let size = 0;
     for await (const c of this.blobStream(repo, digest)) {
       size += c.length;
-      if (size > maxBytes) throw new RafsnapError(ErrorKind.ResourceExhausted, `blob ${digest} in ${repo} on ${this.host} is longer than the ${maxBytes} bytes allowed`);
+      if (size > maxBytes)
+        throw new RafsnapError(ErrorKind.ResourceExhausted, `blob ${digest} in ${repo} on ${this.host} is longer than the ${maxBytes} bytes allowed`);
       parts.push(c);
       h.update(c);
     }

@@ -35,11 +35,6 @@ export async function registryError(what: string, res: Response, idleMs = 10_000
   } catch {
     // not a distribution error body
   }
-  const hint =
-    res.status === 401
-      ? " (credentials missing or rejected)"
-      : res.status === 403
-        ? " (access denied for these credentials)"
-        : "";
+  const hint = res.status === 401 ? " (credentials missing or rejected)" : res.status === 403 ? " (access denied for these credentials)" : "";
   return new RafsnapError(kindOfStatus(res.status), `${what}: HTTP ${res.status}${hint}${detail}`);
 }

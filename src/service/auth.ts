@@ -1,4 +1,13 @@
-import { CredentialRenewal, CriAuthStore, type CriProxy, criImageProxy, imageServiceSocket, Keychain, KubeletProviders, loadProviderConfig } from "../auth/index.ts";
+import {
+  CredentialRenewal,
+  CriAuthStore,
+  type CriProxy,
+  criImageProxy,
+  imageServiceSocket,
+  Keychain,
+  KubeletProviders,
+  loadProviderConfig,
+} from "../auth/index.ts";
 import { type Config, durationMs } from "../config/index.ts";
 import { failedPrecondition } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";

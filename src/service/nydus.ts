@@ -22,7 +22,9 @@ export function nydusdCommand(config: Config): NydusdCommand {
   const path = config.daemon.nydusd_path;
   if (existsSync(path)) return { cmd: [path] };
   if (path !== PACKAGED_NYDUSD) {
-    throw failedPrecondition(`[daemon] nydusd_path ${JSON.stringify(path)} does not exist; install nydusd there or point the key at rafsnap's nydusd link (${PACKAGED_NYDUSD})`);
+    throw failedPrecondition(
+      `[daemon] nydusd_path ${JSON.stringify(path)} does not exist; install nydusd there or point the key at rafsnap's nydusd link (${PACKAGED_NYDUSD})`,
+    );
   }
   return { cmd: selfCommand("nydusd") };
 }
@@ -73,11 +75,18 @@ export interface NydusParts {
  * daemon takes its image's list from `prefetch` (the system controller fills it);
  * `credentials` is where the daemons' registry credentials come from.
  */
-export async function startNydus(config: Config, store: DaemonStore, logger: Logger, parts: { metrics?: Metrics; prefetch?: PrefetchLists; credentials?: CredentialLookup } = {}): Promise<NydusParts | undefined> {
+export async function startNydus(
+  config: Config,
+  store: DaemonStore,
+  logger: Logger,
+  parts: { metrics?: Metrics; prefetch?: PrefetchLists; credentials?: CredentialLookup } = {},
+): Promise<NydusParts | undefined> {
   const driver = config.daemon.fs_driver;
   if (driver === "nodev") return undefined;
   if (driver !== "fusedev") {
-    throw failedPrecondition(`[daemon] fs_driver = ${JSON.stringify(driver)} is not supported by rafsnap; use "fusedev" (or "nodev" for plain OCI images only)`);
+    throw failedPrecondition(
+      `[daemon] fs_driver = ${JSON.stringify(driver)} is not supported by rafsnap; use "fusedev" (or "nodev" for plain OCI images only)`,
+    );
   }
   const metrics = parts.metrics;
   const manager = new Manager({ config: managerConfig(config), store, logger, nydusd: nydusdCommand(config), reapRunDir: reapOrphanRunDir, metrics });

@@ -30,7 +30,11 @@ export async function readStatus(config: Config): Promise<Status> {
     const daemons = await Promise.all(
       store.listDaemons().map(async (d) => {
         let state = pidAlive(d.pid) ? "NO ANSWER" : "DEAD";
-        if (state !== "DEAD") state = await new NydusdClient(d.apiSocket).info(1000).then((i) => i.state, () => state);
+        if (state !== "DEAD")
+          state = await new NydusdClient(d.apiSocket).info(1000).then(
+            (i) => i.state,
+            () => state,
+          );
         return { id: d.id, pid: d.pid, mode: d.mode, mountpoint: d.mountpoint, apiSocket: d.apiSocket, state };
       }),
     );

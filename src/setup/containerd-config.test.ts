@@ -6,7 +6,8 @@ import { scanToml } from "./toml-scan.ts";
 const opts: WiringOptions = { address: "/run/r.sock", cri: true, newFileVersion: 2, platform: "linux/amd64" };
 const UNPACK_DEFAULT = { platform: "linux/amd64", snapshotter: "overlayfs" };
 const UNPACK_NYDUS = { platform: "linux/amd64", snapshotter: "nydus" };
-const V3_ADDED = "\n[proxy_plugins.nydus.exports]\n  enable_remote_snapshot_annotations = 'true'\n\n[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n  platform = 'linux/amd64'\n  snapshotter = 'overlayfs'\n\n[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n  platform = 'linux/amd64'\n  snapshotter = 'nydus'\n";
+const V3_ADDED =
+  "\n[proxy_plugins.nydus.exports]\n  enable_remote_snapshot_annotations = 'true'\n\n[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n  platform = 'linux/amd64'\n  snapshotter = 'overlayfs'\n\n[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n  platform = 'linux/amd64'\n  snapshotter = 'nydus'\n";
 const plan = (text: string, o: Partial<WiringOptions> = {}) => planContainerdConfig(text, "c.toml", { ...opts, ...o });
 
 function refused(text: string): string {
@@ -45,7 +46,10 @@ describe("planContainerdConfig", () => {
     expect(Bun.TOML.parse(v3.text)).toEqual({
       version: 3,
       proxy_plugins: { nydus: { type: "snapshot", address: "/run/r.sock", exports: { enable_remote_snapshot_annotations: "true" } } },
-      plugins: { "io.containerd.cri.v1.images": { snapshotter: "nydus" }, "io.containerd.transfer.v1.local": { unpack_config: [UNPACK_DEFAULT, UNPACK_NYDUS] } },
+      plugins: {
+        "io.containerd.cri.v1.images": { snapshotter: "nydus" },
+        "io.containerd.transfer.v1.local": { unpack_config: [UNPACK_DEFAULT, UNPACK_NYDUS] },
+      },
     });
     expect(v3.tables).toContain("[plugins.'io.containerd.transfer.v1.local'.unpack_config]");
     expect(plan(v3.text, { newFileVersion: 3 }).text).toBe(v3.text);
@@ -63,10 +67,15 @@ describe("planContainerdConfig", () => {
     expect(plan(t, { cri: false }).text).toBe(`version = 3\n[proxy_plugins.nydus]\n  type = 'snapshot'\n  address = '/run/r.sock'   # old\n${V3_ADDED}`);
   });
   test("v3: an existing unpack_config list gets only the nydus entry, after its last element", () => {
-    const t = "version = 3\n[plugins]\n  [[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n    platform = 'linux/amd64'\n    snapshotter = 'overlayfs'\n  [plugins.'io.containerd.x']\n    a = 1\n";
+    const t =
+      "version = 3\n[plugins]\n  [[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n    platform = 'linux/amd64'\n    snapshotter = 'overlayfs'\n  [plugins.'io.containerd.x']\n    a = 1\n";
     const r = plan(t, { cri: false });
-    expect(r.text).toContain("    snapshotter = 'overlayfs'\n\n    [[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n      platform = 'linux/amd64'\n      snapshotter = 'nydus'\n  [plugins.'io.containerd.x']");
-    expect((Bun.TOML.parse(r.text) as { plugins: Record<string, { unpack_config?: unknown }> }).plugins["io.containerd.transfer.v1.local"]?.unpack_config).toEqual([UNPACK_DEFAULT, UNPACK_NYDUS]);
+    expect(r.text).toContain(
+      "    snapshotter = 'overlayfs'\n\n    [[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n      platform = 'linux/amd64'\n      snapshotter = 'nydus'\n  [plugins.'io.containerd.x']",
+    );
+    expect(
+      (Bun.TOML.parse(r.text) as { plugins: Record<string, { unpack_config?: unknown }> }).plugins["io.containerd.transfer.v1.local"]?.unpack_config,
+    ).toEqual([UNPACK_DEFAULT, UNPACK_NYDUS]);
     expect(plan(r.text, { cri: false }).text).toBe(r.text);
   });
   test("v3: an inline unpack_config is refused; an arm64 node gets its own platform", () => {
@@ -80,12 +89,16 @@ describe("planContainerdConfig", () => {
   test("a super-table defined only through sub-tables gets its own header", () => {
     const t = 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\nruntime_type = "x"\n';
     const r = plan(t);
-    expect(Bun.TOML.parse(r.text)).toMatchObject({ plugins: { "io.containerd.grpc.v1.cri": { containerd: { snapshotter: "nydus", runtimes: { runc: { runtime_type: "x" } } } } } });
+    expect(Bun.TOML.parse(r.text)).toMatchObject({
+      plugins: { "io.containerd.grpc.v1.cri": { containerd: { snapshotter: "nydus", runtimes: { runc: { runtime_type: "x" } } } } },
+    });
   });
   test("inline tables, dotted keys and arrays of tables are refused, naming the table", () => {
     expect(refused('version = 2\nproxy_plugins = { nydus = { type = "snapshot" } }\n')).toContain("[proxy_plugins.nydus]");
     expect(refused('version = 2\n[proxy_plugins]\nnydus.type = "snapshot"\n')).toContain("line 3");
-    expect(refused('version = 2\n[plugins."io.containerd.grpc.v1.cri"]\ncontainerd.snapshotter = "overlayfs"\n')).toContain('[plugins."io.containerd.grpc.v1.cri".containerd]');
+    expect(refused('version = 2\n[plugins."io.containerd.grpc.v1.cri"]\ncontainerd.snapshotter = "overlayfs"\n')).toContain(
+      '[plugins."io.containerd.grpc.v1.cri".containerd]',
+    );
     expect(refused('version = 2\n[[proxy_plugins.nydus]]\ntype = "snapshot"\n')).toContain("array of tables");
   });
   test("bad TOML and unknown versions are invalid arguments", () => {

@@ -116,7 +116,12 @@ export function wiringTables(version: ContainerdConfigVersion, o: Pick<WiringOpt
   const out: [readonly string[], Record<string, TomlScalar>][] = [[["proxy_plugins", PROXY_PLUGIN_NAME], { type: "snapshot", address: o.address }]];
   if (version === 3) out.push([PROXY_EXPORTS.table, PROXY_EXPORTS.values]);
   if (o.cri) {
-    out.push([CRI_TABLE[version], version === 3 ? { snapshotter: PROXY_PLUGIN_NAME } : { snapshotter: PROXY_PLUGIN_NAME, disable_snapshot_annotations: false, discard_unpacked_layers: false }]);
+    out.push([
+      CRI_TABLE[version],
+      version === 3
+        ? { snapshotter: PROXY_PLUGIN_NAME }
+        : { snapshotter: PROXY_PLUGIN_NAME, disable_snapshot_annotations: false, discard_unpacked_layers: false },
+    ]);
   }
   return out;
 }
@@ -147,7 +152,8 @@ export function planContainerdConfig(text: string, source: string, o: WiringOpti
     expected.version = version;
   } else {
     version = configVersion(original);
-    if (version === 1) notes.push(`${source} is a version 1 config (no "version" key); containerd 2.x needs version 3 — consider \`containerd config migrate\``);
+    if (version === 1)
+      notes.push(`${source} is a version 1 config (no "version" key); containerd 2.x needs version 3 — consider \`containerd config migrate\``);
   }
   const style: TomlStyle = { quote: version === 3 ? "'" : '"' };
   const tables: string[] = [];
@@ -197,7 +203,10 @@ function verify(text: string, source: string, expected: Record<string, unknown>)
   try {
     got = Bun.TOML.parse(text);
   } catch (err) {
-    throw internal(`refusing to write ${source}: the edited file would not parse (${err instanceof Error ? err.message : String(err)}); please report this with the file`, err);
+    throw internal(
+      `refusing to write ${source}: the edited file would not parse (${err instanceof Error ? err.message : String(err)}); please report this with the file`,
+      err,
+    );
   }
   if (!Bun.deepEquals(got, expected, true)) {
     throw internal(`refusing to write ${source}: the edited file would change keys other than the ones rafsnap sets; please report this with the file`);

@@ -40,13 +40,20 @@ export async function kernelChecks(procFilesystems?: string, release?: string): 
   out.push(
     fs.has("overlay")
       ? ok("overlayfs", true, "kernel has overlayfs")
-      : { id: "overlayfs", status: "fail", required: true, message: "kernel has no overlayfs (not in /proc/filesystems)", fix: "run: modprobe overlay (kernel option CONFIG_OVERLAY_FS)" },
+      : {
+          id: "overlayfs",
+          status: "fail",
+          required: true,
+          message: "kernel has no overlayfs (not in /proc/filesystems)",
+          fix: "run: modprobe overlay (kernel option CONFIG_OVERLAY_FS)",
+        },
   );
   if (fs.has("erofs")) {
     out.push(ok("erofs", false, "kernel has EROFS"));
     const v = kernelVersion(release);
     const [maj, min] = EROFS_FILE_BACKED_KERNEL;
-    if (v && (v[0] > maj || (v[0] === maj && v[1] >= min))) out.push(ok("erofs-file-backed", false, `kernel ${v.join(".")} mounts EROFS images from regular files`));
+    if (v && (v[0] > maj || (v[0] === maj && v[1] >= min)))
+      out.push(ok("erofs-file-backed", false, `kernel ${v.join(".")} mounts EROFS images from regular files`));
     else {
       out.push({
         id: "erofs-file-backed",
@@ -57,13 +64,25 @@ export async function kernelChecks(procFilesystems?: string, release?: string): 
       });
     }
   } else {
-    out.push({ id: "erofs", status: "warn", required: false, message: "kernel has no EROFS (not in /proc/filesystems): needed for nydus images, not for OCI images", fix: "run: modprobe erofs (kernel option CONFIG_EROFS_FS)" });
+    out.push({
+      id: "erofs",
+      status: "warn",
+      required: false,
+      message: "kernel has no EROFS (not in /proc/filesystems): needed for nydus images, not for OCI images",
+      fix: "run: modprobe erofs (kernel option CONFIG_EROFS_FS)",
+    });
   }
   const devFuse = await stat("/dev/fuse").catch(() => undefined);
   if (fs.has("fuse") && devFuse?.isCharacterDevice()) out.push(ok("fuse", false, "kernel has FUSE and /dev/fuse exists"));
   else {
     const what = !fs.has("fuse") ? "kernel has no FUSE (not in /proc/filesystems)" : "/dev/fuse is missing";
-    out.push({ id: "fuse", status: "warn", required: false, message: `${what}: needed for nydus images, not for OCI images`, fix: "run: modprobe fuse (and in a container, pass --device /dev/fuse)" });
+    out.push({
+      id: "fuse",
+      status: "warn",
+      required: false,
+      message: `${what}: needed for nydus images, not for OCI images`,
+      fix: "run: modprobe fuse (and in a container, pass --device /dev/fuse)",
+    });
   }
   return out;
 }
@@ -74,17 +93,40 @@ export async function rootChecks(root: string): Promise<DoctorCheck[]> {
   const st = await stat(root).catch((e: NodeJS.ErrnoException) => e);
   let probeDir = root;
   if (st instanceof Error) {
-    if (st.code !== "ENOENT") return [{ id: "root", status: "fail", required: true, message: `cannot stat root ${root}: ${st.message}`, fix: "fix the path or its permissions, or set root / --root" }];
+    if (st.code !== "ENOENT")
+      return [
+        {
+          id: "root",
+          status: "fail",
+          required: true,
+          message: `cannot stat root ${root}: ${st.message}`,
+          fix: "fix the path or its permissions, or set root / --root",
+        },
+      ];
     const parent = await nearestExisting(root);
     if (!(await writable(parent))) {
-      return [{ id: "root", status: "fail", required: true, message: `root ${root} does not exist and ${parent} is not writable`, fix: `run: mkdir -p -m 0700 ${root} (as root)` }];
+      return [
+        {
+          id: "root",
+          status: "fail",
+          required: true,
+          message: `root ${root} does not exist and ${parent} is not writable`,
+          fix: `run: mkdir -p -m 0700 ${root} (as root)`,
+        },
+      ];
     }
     out.push(ok("root", true, `root ${root} does not exist yet; rafsnap will create it (0700) under ${parent}`));
     probeDir = parent;
   } else if (!st.isDirectory()) {
     return [{ id: "root", status: "fail", required: true, message: `root ${root} is not a directory`, fix: "remove it or set another root / --root" }];
   } else if ((st.mode & 0o777) !== 0o700) {
-    out.push({ id: "root", status: "warn", required: true, message: `root ${root} has mode ${modeText(st)}, expected 0700 (snapshots hold image content)`, fix: `run: chmod 0700 ${root}` });
+    out.push({
+      id: "root",
+      status: "warn",
+      required: true,
+      message: `root ${root} has mode ${modeText(st)}, expected 0700 (snapshots hold image content)`,
+      fix: `run: chmod 0700 ${root}`,
+    });
   } else {
     out.push(ok("root", true, `root ${root} exists with mode 0700`));
   }
@@ -100,7 +142,13 @@ export async function rootChecks(root: string): Promise<DoctorCheck[]> {
       });
     }
   } catch (e) {
-    out.push({ id: "d_type", status: "fail", required: true, message: `cannot check d_type on ${probeDir}: ${errText(e)}`, fix: "run doctor as root, or check the path's permissions" });
+    out.push({
+      id: "d_type",
+      status: "fail",
+      required: true,
+      message: `cannot check d_type on ${probeDir}: ${errText(e)}`,
+      fix: "run doctor as root, or check the path's permissions",
+    });
   }
   return out;
 }
@@ -110,7 +158,13 @@ export async function socketChecks(address: string): Promise<DoctorCheck[]> {
   const out: DoctorCheck[] = [];
   const dir = dirname(address);
   if (Buffer.byteLength(address) > MAX_SOCKET_PATH_BYTES) {
-    out.push({ id: "socket-path", status: "fail", required: true, message: `socket path ${address} is longer than ${MAX_SOCKET_PATH_BYTES} bytes`, fix: "set a shorter address / --address" });
+    out.push({
+      id: "socket-path",
+      status: "fail",
+      required: true,
+      message: `socket path ${address} is longer than ${MAX_SOCKET_PATH_BYTES} bytes`,
+      fix: "set a shorter address / --address",
+    });
   } else {
     const st = await stat(dir).catch(() => undefined);
     if (st?.isDirectory()) out.push(ok("socket-path", true, `socket directory ${dir} exists`));
@@ -118,13 +172,26 @@ export async function socketChecks(address: string): Promise<DoctorCheck[]> {
     else {
       const parent = await nearestExisting(dir);
       if (await writable(parent)) out.push(ok("socket-path", true, `socket directory ${dir} does not exist yet; rafsnap will create it`));
-      else out.push({ id: "socket-path", status: "fail", required: true, message: `socket directory ${dir} does not exist and ${parent} is not writable`, fix: `run: mkdir -p ${dir} (as root)` });
+      else
+        out.push({
+          id: "socket-path",
+          status: "fail",
+          required: true,
+          message: `socket directory ${dir} does not exist and ${parent} is not writable`,
+          fix: `run: mkdir -p ${dir} (as root)`,
+        });
     }
   }
   out.push(
     (await socketAccepts(address))
       ? ok("serving", false, `rafsnap (or another process) is serving on ${address}`)
-      : { id: "serving", status: "warn", required: false, message: `nothing is serving on ${address}`, fix: "run: systemctl enable --now rafsnap (or rafsnap serve)" },
+      : {
+          id: "serving",
+          status: "warn",
+          required: false,
+          message: `nothing is serving on ${address}`,
+          fix: "run: systemctl enable --now rafsnap (or rafsnap serve)",
+        },
   );
   return out;
 }
@@ -143,7 +210,9 @@ export async function containerdChecks(o: { configPath: string; address?: string
       id: "containerd-wiring",
       status: "fail",
       required: true,
-      message: missing ? `containerd config ${o.configPath} does not exist, so containerd does not know rafsnap` : `cannot read containerd config ${o.configPath}: ${errText(e)}`,
+      message: missing
+        ? `containerd config ${o.configPath} does not exist, so containerd does not know rafsnap`
+        : `cannot read containerd config ${o.configPath}: ${errText(e)}`,
       fix: missing ? `run: ${setupCmd} (then restart containerd)` : `fix the file, then run: ${setupCmd}`,
     };
   }
@@ -152,7 +221,13 @@ export async function containerdChecks(o: { configPath: string; address?: string
   out.push(
     (await socketAccepts(address))
       ? ok("containerd", false, `containerd is reachable on ${address}`)
-      : { id: "containerd", status: "warn", required: false, message: `containerd is not reachable on ${address}`, fix: "start containerd (systemctl start containerd), or pass --containerd-address" },
+      : {
+          id: "containerd",
+          status: "warn",
+          required: false,
+          message: `containerd is not reachable on ${address}`,
+          fix: "start containerd (systemctl start containerd), or pass --containerd-address",
+        },
   );
   if (!doc) {
     out.push(loadProblem as DoctorCheck);
@@ -163,7 +238,9 @@ export async function containerdChecks(o: { configPath: string; address?: string
   let version: ReturnType<typeof configVersion> | undefined;
   const docs: Record<string, unknown>[] = [doc];
   for (const f of files.slice(1)) {
-    const d = await readFile(f, "utf8").then((t) => Bun.TOML.parse(t) as Record<string, unknown>).catch(() => undefined);
+    const d = await readFile(f, "utf8")
+      .then((t) => Bun.TOML.parse(t) as Record<string, unknown>)
+      .catch(() => undefined);
     if (d) docs.push(d);
   }
   for (const d of docs) name ??= proxyPluginFor(d, o.snapshotterAddress);
@@ -173,7 +250,13 @@ export async function containerdChecks(o: { configPath: string; address?: string
     version = undefined;
   }
   if (name !== undefined) {
-    out.push(ok("containerd-wiring", true, `containerd config ${o.configPath} has [proxy_plugins.${name}] on ${o.snapshotterAddress}${name === PROXY_PLUGIN_NAME ? "" : ` (use --snapshotter ${name})`}; a running containerd picks it up only after a restart`));
+    out.push(
+      ok(
+        "containerd-wiring",
+        true,
+        `containerd config ${o.configPath} has [proxy_plugins.${name}] on ${o.snapshotterAddress}${name === PROXY_PLUGIN_NAME ? "" : ` (use --snapshotter ${name})`}; a running containerd picks it up only after a restart`,
+      ),
+    );
   } else {
     const other = valueAt(doc, ["proxy_plugins", PROXY_PLUGIN_NAME, "address"]);
     out.push({
@@ -196,7 +279,8 @@ export async function containerdChecks(o: { configPath: string; address?: string
     return Array.isArray(list) && list.some((e) => valueAt(e, ["snapshotter"]) === sn && valueAt(e, ["platform"]) === platform);
   });
   if (version === 3 && name !== undefined) {
-    if (exported && unpacks) out.push(ok("containerd-transfer", false, `containerd 2.x's transfer service unpacks ${platform} images into ${sn} with remote snapshot labels`));
+    if (exported && unpacks)
+      out.push(ok("containerd-transfer", false, `containerd 2.x's transfer service unpacks ${platform} images into ${sn} with remote snapshot labels`));
     else {
       const missing = [
         ...(exported ? [] : [`[proxy_plugins.${sn}.exports] enable_remote_snapshot_annotations = "true"`]),
@@ -250,12 +334,20 @@ async function importedFiles(doc: Record<string, unknown>, configPath: string): 
 /** The closest existing ancestor of `path` (at worst `/`). */
 async function nearestExisting(path: string): Promise<string> {
   let cur = path;
-  while (!(await stat(cur).then(() => true).catch(() => false)) && dirname(cur) !== cur) cur = dirname(cur);
+  while (
+    !(await stat(cur)
+      .then(() => true)
+      .catch(() => false)) &&
+    dirname(cur) !== cur
+  )
+    cur = dirname(cur);
   return cur;
 }
 
 async function writable(dir: string): Promise<boolean> {
-  return access(dir, constants.W_OK | constants.X_OK).then(() => true).catch(() => false);
+  return access(dir, constants.W_OK | constants.X_OK)
+    .then(() => true)
+    .catch(() => false);
 }
 
 function modeText(st: Stats): string {

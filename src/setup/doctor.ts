@@ -49,18 +49,37 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
     config = loaded.config;
     const from = loaded.source ? `config ${loaded.source} loads` : `no ${configPath}: built-in defaults`;
     if (loaded.warnings.length) {
-      checks.push({ id: "config", status: "warn", required: true, message: `${from}, with warnings: ${loaded.warnings.join("; ")}`, fix: "remove or correct the keys named" });
+      checks.push({
+        id: "config",
+        status: "warn",
+        required: true,
+        message: `${from}, with warnings: ${loaded.warnings.join("; ")}`,
+        fix: "remove or correct the keys named",
+      });
     } else checks.push({ id: "config", status: "ok", required: true, message: from });
   } catch (e) {
-    checks.push({ id: "config", status: "fail", required: true, message: e instanceof Error ? e.message : String(e), fix: `fix ${configPath} (rafsnap config prints the effective configuration)` });
+    checks.push({
+      id: "config",
+      status: "fail",
+      required: true,
+      message: e instanceof Error ? e.message : String(e),
+      fix: `fix ${configPath} (rafsnap config prints the effective configuration)`,
+    });
     // Bad flag values fail here too: then the plain defaults.
-    config = await loadConfig({ explicit: false, flags }).then((r) => r.config, () => defaultConfig());
+    config = await loadConfig({ explicit: false, flags }).then(
+      (r) => r.config,
+      () => defaultConfig(),
+    );
   }
   checks.push(...(await rootChecks(config.root)));
   checks.push(...(await socketChecks(config.address)));
   checks.push(...(await kernelChecks()));
   checks.push(
-    ...(await containerdChecks({ configPath: o.containerdConfig ?? DEFAULT_CONTAINERD_CONFIG, address: o.containerdAddress, snapshotterAddress: config.address })),
+    ...(await containerdChecks({
+      configPath: o.containerdConfig ?? DEFAULT_CONTAINERD_CONFIG,
+      address: o.containerdAddress,
+      snapshotterAddress: config.address,
+    })),
   );
   return { ok: checks.every((c) => c.status !== "fail"), checks };
 }

@@ -11,7 +11,10 @@ function applyDiff(oldText: string, diff: string): string {
     if (!m) throw new Error(`bad hunk ${hunk}`);
     const oldStart = Number(m[1]) - (m[2] === "0" ? 0 : 1);
     while (pos < oldStart) out.push(a[pos++] as string);
-    for (const l of hunk.slice(m[0].length).split("\n").filter((x) => x !== "")) {
+    for (const l of hunk
+      .slice(m[0].length)
+      .split("\n")
+      .filter((x) => x !== "")) {
       if (l[0] === "+") out.push(l.slice(1));
       else {
         expect(a[pos]).toBe(l.slice(1));

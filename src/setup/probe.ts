@@ -21,7 +21,6 @@ export function containerdMajorVersion(bin = "containerd"): number | undefined {
   }
 }
 
-
 /** Filesystem types the running kernel knows (`/proc/filesystems`); empty when unreadable. */
 export async function kernelFilesystems(path = "/proc/filesystems"): Promise<Set<string>> {
   const text = await readFile(path, "utf8").catch(() => "");

@@ -101,7 +101,10 @@ export async function setupContainerd(opts: SetupContainerdOptions): Promise<Set
 
 /** Copies `path` to `path.rafsnap-bak.<YYYYMMDDTHHMMSSZ>[.N]` (never overwriting) with its mode and owner. */
 async function backup(path: string, mode: number, uid: number, gid: number, now: Date): Promise<string> {
-  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
   for (let n = 0; ; n++) {
     const target = `${path}.rafsnap-bak.${stamp}${n ? `.${n}` : ""}`;
     try {

@@ -45,13 +45,7 @@ export function valueAt(doc: unknown, path: readonly string[]): unknown {
  *   written inline, with dotted keys, or as an array of tables, or when a wanted key is set
  *   in a form a line edit cannot replace.
  */
-export function setTableKeys(
-  text: string,
-  doc: unknown,
-  table: readonly string[],
-  values: Readonly<Record<string, TomlScalar>>,
-  style: TomlStyle,
-): string {
+export function setTableKeys(text: string, doc: unknown, table: readonly string[], values: Readonly<Record<string, TomlScalar>>, style: TomlStyle): string {
   const missing = Object.entries(values).filter(([k, v]) => valueAt(doc, [...table, k]) !== v);
   if (missing.length === 0) return text;
   const name = formatPath(table, style.quote);
@@ -71,8 +65,7 @@ export function setTableKeys(
       // Keep the quoting the file used for this value.
       const q = text[kv.valueStart as number] === "'" ? "'" : '"';
       splices.push({ from: kv.valueStart as number, to: kv.valueEnd as number, insert: tomlValue(v, q) });
-    }
-    else if (valueAt(doc, [...table, k]) !== undefined) {
+    } else if (valueAt(doc, [...table, k]) !== undefined) {
       throw failedPrecondition(`cannot edit [${name}] ${k}: it is set in a form a line edit cannot change; set ${k} = ${tomlValue(v)} by hand`);
     } else added.push(`${k} = ${tomlValue(v, style.quote)}`);
   }
@@ -150,7 +143,10 @@ function insertTable(text: string, entries: TomlEntry[], table: readonly string[
   const headerIndent = indented && after ? "  ".repeat(table.length - 1) : "";
   const keyIndent = indented || usesIndentedKeys(entries) ? `${headerIndent}  ` : "";
   const [open, close] = array ? ["[[", "]]"] : ["[", "]"];
-  const block = [`${headerIndent}${open}${formatPath(table, style.quote)}${close}`, ...values.map(([k, v]) => `${keyIndent}${k} = ${tomlValue(v, style.quote)}`)];
+  const block = [
+    `${headerIndent}${open}${formatPath(table, style.quote)}${close}`,
+    ...values.map(([k, v]) => `${keyIndent}${k} = ${tomlValue(v, style.quote)}`),
+  ];
   if (after === undefined) {
     const sep = text === "" ? "" : text.endsWith("\n\n") ? "" : text.endsWith("\n") ? "\n" : "\n\n";
     return `${text}${sep}${block.join("\n")}\n`;

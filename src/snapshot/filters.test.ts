@@ -163,7 +163,10 @@ describe("snapshot filters (containerd testsuite checkWalk)", () => {
   ];
   const walk = (filters: string[]) => {
     const f = parseFilters(filters);
-    return infos.filter((i) => f.match(snapshotInfoAdaptor(i))).map((i) => i.name).sort();
+    return infos
+      .filter((i) => f.match(snapshotInfoAdaptor(i)))
+      .map((i) => i.name)
+      .sort();
   };
 
   test.each<[string[], string[]]>([
@@ -171,7 +174,10 @@ describe("snapshot filters (containerd testsuite checkWalk)", () => {
     [['kind==active,labels."containerd.io/gc.root"==check-walk'], ["a-np", "a", "a-wl", "a-np-wl"]],
     [['kind==view,labels."containerd.io/gc.root"==check-walk'], ["v", "v-wl"]],
     [['kind==committed,labels."containerd.io/gc.root"==check-walk'], ["p", "p-wl"]],
-    [["name==p", "name==a-np-wl"], ["p", "a-np-wl"]],
+    [
+      ["name==p", "name==a-np-wl"],
+      ["p", "a-np-wl"],
+    ],
     [["name==a-wl,labels.l"], ["a-wl"]],
     [["parent==p"], ["a", "v"]],
     [['parent!="",labels."containerd.io/gc.root"==check-walk'], ["a", "v", "a-wl", "v-wl"]],

@@ -104,9 +104,7 @@ export function snapshotInfoAdaptor(info: SnapshotFilterFields): FieldAdaptor {
   return (path) => {
     switch (path[0]) {
       case "kind":
-        return info.kind === "active" || info.kind === "view" || info.kind === "committed"
-          ? { value: info.kind, present: true }
-          : ABSENT;
+        return info.kind === "active" || info.kind === "view" || info.kind === "committed" ? { value: info.kind, present: true } : ABSENT;
       case "name":
         return { value: info.name, present: true };
       case "parent":
@@ -141,16 +139,22 @@ interface Token {
 
 // Go's unicode.IsSpace.
 const isSpace = (c: number) =>
-  (c >= 9 && c <= 13) || c === 0x20 || c === 0x85 || c === 0xa0 || c === 0x1680 ||
-  (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f ||
-  c === 0x205f || c === 0x3000;
-const isFieldRune = (c: number) =>
-  c === 0x5f || (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+  (c >= 9 && c <= 13) ||
+  c === 0x20 ||
+  c === 0x85 ||
+  c === 0xa0 ||
+  c === 0x1680 ||
+  (c >= 0x2000 && c <= 0x200a) ||
+  c === 0x2028 ||
+  c === 0x2029 ||
+  c === 0x202f ||
+  c === 0x205f ||
+  c === 0x3000;
+const isFieldRune = (c: number) => c === 0x5f || (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 const isQuoteRune = (c: number) => c === cp("/") || c === cp("|") || c === cp('"');
 const isOperatorRune = (c: number) => c === cp("=") || c === cp("!") || c === cp("~");
 // Go: letter, digit, number, graphic or punct, minus ',' and spaces => categories L M N P S.
-const isValueRune = (c: number) =>
-  c >= 0 && c !== COMMA && !isSpace(c) && /[\p{L}\p{M}\p{N}\p{P}\p{S}]/u.test(String.fromCodePoint(c));
+const isValueRune = (c: number) => c >= 0 && c !== COMMA && !isSpace(c) && /[\p{L}\p{M}\p{N}\p{P}\p{S}]/u.test(String.fromCodePoint(c));
 const digitVal = (c: number) => {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
@@ -373,7 +377,8 @@ function unquoteGo(quoted: string): string | undefined {
       if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== n) return undefined;
       const v = parseInt(hex, 16);
       i += n;
-      if (e === "x") bytes.push(v); // a raw byte, possibly not UTF-8
+      if (e === "x")
+        bytes.push(v); // a raw byte, possibly not UTF-8
       else if (v > 0x10ffff) return undefined;
       else pushUtf8(bytes, v);
     } else if (e >= "0" && e <= "7") {

@@ -24,12 +24,7 @@ describe("nativeMounts (containerd overlay shapes)", () => {
       {
         type: "overlay",
         source: "overlay",
-        options: [
-          "workdir=/r/snapshots/9/work",
-          "upperdir=/r/snapshots/9/fs",
-          "volatile",
-          "lowerdir=/r/snapshots/8/fs:/r/snapshots/2/fs",
-        ],
+        options: ["workdir=/r/snapshots/9/work", "upperdir=/r/snapshots/9/fs", "volatile", "lowerdir=/r/snapshots/8/fs:/r/snapshots/2/fs"],
       },
     ]);
   });

@@ -58,12 +58,19 @@ const dataLayer = (target: string, digest: string) => ({
  * natively and committed). Returns the top chain name.
  */
 async function unpackImage(withRef = true): Promise<string> {
-  for (const [i, [target, digest]] of [["chain-0", BLOB1], ["chain-1", BLOB2]].entries()) {
+  for (const [i, [target, digest]] of [
+    ["chain-0", BLOB1],
+    ["chain-1", BLOB2],
+  ].entries()) {
     const parent = i === 0 ? "" : "chain-0";
     const f = await failure(sn.prepare(`extract-${i}`, parent, dataLayer(target as string, digest as string)));
     expect(f.kind).toBe(ErrorKind.AlreadyExists);
   }
-  const metaLabels: Record<string, string> = { [Label.TargetSnapshotRef]: "chain-2", [Label.NydusMetaLayer]: "true", [Label.CRILayerDigest]: `sha256:${"3".repeat(64)}` };
+  const metaLabels: Record<string, string> = {
+    [Label.TargetSnapshotRef]: "chain-2",
+    [Label.NydusMetaLayer]: "true",
+    [Label.CRILayerDigest]: `sha256:${"3".repeat(64)}`,
+  };
   if (withRef) metaLabels[Label.CRIImageRef] = IMAGE;
   const mounts = await sn.prepare("extract-2", "chain-1", metaLabels);
   const upper = upperOf(mounts);

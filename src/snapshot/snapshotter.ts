@@ -84,9 +84,7 @@ export class Snapshotter {
     const sn = new Snapshotter(opts);
     mkdirSync(sn.snapshotsDir, { recursive: true, mode: 0o700 });
     if (!(await checkDType(opts.root))) {
-      throw failedPrecondition(
-        `root ${opts.root} is on a filesystem without d_type support; overlayfs needs it (XFS: mkfs with ftype=1)`,
-      );
+      throw failedPrecondition(`root ${opts.root} is on a filesystem without d_type support; overlayfs needs it (XFS: mkfs with ftype=1)`);
     }
     return sn;
   }
@@ -183,7 +181,12 @@ export class Snapshotter {
     const volatile = this.opts.volatileAlways === true || wantsVolatile(s.labels);
     if (remote.daemonless) {
       const extra = await remote.extraOption(meta.id, metaDir, meta.labels);
-      return remoteMounts(s, this.paths, join(metaDir, "fs"), { volatile, style: { ...style, nydusOverlayfs: true }, extra, snapshotDir: join(this.snapshotsDir, s.id) });
+      return remoteMounts(s, this.paths, join(metaDir, "fs"), {
+        volatile,
+        style: { ...style, nydusOverlayfs: true },
+        extra,
+        snapshotDir: join(this.snapshotsDir, s.id),
+      });
     }
     const mountpoint = (await remote.ready(meta.id)) ?? (await remote.mount(meta.id, metaDir, meta.labels, meta.blobIds));
     const extra = style.nydusOverlayfs ? await remote.extraOption(meta.id, metaDir, meta.labels) : undefined;
@@ -395,7 +398,12 @@ export class Snapshotter {
             st = statSync(parentFs);
           } catch (e) {
             if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-            throw lostDirectory(`parent snapshot ${JSON.stringify(parent)} of ${JSON.stringify(key)}`, parentFs, "remove it (and what was unpacked on it) and unpack it again", e);
+            throw lostDirectory(
+              `parent snapshot ${JSON.stringify(parent)} of ${JSON.stringify(key)}`,
+              parentFs,
+              "remove it (and what was unpacked on it) and unpack it again",
+              e,
+            );
           }
           lchownSync(fsDir, st.uid, st.gid);
         }

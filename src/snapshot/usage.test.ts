@@ -114,7 +114,7 @@ describe("diskUsage", () => {
   });
 
   test("file names that are not UTF-8 are measured", async () => {
-    const name = Buffer.concat([Buffer.from(root + "/"), Buffer.from([0xff, 0xfe, 0x41])]);
+    const name = Buffer.concat([Buffer.from(`${root}/`), Buffer.from([0xff, 0xfe, 0x41])]);
     writeFileSync(name, Buffer.alloc(8192, 1));
     const usage = await diskUsage(root);
     expect(usage.inodes).toBe(2);
@@ -130,28 +130,24 @@ describe("diskUsage", () => {
     expect((await diskUsage(root)).inodes).toBe(1001);
   });
 
-  test(
-    "100k files",
-    async () => {
-      // Creating 100k files on a slow disk takes tens of seconds, on tmpfs under one: use
-      // /dev/shm when it is a roomy tmpfs (no privilege needed), else the temp dir.
-      const tree = fastTempDir() ?? join(root, "tree");
-      mkdirSync(tree, { recursive: true });
-      try {
-        for (let d = 0; d < 100; d++) {
-          const sub = join(tree, `dir${d}`);
-          mkdirSync(sub);
-          for (let f = 0; f < 1000; f++) closeSync(openSync(join(sub, `f${f}`), "w"));
-        }
-        const usage = await diskUsage(tree);
-        expect(usage.inodes).toBe(1 + 100 + 100_000);
-        expect(usage).toEqual(du(tree));
-      } finally {
-        spawnSync(["rm", "-rf", tree]);
+  test("100k files", async () => {
+    // Creating 100k files on a slow disk takes tens of seconds, on tmpfs under one: use
+    // /dev/shm when it is a roomy tmpfs (no privilege needed), else the temp dir.
+    const tree = fastTempDir() ?? join(root, "tree");
+    mkdirSync(tree, { recursive: true });
+    try {
+      for (let d = 0; d < 100; d++) {
+        const sub = join(tree, `dir${d}`);
+        mkdirSync(sub);
+        for (let f = 0; f < 1000; f++) closeSync(openSync(join(sub, `f${f}`), "w"));
       }
-    },
-    120_000,
-  );
+      const usage = await diskUsage(tree);
+      expect(usage.inodes).toBe(1 + 100 + 100_000);
+      expect(usage).toEqual(du(tree));
+    } finally {
+      spawnSync(["rm", "-rf", tree]);
+    }
+  }, 120_000);
 
   test("a missing root is NotFound", async () => {
     const err = await diskUsage(join(root, "missing")).catch((e: unknown) => e);

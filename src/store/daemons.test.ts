@@ -46,13 +46,36 @@ const inst = (snapshotId: string, daemonId: string) => ({
 
 test("daemons and instances: sequence order, duplicates refused, pid updates, cascade on removal", () => {
   ds.addDaemon(daemon("d1", "shared"));
-  expect(isAlreadyExists((() => { try { ds.addDaemon(daemon("d1")); } catch (e) { return e; } })())).toBe(true);
+  expect(
+    isAlreadyExists(
+      (() => {
+        try {
+          ds.addDaemon(daemon("d1"));
+        } catch (e) {
+          return e;
+        }
+      })(),
+    ),
+  ).toBe(true);
   ds.setDaemonPid("d1", 42);
   expect(ds.getDaemon("d1")?.pid).toBe(42);
-  expect(isNotFound((() => { try { ds.setDaemonPid("nope", 1); } catch (e) { return e; } })())).toBe(true);
+  expect(
+    isNotFound(
+      (() => {
+        try {
+          ds.setDaemonPid("nope", 1);
+        } catch (e) {
+          return e;
+        }
+      })(),
+    ),
+  ).toBe(true);
   ds.addInstance(inst("9", "d1"));
   ds.addInstance(inst("3", "d1"));
-  expect(ds.listInstances().map((i) => [i.snapshotId, i.seq])).toEqual([["9", 1], ["3", 2]]);
+  expect(ds.listInstances().map((i) => [i.snapshotId, i.seq])).toEqual([
+    ["9", 1],
+    ["3", 2],
+  ]);
   expect(() => ds.addInstance(inst("9", "d1"))).toThrow(/already exists/);
   // An instance must belong to a recorded daemon.
   expect(() => ds.addInstance(inst("4", "ghost"))).toThrow();
@@ -69,7 +92,10 @@ test("daemons and instances: sequence order, duplicates refused, pid updates, ca
 });
 
 test("readiness findings are replaced as a whole and readable read-only beside the writer", () => {
-  ds.replaceFindings([{ subject: "a", problem: "p", fix: "f" }, { subject: "b", problem: "q", fix: "g" }]);
+  ds.replaceFindings([
+    { subject: "a", problem: "p", fix: "f" },
+    { subject: "b", problem: "q", fix: "g" },
+  ]);
   ds.replaceFindings([{ subject: "c", problem: "r", fix: "h" }]);
   const ro = new DaemonStore(openDbReadonly(join(dir, "rafsnap.db")), () => 0);
   expect(ro.findings().map((f) => f.subject)).toEqual(["c"]);

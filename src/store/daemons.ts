@@ -115,7 +115,11 @@ export class DaemonStore {
     this.db.$client
       .transaction(() => {
         this.db.delete(readiness).run();
-        for (const f of findings) this.db.insert(readiness).values({ ...f, checkedAt }).run();
+        for (const f of findings)
+          this.db
+            .insert(readiness)
+            .values({ ...f, checkedAt })
+            .run();
       })
       .immediate();
   }

@@ -49,18 +49,16 @@ export function openDb(path: string, migrations: Migration[] = embeddedMigration
  * drizzle-kit tooling recognises a database we migrated.
  */
 function migrate(client: Database, migrations: Migration[]): void {
-  client.exec(
-    "CREATE TABLE IF NOT EXISTS __drizzle_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, hash text NOT NULL, created_at numeric)",
-  );
-  const last = client
-    .query<{ created_at: number }, []>("SELECT created_at FROM __drizzle_migrations ORDER BY created_at DESC LIMIT 1")
-    .get();
+  client.exec("CREATE TABLE IF NOT EXISTS __drizzle_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, hash text NOT NULL, created_at numeric)");
+  const last = client.query<{ created_at: number }, []>("SELECT created_at FROM __drizzle_migrations ORDER BY created_at DESC LIMIT 1").get();
   for (const m of migrations) {
     if (last && m.when <= Number(last.created_at)) continue;
-    client.transaction(() => {
-      for (const stmt of m.statements) client.exec(stmt);
-      client.query("INSERT INTO __drizzle_migrations (hash, created_at) VALUES (?, ?)").run(m.hash, m.when);
-    }).immediate();
+    client
+      .transaction(() => {
+        for (const stmt of m.statements) client.exec(stmt);
+        client.query("INSERT INTO __drizzle_migrations (hash, created_at) VALUES (?, ?)").run(m.hash, m.when);
+      })
+      .immediate();
   }
 }
 

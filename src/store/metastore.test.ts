@@ -50,9 +50,7 @@ describe("MetaStore", () => {
     ms.write((tx) => tx.commitActive("a", "A", { size: 0, inodes: 0 }, {}));
     const again = thrown(() => ms.write((tx) => tx.commitActive("A", "A2", { size: 0, inodes: 0 }, {})));
     expect(kindOf(again)).toBe(ErrorKind.FailedPrecondition);
-    expect(kindOf(thrown(() => ms.write((tx) => tx.commitActive("x", "A", { size: 0, inodes: 0 }, {}))))).toBe(
-      ErrorKind.AlreadyExists,
-    );
+    expect(kindOf(thrown(() => ms.write((tx) => tx.commitActive("x", "A", { size: 0, inodes: 0 }, {}))))).toBe(ErrorKind.AlreadyExists);
     ms.write((tx) => tx.createSnapshot("active", "child", "A", {}));
     const rm = thrown(() => ms.write((tx) => tx.remove("A")));
     expect(kindOf(rm)).toBe(ErrorKind.FailedPrecondition);

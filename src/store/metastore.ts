@@ -16,9 +16,22 @@ const v = (name: string) => sql`${p(name)}`;
  */
 function prepareQueries(db: Db) {
   return {
-    rowByKey: db.select().from(snapshots).where(eq(snapshots.key, p("key"))).prepare(),
-    keyById: db.select({ key: snapshots.key }).from(snapshots).where(eq(snapshots.id, p("id"))).prepare(),
-    childOf: db.select({ key: snapshots.key }).from(snapshots).where(eq(snapshots.parentId, p("id"))).limit(1).prepare(),
+    rowByKey: db
+      .select()
+      .from(snapshots)
+      .where(eq(snapshots.key, p("key")))
+      .prepare(),
+    keyById: db
+      .select({ key: snapshots.key })
+      .from(snapshots)
+      .where(eq(snapshots.id, p("id")))
+      .prepare(),
+    childOf: db
+      .select({ key: snapshots.key })
+      .from(snapshots)
+      .where(eq(snapshots.parentId, p("id")))
+      .limit(1)
+      .prepare(),
     // Recursive CTEs have no drizzle builder for SQLite; this one is plain SQL on the same
     // connection, prepared once by bun:sqlite.
     chain: db.$client.query<{ id: number }, [number]>(
@@ -28,7 +41,13 @@ function prepareQueries(db: Db) {
          SELECT s.id, s.parent_id, c.depth + 1 FROM snapshots s JOIN chain c ON s.id = c.parent_id
        ) SELECT id FROM chain ORDER BY depth`,
     ),
-    page: db.select().from(snapshots).where(gt(snapshots.key, p("after"))).orderBy(asc(snapshots.key)).limit(p("limit")).prepare(),
+    page: db
+      .select()
+      .from(snapshots)
+      .where(gt(snapshots.key, p("after")))
+      .orderBy(asc(snapshots.key))
+      .limit(p("limit"))
+      .prepare(),
     ids: db.select({ id: snapshots.id, key: snapshots.key }).from(snapshots).prepare(),
     insert: db
       .insert(snapshots)
@@ -61,7 +80,10 @@ function prepareQueries(db: Db) {
       })
       .where(eq(snapshots.id, p("id")))
       .prepare(),
-    delete: db.delete(snapshots).where(eq(snapshots.id, p("id"))).prepare(),
+    delete: db
+      .delete(snapshots)
+      .where(eq(snapshots.id, p("id")))
+      .prepare(),
   };
 }
 
@@ -244,9 +266,7 @@ export class MetaTx {
     const r = this.mustRow(key);
     const child = this.q.childOf.get({ id: r.id });
     if (child) {
-      throw failedPrecondition(
-        `cannot remove snapshot ${JSON.stringify(key)}: it has a child snapshot ${JSON.stringify(child.key)}`,
-      );
+      throw failedPrecondition(`cannot remove snapshot ${JSON.stringify(key)}: it has a child snapshot ${JSON.stringify(child.key)}`);
     }
     this.q.delete.run({ id: r.id });
     return { id: String(r.id), kind: r.kind };
@@ -320,7 +340,9 @@ function storedLabels(name: string, labels: Record<string, string>): Record<stri
     total += Buffer.byteLength(k) + Buffer.byteLength(v);
   }
   if (total > MAX_LABELS_TOTAL_BYTES) {
-    throw invalidArgument(`snapshot ${JSON.stringify(name.slice(0, 200))}: its labels would hold ${total} bytes, more than the ${MAX_LABELS_TOTAL_BYTES} allowed in all`);
+    throw invalidArgument(
+      `snapshot ${JSON.stringify(name.slice(0, 200))}: its labels would hold ${total} bytes, more than the ${MAX_LABELS_TOTAL_BYTES} allowed in all`,
+    );
   }
   return out;
 }

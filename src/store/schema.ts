@@ -80,7 +80,9 @@ export const instances = sqliteTable(
     /** Blob ids the instance reads (its cache files); null while unknown. */
     blobIds: text("blob_ids", { mode: "json" }).$type<string[]>(),
     annotations: text("annotations", { mode: "json" }).$type<Record<string, string>>().notNull().default({}),
-    status: text("status", { enum: ["ready", "broken"] }).notNull().default("ready"),
+    status: text("status", { enum: ["ready", "broken"] })
+      .notNull()
+      .default("ready"),
     problem: text("problem"),
     createdAt: integer("created_at").notNull(),
   },

@@ -76,7 +76,8 @@ export class SystemController {
       m.daemons().map(async (row) => {
         const mine = insts.filter((i) => i.daemonId === row.id);
         const instances: Record<string, InstanceInfo> = {};
-        for (const i of mine) instances[i.snapshotId] = { snapshot_id: i.snapshotId, snapshot_dir: i.snapshotDir, mountpoint: i.mountpoint, image_id: i.imageId };
+        for (const i of mine)
+          instances[i.snapshotId] = { snapshot_id: i.snapshotId, snapshot_dir: i.snapshotDir, mountpoint: i.mountpoint, image_id: i.imageId };
         return {
           id: row.id,
           pid: row.pid,
@@ -86,7 +87,12 @@ export class SystemController {
           mountpoint: row.mountpoint,
           startup_cpu_utilization: 0,
           memory_rss_kb: processStats(row.pid)?.rssKb ?? 0,
-          read_data_kb: (await this.readBytes(m, row, mine.map((i) => i.snapshotId))) / 1024,
+          read_data_kb:
+            (await this.readBytes(
+              m,
+              row,
+              mine.map((i) => i.snapshotId),
+            )) / 1024,
           instances,
         };
       }),

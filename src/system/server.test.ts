@@ -49,7 +49,18 @@ test("the socket is 0600; no daemons; records are not implemented; unknown route
 });
 
 test("prefetch lists are recorded per image and used up once; a malformed body is 400 and records nothing", async () => {
-  expect((await call("PUT", "/api/v1/prefetch", JSON.stringify([{ image: "r/a:1", prefetch: "/p/a" }, { image: "r/b:1", prefetch: "/p/b" }]))).status).toBe(200);
+  expect(
+    (
+      await call(
+        "PUT",
+        "/api/v1/prefetch",
+        JSON.stringify([
+          { image: "r/a:1", prefetch: "/p/a" },
+          { image: "r/b:1", prefetch: "/p/b" },
+        ]),
+      )
+    ).status,
+  ).toBe(200);
   expect((await call("PUT", "/api/v1/prefetch", JSON.stringify([{ image: "r/c:1", prefetch: "/p/c" }, { image: 3 }]))).status).toBe(400);
   expect((await call("PUT", "/api/v1/prefetch", "{not json")).status).toBe(400);
   expect(prefetch.take("r/a:1")).toBe("/p/a");

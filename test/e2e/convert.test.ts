@@ -14,7 +14,11 @@ import { rafsnapCli } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
 const NYDUS_BLOB = "application/vnd.oci.image.layer.nydus.blob.v1";
-type Manifest = { mediaType: string; config: { digest: string }; layers: { mediaType: string; digest: string; size: number; annotations?: Record<string, string> }[] };
+type Manifest = {
+  mediaType: string;
+  config: { digest: string };
+  layers: { mediaType: string; digest: string; size: number; annotations?: Record<string, string> }[];
+};
 
 describe.skipIf(!isRoot)("rafsnap convert", () => {
   const cleanup = new Cleanup();
@@ -48,7 +52,8 @@ describe.skipIf(!isRoot)("rafsnap convert", () => {
     // rafsnap check with the blobs (named by blob id = layer digest hex)
     const blobs = join(dir, "blobs");
     mkdirSync(blobs);
-    for (const l of m.layers.slice(0, 3)) writeFileSync(join(blobs, l.digest.slice(7)), new Uint8Array(await (await get(`/v2/multi/blobs/${l.digest}`)).arrayBuffer()));
+    for (const l of m.layers.slice(0, 3))
+      writeFileSync(join(blobs, l.digest.slice(7)), new Uint8Array(await (await get(`/v2/multi/blobs/${l.digest}`)).arrayBuffer()));
     const bootTgz = join(dir, "boot.tgz");
     writeFileSync(bootTgz, new Uint8Array(await (await get(`/v2/multi/blobs/${m.layers[3]?.digest}`)).arrayBuffer()));
     expect((await run(["tar", "-xzf", bootTgz, "-C", dir])).code).toBe(0);
@@ -72,7 +77,16 @@ describe.skipIf(!isRoot)("rafsnap convert", () => {
   }, 120_000);
 
   test("--merge-platform pushes an index with both manifests; the nydus one carries the artifactType", async () => {
-    const r = await rafsnapCli(["convert", "--source", `${reg.host}/multi:v1`, "--target", `${reg.host}/multi:v1-merged`, "--merge-platform", "--platform", "linux/amd64"]);
+    const r = await rafsnapCli([
+      "convert",
+      "--source",
+      `${reg.host}/multi:v1`,
+      "--target",
+      `${reg.host}/multi:v1-merged`,
+      "--merge-platform",
+      "--platform",
+      "linux/amd64",
+    ]);
     expect(r.code).toBe(0);
     const idx = (await (await get("/v2/multi/manifests/v1-merged", "application/vnd.oci.image.index.v1+json")).json()) as {
       mediaType: string;

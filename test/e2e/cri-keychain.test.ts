@@ -36,7 +36,11 @@ for (const containerd of CONTAINERD_MAJORS) {
 
     beforeAll(async () => {
       // containerd's socket is known only once it runs: rafsnap is pointed at a link made then.
-      node = await startNydusNode({ daemonMode: "dedicated", containerd, extraToml: `[remote.auth]\nenable_cri_keychain = true\nimage_service_address = ${JSON.stringify(upstream)}` });
+      node = await startNydusNode({
+        daemonMode: "dedicated",
+        containerd,
+        extraToml: `[remote.auth]\nenable_cri_keychain = true\nimage_service_address = ${JSON.stringify(upstream)}`,
+      });
       cleanup.defer("node", () => node.stop());
       symlinkSync(node.ctd.address, upstream);
       // The node's images, served again privately (same storage, basic auth).
@@ -77,7 +81,9 @@ for (const containerd of CONTAINERD_MAJORS) {
       }
       await node.cri.stopAndRemoveContainer(c.id);
       await node.cri.removePod(pod);
-      const logs = (readdirSync(node.dir, { recursive: true }) as string[]).filter((n) => n.endsWith(".log")).map((n) => readFileSync(join(node.dir, n), "latin1"));
+      const logs = (readdirSync(node.dir, { recursive: true }) as string[])
+        .filter((n) => n.endsWith(".log"))
+        .map((n) => readFileSync(join(node.dir, n), "latin1"));
       const log = logs.join("\n");
       expect(readFileSync(join(node.dir, "rafsnap", "rafsnap.log"), "utf8")).toContain("CRI image service proxy to");
       expect(log).not.toContain(PASSWORD);

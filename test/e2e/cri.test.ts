@@ -134,7 +134,16 @@ describe.skipIf(!isRoot)("CRI: pull, pod, container, log, remove (containerd CRI
     const reg = cleanup.add("auth registry", await startRegistry(join(dir, "registry-auth"), { htpasswd: { user: auth.username, password: auth.password } }));
     const ref = `${reg.host}/private/busybox:single`;
     const push = await run(
-      ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", `${auth.username}:${auth.password}`, `oci:${join(dir, "img/busybox")}:single`, `docker://${ref}`],
+      [
+        "skopeo",
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        `${auth.username}:${auth.password}`,
+        `oci:${join(dir, "img/busybox")}:single`,
+        `docker://${ref}`,
+      ],
       { timeoutMs: 60_000 },
     );
     if (push.code !== 0) throw new Error(`skopeo: ${push.stderr}`);

@@ -48,7 +48,12 @@ describe.skipIf(!isRoot)("nydusd failover", () => {
     };
     const first = spawnProcess({ cmd: [requireBinary(), ...args], logFile: join(dir, "d1.log"), env });
     procs.push(first);
-    await waitFor("RUNNING", async () => (await state()) === "RUNNING", 20_000, () => !first.hasExited());
+    await waitFor(
+      "RUNNING",
+      async () => (await state()) === "RUNNING",
+      20_000,
+      () => !first.hasExited(),
+    );
 
     const sup = new Supervisor(supSock);
     try {
@@ -71,7 +76,12 @@ describe.skipIf(!isRoot)("nydusd failover", () => {
 
       const second = spawnProcess({ cmd: [requireBinary(), ...args], logFile: join(dir, "d2.log"), env });
       procs.push(second);
-      await waitFor("INIT", async () => (await state()) === "INIT", 20_000, () => !second.hasExited()).catch((e) => {
+      await waitFor(
+        "INIT",
+        async () => (await state()) === "INIT",
+        20_000,
+        () => !second.hasExited(),
+      ).catch((e) => {
         throw new Error(`${e.message}\n${second.logTail()}`);
       });
       await sup.restore(async () => {

@@ -38,7 +38,7 @@ describe.skipIf(!isRoot)("data-path faults", () => {
     await pushDirImage(c, "faults", "oci", tree, join(dir, "layer"));
     expect((await rafsnapCli(["convert", "--source", `${reg.host}/faults:oci`, "--target", `${reg.host}/faults:nydus`])).code).toBe(0);
     const m = JSON.parse(new TextDecoder().decode((await c.getManifest("faults", "nydus")).bytes)) as { layers: { digest: string }[] };
-    const blobId = (m.layers[0]?.digest as string).slice(7);
+    const blobId = (m.layers[0]?.digest ?? "").slice(7);
     writeFileSync(join(dir, "boot.tgz"), await c.readBlob("faults", m.layers[1]?.digest as string));
     expect((await run(["tar", "-xzf", join(dir, "boot.tgz"), "-C", dir])).code).toBe(0);
 
@@ -68,7 +68,10 @@ describe.skipIf(!isRoot)("data-path faults", () => {
     expect(metrics.fop_errors[4]).toBeGreaterThan(0); // nydusd's layout: index 4 is read
     expect(await d.stop()).toBe(0);
     expect(mountsUnder(dir)).toEqual([]);
-    const dmesgNew = (await run(["dmesg"])).stdout.split("\n").slice(dmesgBefore - 1).join("\n");
+    const dmesgNew = (await run(["dmesg"])).stdout
+      .split("\n")
+      .slice(dmesgBefore - 1)
+      .join("\n");
     expect(dmesgNew).not.toMatch(/BUG|Oops|general protection|Call Trace/);
   }, 120_000);
 

@@ -52,7 +52,9 @@ describe.skipIf(!isRoot)("a full disk", () => {
     expect(await Bun.file(join(root, "snapshots", id, "fs", "precious")).text()).toBe("keep me\n");
     // Writes of every kind answer RESOURCE_EXHAUSTED and leave nothing half made.
     expect((await codeOf(c.prepare({ key: "new", parent: "layer" }))).code).toBe(Code.ResourceExhausted);
-    expect((await codeOf(c.update({ info: { name: "layer", labels: { a: "b".repeat(4000) } }, updateMask: { paths: ["labels.a"] } }))).code).toBe(Code.ResourceExhausted);
+    expect((await codeOf(c.update({ info: { name: "layer", labels: { a: "b".repeat(4000) } }, updateMask: { paths: ["labels.a"] } }))).code).toBe(
+      Code.ResourceExhausted,
+    );
     expect(readdirSync(join(root, "snapshots")).filter((n) => n !== id)).toEqual([]);
     // Still full: SIGTERM stops it, and it starts again and serves reads.
     expect(await srv.stop()).toBe(0);

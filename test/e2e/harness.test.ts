@@ -68,7 +68,9 @@ describe.skipIf(!isRoot)("e2e harness (containerd overlayfs, real registry)", ()
     }
     // The xattr travels through tar (PAX SCHILY.xattr) into the unpacked layer.
     const snaps = join(ctd.root, "io.containerd.snapshotter.v1.overlayfs/snapshots");
-    const withXattr = readdirSync(snaps).map((n) => join(snaps, n, "fs/data/xattr")).filter((p) => existsSync(p));
+    const withXattr = readdirSync(snaps)
+      .map((n) => join(snaps, n, "fs/data/xattr"))
+      .filter((p) => existsSync(p));
     expect(withXattr).toHaveLength(1);
     const attr = await run(["getfattr", "--only-values", "-n", "user.rafsnap", withXattr[0] as string]);
     expect(attr.stdout).toBe("yes");

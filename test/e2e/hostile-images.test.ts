@@ -65,7 +65,7 @@ describe.skipIf(!isRoot)("hostile images: files of the bootstrap layer are untru
     s = await serve("shared");
     const top = await unpackNydus(s.client, layers, { prefix: "victim", imageRef: image, fillBoot: extractBoot });
     const view = await s.client.view({ key: "victim-view", parent: top });
-    const lower = (view.mounts[0]?.options.find((o) => o.startsWith("lowerdir=")) as string).slice(9).split(":")[0] as string;
+    const lower = (view.mounts[0]?.options.find((o) => o.startsWith("lowerdir=")) ?? "").slice(9).split(":")[0] as string;
     expect(readFileSync(join(lower, "data/hello"), "utf8").trim()).toBe(HELLO);
     const snaps = join(s.root, "snapshots");
     victimBoot = readdirSync(snaps)
@@ -173,7 +173,7 @@ describe.skipIf(!isRoot)("hostile images: files of the bootstrap layer are untru
       },
     });
     const view = await s2.client.view({ key: "planted-view", parent: top });
-    const lower = (view.mounts[0]?.options.find((o) => o.startsWith("lowerdir=")) as string).slice(9).split(":")[0] as string;
+    const lower = (view.mounts[0]?.options.find((o) => o.startsWith("lowerdir=")) ?? "").slice(9).split(":")[0] as string;
     expect(readFileSync(join(lower, "data/hello"), "utf8").trim()).toBe(HELLO);
     const shadow = readFileSync("/etc/shadow");
     for (const id of blobIds) {

@@ -84,8 +84,17 @@ describe.skipIf(!isRoot)("lazy loading from the registry", () => {
     const list = join(dir, "prefetch.list");
     writeFileSync(list, "/small.txt\n");
     proxy.resetCounters();
-    const p = await daemon("prefetch", { cache: "cache-prefetch", prefetch: { enable: true, prefetch_all: true, threads_count: 2 }, args: ["--prefetch-files", list] });
-    await waitFor("all data prefetched", async () => (await p.blobcache()).data_all_ready, 60_000, () => !p.d.hasExited());
+    const p = await daemon("prefetch", {
+      cache: "cache-prefetch",
+      prefetch: { enable: true, prefetch_all: true, threads_count: 2 },
+      args: ["--prefetch-files", list],
+    });
+    await waitFor(
+      "all data prefetched",
+      async () => (await p.blobcache()).data_all_ready,
+      60_000,
+      () => !p.d.hasExited(),
+    );
     expect(proxy.blobBytes()).toBeGreaterThan(BIG); // without a single read
     expect((await p.blobcache()).prefetch_data_amount).toBeGreaterThan(BIG);
     proxy.resetCounters();
@@ -98,7 +107,10 @@ describe.skipIf(!isRoot)("lazy loading from the registry", () => {
     const rate = 4 << 20;
     proxy.resetCounters();
     const t0 = performance.now();
-    const p = await daemon("prefetch-rate", { cache: "cache-prefetch-rate", prefetch: { enable: true, prefetch_all: true, threads_count: 4, bandwidth_rate: rate } });
+    const p = await daemon("prefetch-rate", {
+      cache: "cache-prefetch-rate",
+      prefetch: { enable: true, prefetch_all: true, threads_count: 4, bandwidth_rate: rate },
+    });
     await Bun.sleep(2_000);
     const secs = (performance.now() - t0) / 1000;
     const fetched = proxy.blobBytes();

@@ -50,7 +50,10 @@ const INHERITED_NAME_LINTS = new Set([
 async function promtoolCheck(text: string): Promise<{ code: number; findings: string[] }> {
   const p = Bun.spawn([promtool as string, "check", "metrics"], { stdin: new Blob([text]), stdout: "pipe", stderr: "pipe" });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  const findings = (out + err).split("\n").map((l) => l.trim()).filter((l) => l !== "" && !INHERITED_NAME_LINTS.has(l));
+  const findings = (out + err)
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !INHERITED_NAME_LINTS.has(l));
   return { code: code === 3 ? 0 : code, findings };
 }
 
@@ -101,10 +104,14 @@ describe.skipIf(!isRoot || !promtool)("Prometheus metrics on [metrics] address",
 
     // The collector runs every second: wait until it has seen the read.
     let text = "";
-    await waitFor("read metrics of the image", async () => {
-      text = await scrape();
-      return (sample(text, "nydusd_read_hits", { image_ref: image }) ?? 0) > 0 && (sample(text, "snapshotter_cache_usage_kilobytes") ?? 0) > 0;
-    }, 30_000);
+    await waitFor(
+      "read metrics of the image",
+      async () => {
+        text = await scrape();
+        return (sample(text, "nydusd_read_hits", { image_ref: image }) ?? 0) > 0 && (sample(text, "snapshotter_cache_usage_kilobytes") ?? 0) > 0;
+      },
+      30_000,
+    );
     expect(await promtoolCheck(text)).toEqual({ code: 0, findings: [] });
     const op = (o: string, t = text) => sample(t, "snapshotter_snapshot_operation_elapsed_milliseconds_count", { snapshot_operation: o }) ?? 0;
     // One Prepare per layer (data layers answer AlreadyExists, timed all the same), one Mounts.
@@ -131,10 +138,14 @@ describe.skipIf(!isRoot || !promtool)("Prometheus metrics on [metrics] address",
     await s.client.remove({ key: "a-view" });
     for (let i = layers.length - 1; i >= 0; i--) await s.client.remove({ key: `a-chain-${i}` });
     await s.client.cleanup({});
-    await waitFor("the image to drop out", async () => {
-      text = await scrape();
-      return sample(text, "nydusd_read_hits", { image_ref: image }) === undefined;
-    }, 30_000);
+    await waitFor(
+      "the image to drop out",
+      async () => {
+        text = await scrape();
+        return sample(text, "nydusd_read_hits", { image_ref: image }) === undefined;
+      },
+      30_000,
+    );
     expect(await promtoolCheck(text)).toEqual({ code: 0, findings: [] });
     expect(op("REMOVE")).toBe(layers.length + 1);
     expect(op("CLEANUP")).toBe(1);
@@ -147,29 +158,43 @@ describe.skipIf(!isRoot || !promtool)("Prometheus metrics on [metrics] address",
     expect(sample(text, "snapshotter_cache_blobs_in_use")).toBe(0);
   }, 180_000);
 
-  test.skipIf(!prometheus)("a Prometheus server scrapes the endpoint", async () => {
-    const pdir = join(dir, "prometheus");
-    const webPort = await freePort();
-    const cfg = join(dir, "prometheus.yml");
-    writeFileSync(
-      cfg,
-      `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rafsnap\n    metrics_path: /v1/metrics\n    static_configs:\n      - targets: ["127.0.0.1:${port}"]\n`,
-    );
-    const p = cleanup.add(
-      "prometheus",
-      spawnProcess({
-        cmd: [prometheus as string, `--config.file=${cfg}`, `--storage.tsdb.path=${pdir}`, `--web.listen-address=127.0.0.1:${webPort}`],
-        logFile: join(dir, "prometheus.log"),
-      }),
-    );
-    const query = async (q: string) => {
-      const r = await fetch(`http://127.0.0.1:${webPort}/api/v1/query?query=${encodeURIComponent(q)}`).catch(() => undefined);
-      if (!r?.ok) return undefined;
-      const j = (await r.json()) as { data: { result: { value: [number, string] }[] } };
-      return j.data.result[0]?.value[1];
-    };
-    await waitFor("Prometheus to scrape rafsnap", async () => (await query('up{job="rafsnap"}')) === "1", 60_000, () => !p.hasExited());
-    await waitFor("the operation counts in Prometheus", async () => (await query('sum(snapshotter_snapshot_operation_elapsed_milliseconds_count{snapshot_operation="CLEANUP"})')) === "1", 30_000, () => !p.hasExited());
-    expect(await query("scrape_samples_scraped")).not.toBe("0");
-  }, 120_000);
+  test.skipIf(!prometheus)(
+    "a Prometheus server scrapes the endpoint",
+    async () => {
+      const pdir = join(dir, "prometheus");
+      const webPort = await freePort();
+      const cfg = join(dir, "prometheus.yml");
+      writeFileSync(
+        cfg,
+        `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rafsnap\n    metrics_path: /v1/metrics\n    static_configs:\n      - targets: ["127.0.0.1:${port}"]\n`,
+      );
+      const p = cleanup.add(
+        "prometheus",
+        spawnProcess({
+          cmd: [prometheus as string, `--config.file=${cfg}`, `--storage.tsdb.path=${pdir}`, `--web.listen-address=127.0.0.1:${webPort}`],
+          logFile: join(dir, "prometheus.log"),
+        }),
+      );
+      const query = async (q: string) => {
+        const r = await fetch(`http://127.0.0.1:${webPort}/api/v1/query?query=${encodeURIComponent(q)}`).catch(() => undefined);
+        if (!r?.ok) return undefined;
+        const j = (await r.json()) as { data: { result: { value: [number, string] }[] } };
+        return j.data.result[0]?.value[1];
+      };
+      await waitFor(
+        "Prometheus to scrape rafsnap",
+        async () => (await query('up{job="rafsnap"}')) === "1",
+        60_000,
+        () => !p.hasExited(),
+      );
+      await waitFor(
+        "the operation counts in Prometheus",
+        async () => (await query('sum(snapshotter_snapshot_operation_elapsed_milliseconds_count{snapshot_operation="CLEANUP"})')) === "1",
+        30_000,
+        () => !p.hasExited(),
+      );
+      expect(await query("scrape_samples_scraped")).not.toBe("0");
+    },
+    120_000,
+  );
 });

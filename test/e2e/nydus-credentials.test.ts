@@ -70,18 +70,25 @@ describe.skipIf(!isRoot)("kubelet credential providers and renewal, with expirin
     }
     // The same storage, now private: passwords are "tok-<unix seconds>", valid LIFETIME_S.
     const pki = makePki(dir);
-    tokens = startTokenServer({ cert: pki.caCert, key: pki.caKey }, { name: "alice", password: "" }, {
-      ttlSeconds: 2,
-      anonymousPull: false,
-      accepts: (name, password) => {
-        const t = Number(/^tok-(\d+)$/.exec(password)?.[1]);
-        const ok = name === "alice" && Number.isFinite(t) && Date.now() / 1000 - t <= LIFETIME_S;
-        if (!ok) refused.push(password);
-        return ok;
+    tokens = startTokenServer(
+      { cert: pki.caCert, key: pki.caKey },
+      { name: "alice", password: "" },
+      {
+        ttlSeconds: 2,
+        anonymousPull: false,
+        accepts: (name, password) => {
+          const t = Number(/^tok-(\d+)$/.exec(password)?.[1]);
+          const ok = name === "alice" && Number.isFinite(t) && Date.now() / 1000 - t <= LIFETIME_S;
+          if (!ok) refused.push(password);
+          return ok;
+        },
       },
-    });
+    );
     cleanup.defer("token server", () => tokens.stop());
-    reg = cleanup.add("registry", await startRegistry(join(dir, "registry"), { token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCert: pki.caCert } }));
+    reg = cleanup.add(
+      "registry",
+      await startRegistry(join(dir, "registry"), { token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCert: pki.caCert } }),
+    );
     image = `${reg.host}/app:nydus`;
     // The plugin: records each request, answers a fresh password for this registry.
     const bin = join(dir, "plugins");
@@ -126,7 +133,7 @@ credential_renewal_interval = "${renewal}"`;
     const top = await unpackNydus(s.client, layers, { prefix, imageRef: image, fillBoot });
     const view = await s.client.view({ key: `${prefix}-view`, parent: top });
     const m = view.mounts[0];
-    const lower = m?.type === "bind" ? [m.source] : (m?.options.find((o) => o.startsWith("lowerdir=")) as string).slice(9).split(":");
+    const lower = m?.type === "bind" ? [m.source] : (m?.options.find((o) => o.startsWith("lowerdir=")) ?? "").slice(9).split(":");
     return lower[0] as string;
   }
 

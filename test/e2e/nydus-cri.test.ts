@@ -28,7 +28,9 @@ for (const { containerd, mode } of cases) {
     afterAll(() => node?.stop());
 
     const labelsOf = () =>
-      node.rows<{ key: string; kind: string; labels: string }>("SELECT key, kind, labels FROM snapshots").map((r) => ({ ...r, labels: JSON.parse(r.labels) as Record<string, string> }));
+      node
+        .rows<{ key: string; kind: string; labels: string }>("SELECT key, kind, labels FROM snapshots")
+        .map((r) => ({ ...r, labels: JSON.parse(r.labels) as Record<string, string> }));
 
     test("a container starts from a nydus image; data layers are never unpacked", async () => {
       const { cri, images } = node;
@@ -91,7 +93,11 @@ for (const { containerd, mode } of cases) {
       expect(count("SELECT count(*) AS n FROM instances")).toBe(0);
       expect(filesIn(node.cacheDir)).toEqual([]);
       expect(blobfsMounts()).toBe(mode === "shared" ? 1 : 0);
-      expect(mountsUnder(node.root).filter((m) => m.fsType === "erofs").map((m) => m.mountPoint)).toEqual([]);
+      expect(
+        mountsUnder(node.root)
+          .filter((m) => m.fsType === "erofs")
+          .map((m) => m.mountPoint),
+      ).toEqual([]);
     }, 180_000);
 
     test("pull three, run two, remove all, pull one again and start it", async () => {

@@ -60,20 +60,24 @@ for (const { mode, containerd } of restartCases) {
     }, 600_000); // 2.x is downloaded on first use
     afterAll(() => node?.stop());
 
-    only1x("SIGKILL rafsnap only: mounts and daemons stay; a container created before starts", async () => {
-      const c1 = await node.cri.createContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
-      const mounts = blobfsMounts();
-      expect(mounts).toBe(1); // one image mounted: one blobfs in either mode
-      const before = daemons();
-      process.kill(node.rafsnap.proc.pid, "SIGKILL");
-      await node.rafsnap.proc.exited;
-      await node.restartRafsnap();
-      expect(daemons()).toEqual(before);
-      expect(blobfsMounts()).toBe(mounts);
-      await node.cri.startCreated(c1);
-      await hello(c1);
-      await looperAlive();
-    }, 120_000);
+    only1x(
+      "SIGKILL rafsnap only: mounts and daemons stay; a container created before starts",
+      async () => {
+        const c1 = await node.cri.createContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
+        const mounts = blobfsMounts();
+        expect(mounts).toBe(1); // one image mounted: one blobfs in either mode
+        const before = daemons();
+        process.kill(node.rafsnap.proc.pid, "SIGKILL");
+        await node.rafsnap.proc.exited;
+        await node.restartRafsnap();
+        expect(daemons()).toEqual(before);
+        expect(blobfsMounts()).toBe(mounts);
+        await node.cri.startCreated(c1);
+        await hello(c1);
+        await looperAlive();
+      },
+      120_000,
+    );
 
     test("SIGKILL rafsnap and every daemon: restart brings the daemons back; a created container starts", async () => {
       const c2 = await node.cri.createContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
@@ -90,49 +94,57 @@ for (const { mode, containerd } of restartCases) {
       await hello(c2);
     }, 120_000);
 
-    only1x("recover policy restart: a killed daemon is started again; new containers start", async () => {
-      const before = daemons();
-      for (const d of before) process.kill(d.pid, "SIGKILL");
-      await waitFor(
-        "daemons restarted",
-        () => {
-          const now = daemons();
-          return now.length === before.length && now.every((d, i) => d.pid !== before[i]?.pid && isAlive(d.pid));
-        },
-        20_000,
-      );
-      const c3 = await node.cri.startContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
-      await hello(c3);
-    }, 120_000);
+    only1x(
+      "recover policy restart: a killed daemon is started again; new containers start",
+      async () => {
+        const before = daemons();
+        for (const d of before) process.kill(d.pid, "SIGKILL");
+        await waitFor(
+          "daemons restarted",
+          () => {
+            const now = daemons();
+            return now.length === before.length && now.every((d, i) => d.pid !== before[i]?.pid && isAlive(d.pid));
+          },
+          20_000,
+        );
+        const c3 = await node.cri.startContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
+        await hello(c3);
+      },
+      120_000,
+    );
 
-    only1x("readiness check: a deleted bootstrap is reported and refused; other images work", async () => {
-      const metas = node.rows<{ id: number; labels: string }>("SELECT id, labels FROM snapshots WHERE kind = 'committed'");
-      const meta = metas.find((m) => {
-        const l = JSON.parse(m.labels) as Record<string, string>;
-        return "containerd.io/snapshot/nydus-bootstrap" in l && l["containerd.io/snapshot/cri.image-ref"] === busybox;
-      });
-      expect(meta).toBeDefined();
-      rmSync(join(node.root, "snapshots", String(meta?.id), "fs", "image", "image.boot"));
-      expect(await node.rafsnap.stop()).toBe(0);
-      await node.restartRafsnap();
-      const st = await rafsnapCli(["status", "--root", node.root]);
-      expect(st.code).toBe(1);
-      expect(st.stdout).toContain(busybox);
-      expect(st.stdout).toContain("is missing");
-      const actives = () => node.rows<{ n: number }>("SELECT count(*) AS n FROM snapshots WHERE kind = 'active'")[0]?.n;
-      const activeBefore = actives();
-      let err = "";
-      await node.cri.startContainer(pod, { image: busybox, command: ["true"] }).catch((e) => {
-        err = String(e);
-      });
-      expect(err).toContain("bootstrap");
-      expect(err).toContain("pull it again");
-      expect(actives()).toBe(activeBefore); // the failed Prepare left no snapshot behind
-      const ok = await node.cri.startContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
-      await hello(ok);
-      // (The looping container is not checked any more: with recover_policy restart, the
-      // daemon killed above took its mount with it — failover is what keeps it, tested below.)
-    }, 120_000);
+    only1x(
+      "readiness check: a deleted bootstrap is reported and refused; other images work",
+      async () => {
+        const metas = node.rows<{ id: number; labels: string }>("SELECT id, labels FROM snapshots WHERE kind = 'committed'");
+        const meta = metas.find((m) => {
+          const l = JSON.parse(m.labels) as Record<string, string>;
+          return "containerd.io/snapshot/nydus-bootstrap" in l && l["containerd.io/snapshot/cri.image-ref"] === busybox;
+        });
+        expect(meta).toBeDefined();
+        rmSync(join(node.root, "snapshots", String(meta?.id), "fs", "image", "image.boot"));
+        expect(await node.rafsnap.stop()).toBe(0);
+        await node.restartRafsnap();
+        const st = await rafsnapCli(["status", "--root", node.root]);
+        expect(st.code).toBe(1);
+        expect(st.stdout).toContain(busybox);
+        expect(st.stdout).toContain("is missing");
+        const actives = () => node.rows<{ n: number }>("SELECT count(*) AS n FROM snapshots WHERE kind = 'active'")[0]?.n;
+        const activeBefore = actives();
+        let err = "";
+        await node.cri.startContainer(pod, { image: busybox, command: ["true"] }).catch((e) => {
+          err = String(e);
+        });
+        expect(err).toContain("bootstrap");
+        expect(err).toContain("pull it again");
+        expect(actives()).toBe(activeBefore); // the failed Prepare left no snapshot behind
+        const ok = await node.cri.startContainer(pod, { image: node.images.nydus, command: ["cat", "/data/hello"] });
+        await hello(ok);
+        // (The looping container is not checked any more: with recover_policy restart, the
+        // daemon killed above took its mount with it — failover is what keeps it, tested below.)
+      },
+      120_000,
+    );
   });
 }
 

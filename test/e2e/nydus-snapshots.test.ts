@@ -88,7 +88,7 @@ describe.skipIf(!isRoot)("remote snapshots through the snapshots API", () => {
     }
     const m = view.mounts[0];
     expect(m?.type).toBe("overlay");
-    const lower = (m?.options.find((o) => o.startsWith("lowerdir=")) as string).slice(9).split(":");
+    const lower = (m?.options.find((o) => o.startsWith("lowerdir=")) ?? "").slice(9).split(":");
     expect(lower.length).toBe(2);
     expect(lower[0]).toMatch(/\/snapshots\/\d+\/mnt$/);
     expect(readFileSync(join(lower[0] as string, "data/hello"), "utf8").trim()).toBe(HELLO);

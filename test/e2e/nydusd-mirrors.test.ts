@@ -64,7 +64,10 @@ describe.skipIf(!isRoot)("nydusd: registry mirrors and proxy; loop-device mounts
   test("loop devices instead of file-backed EROFS (RAFSNAP_EROFS_LOOP=1): same files, loops gone after stop", async () => {
     const cfg = config("loop", { host: reg.host });
     const nd = await startNydusd(dir, "loop", cfg, { bootstrap: boot, env: { RAFSNAP_EROFS_LOOP: "1" }, onStart: (p) => cleanup.add("nydusd loop", p) });
-    const mi = readFileSync("/proc/self/mountinfo", "utf8").split("\n").find((l) => l.split(" ")[4] === nd.mnt) ?? "";
+    const mi =
+      readFileSync("/proc/self/mountinfo", "utf8")
+        .split("\n")
+        .find((l) => l.split(" ")[4] === nd.mnt) ?? "";
     expect(mi).toContain(" - erofs /dev/loop");
     await readAll(nd.mnt);
     expect(await nd.proc.stop()).toBe(0);

@@ -29,7 +29,10 @@ describe.skipIf(!isRoot)("rafsnap nydusd", () => {
   });
 
   test("dedicated fuse mode: RUNNING, the image tree, metrics, SIGTERM unmounts", async () => {
-    const d = await startNydusd(dir, "dedicated", localfsConfig(FIX, join(dir, "cache")), { bootstrap: BOOT, args: ["--log-level", "debug", "--thread-num", "3"] });
+    const d = await startNydusd(dir, "dedicated", localfsConfig(FIX, join(dir, "cache")), {
+      bootstrap: BOOT,
+      args: ["--log-level", "debug", "--thread-num", "3"],
+    });
     try {
       expect((await run(["ls", d.mnt])).stdout.split("\n").filter(Boolean).sort()).toEqual(["lib.rs", "sync_io.rs"]);
       expect((await run(["sha256sum", join(d.mnt, "lib.rs")])).stdout.split(" ")[0]).toBe(LIB_SHA);
@@ -98,8 +101,8 @@ describe.skipIf(!isRoot)("rafsnap nydusd", () => {
     expect(readdirSync(join(dir, "run")).filter((n) => n.startsWith("nydusd-"))).toEqual([]);
     // Flags the Go snapshotter passes are used, and checked.
     for (const [flag, value, says] of [
-      ["--thread-num", "0", "--thread-num \"0\": a number of threads from 1 to 1024"],
-      ["--failover-policy", "later", "--failover-policy \"later\": one of none, resend, flush"],
+      ["--thread-num", "0", '--thread-num "0": a number of threads from 1 to 1024'],
+      ["--failover-policy", "later", '--failover-policy "later": one of none, resend, flush'],
     ]) {
       const refused = await rafsnapCli(["nydusd", "fuse", "--mountpoint", join(dir, "m3"), flag as string, value as string]);
       expect(refused.code).toBe(2);

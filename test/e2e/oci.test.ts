@@ -65,7 +65,9 @@ describe.skipIf(!isRoot).each(CONTAINERD_MAJORS.map((m) => [m]))("OCI images thr
     expect(ours.every((r) => r.kind === "committed")).toBe(true);
     // The layer's xattr was unpacked into rafsnap's directory.
     const snaps = join(rafsnap.root, "snapshots");
-    const withXattr = readdirSync(snaps).map((n) => join(snaps, n, "fs/data/xattr")).filter((p) => existsSync(p));
+    const withXattr = readdirSync(snaps)
+      .map((n) => join(snaps, n, "fs/data/xattr"))
+      .filter((p) => existsSync(p));
     expect(withXattr).toHaveLength(1);
     expect((await run(["getfattr", "--only-values", "-n", "user.rafsnap", withXattr[0] as string])).stdout).toBe("yes");
   });

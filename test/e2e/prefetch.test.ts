@@ -45,7 +45,8 @@ describe.skipIf(!isRoot)("learned prefetch list", () => {
       bootstrap: boot,
       onStart: (p) => cleanup.add(name, p),
     });
-    const blobcache = async () => (await (await nd.api("GET", "/api/v1/metrics/blobcache")).json()) as { prefetch_data_amount: number; prefetch_requests_count: number };
+    const blobcache = async () =>
+      (await (await nd.api("GET", "/api/v1/metrics/blobcache")).json()) as { prefetch_data_amount: number; prefetch_requests_count: number };
     return { ...nd, blobcache };
   }
 
@@ -93,10 +94,17 @@ describe.skipIf(!isRoot)("learned prefetch list", () => {
     proxy.resetCounters();
     before = blobGets();
     const warm = await daemon("warm", learnedBoot, { enable: true, threads_count: 2, merging_size: 8 << 20 });
-    await waitFor("working set prefetched", async () => (await warm.blobcache()).prefetch_data_amount >= STARTUP.length * FILE, 30_000, () => !warm.proc.hasExited());
+    await waitFor(
+      "working set prefetched",
+      async () => (await warm.blobcache()).prefetch_data_amount >= STARTUP.length * FILE,
+      30_000,
+      () => !warm.proc.hasExited(),
+    );
     const prefetchRequests = blobGets() - before;
     const prefetchBytes = proxy.blobBytes();
-    console.log(`prefetch: cold reads of ${STARTUP.length} files took ${coldRequests} blob requests (${coldBytes} bytes); with the learned list the mount fetched them in ${prefetchRequests} (${prefetchBytes} bytes)`);
+    console.log(
+      `prefetch: cold reads of ${STARTUP.length} files took ${coldRequests} blob requests (${coldBytes} bytes); with the learned list the mount fetched them in ${prefetchRequests} (${prefetchBytes} bytes)`,
+    );
     expect(prefetchRequests).toBeLessThanOrEqual(2);
     expect(prefetchRequests).toBeLessThan(coldRequests);
     expect(prefetchBytes).toBeLessThan(STARTUP.length * FILE + (1 << 20));

@@ -83,7 +83,10 @@ async function startCriNode(dir: string, daemonMode: "dedicated" | "shared"): Pr
       for (const { pid } of rows<{ pid: number }>("SELECT pid FROM daemons")) if (pid > 0 && isAlive(pid)) await stopPid(pid);
     });
     const rafsnap = cleanup.add("rafsnap", await startRafsnap(rdir, { root, args: ["--config", config] }));
-    const ctd = cleanup.add("containerd", await startContainerd({ dir: join(dir, "containerd"), proxySnapshotters: { nydus: rafsnap.socket }, cri: { snapshotter: "nydus" } }));
+    const ctd = cleanup.add(
+      "containerd",
+      await startContainerd({ dir: join(dir, "containerd"), proxySnapshotters: { nydus: rafsnap.socket }, cri: { snapshotter: "nydus" } }),
+    );
     const cri = cleanup.add("cri pods", criHarness(ctd, { dir: join(dir, "cri"), snapshotter: "nydus" }));
     await cri.importSandboxImage();
     return { ctd, cri, rafsnap, root, rows, stop: () => cleanup.run() };
@@ -137,7 +140,9 @@ describe.skipIf(!isRoot)("real Debian images through CRI: rafsnap (nydus) vs con
       const blobBytes = manifest.layers.slice(0, -1).reduce((n, l) => n + l.size, 0);
       const layerBytes = image.layers.reduce((n, tar) => n + Bun.file(tar).size, 0);
       images.set(kind, { oci, nydus, layerBytes, blobBytes });
-      console.log(`[real-images-cri] ${kind}: pushed in ${((t1 - t0) / 1000).toFixed(1)} s, converted in ${secs(t1)} s (${(blobBytes / 1e6).toFixed(0)} MB of nydus blobs)`);
+      console.log(
+        `[real-images-cri] ${kind}: pushed in ${((t1 - t0) / 1000).toFixed(1)} s, converted in ${secs(t1)} s (${(blobBytes / 1e6).toFixed(0)} MB of nydus blobs)`,
+      );
     }
     // The scratch gzips of the push are no longer needed.
     rmSync(join(dir, "push"), { recursive: true, force: true });
@@ -163,7 +168,9 @@ describe.skipIf(!isRoot)("real Debian images through CRI: rafsnap (nydus) vs con
           await ctd.ctrOk(["images", "pull", "--plain-http", "--snapshotter", "overlayfs", pair.oci], { timeoutMs: 180_000 });
           const tPull = secs(t0);
           t0 = performance.now();
-          const ref = await ctd.ctr(["run", "--rm", "--net-host", "--snapshotter", "overlayfs", pair.oci, `oci-${kind}`, ...workload.command], { timeoutMs: 120_000 });
+          const ref = await ctd.ctr(["run", "--rm", "--net-host", "--snapshotter", "overlayfs", pair.oci, `oci-${kind}`, ...workload.command], {
+            timeoutMs: 120_000,
+          });
           const tRun = secs(t0);
           if (ref.code !== 0) throw new Error(`ctr run ${pair.oci} exited ${ref.code}\n--- stderr ---\n${ref.stderr}\n--- stdout ---\n${ref.stdout}`);
           expect(ref.stderr).toBe("");

@@ -97,7 +97,9 @@ describe.skipIf(!isRoot)("real Debian images through rafsnap nydusd", () => {
         const metrics = (await (await nd.api("GET", "/api/v1/metrics/backend")).json()) as { read_count: number; read_amount_total: number };
         expect(await nd.proc.stop()).toBe(0);
         const { bytes: fetched, requests } = rangeBytesServed(reg, mark);
-        console.log(`${kind}: ${s.manifest.size} paths, ${readers} reader(s), dv ${dv}: fetched ${fetched} of ${s.blobBytes} blob bytes (${(fetched / s.blobBytes).toFixed(3)}×) in ${requests} requests`);
+        console.log(
+          `${kind}: ${s.manifest.size} paths, ${readers} reader(s), dv ${dv}: fetched ${fetched} of ${s.blobBytes} blob bytes (${(fetched / s.blobBytes).toFixed(3)}×) in ${requests} requests`,
+        );
         expect(diffs.slice(0, 20)).toEqual([]);
         expect(fetched).toBeLessThanOrEqual(1.05 * s.blobBytes);
         expect(fetched).toBeGreaterThan(0.5 * s.blobBytes);
@@ -162,7 +164,12 @@ describe.skipIf(!isRoot)("real Debian images through rafsnap nydusd", () => {
       }
     };
     const first = cleanup.add("failover d1", spawnProcess({ cmd: [requireBinary(), ...args], logFile: join(dir, "f1.log"), env }));
-    await waitFor("RUNNING", async () => (await state()) === "RUNNING", 20_000, () => !first.hasExited());
+    await waitFor(
+      "RUNNING",
+      async () => (await state()) === "RUNNING",
+      20_000,
+      () => !first.hasExited(),
+    );
     const sup = new Supervisor(supSock);
     cleanup.defer("supervisor", () => sup.close());
     await sup.save(async () => {
@@ -176,7 +183,12 @@ describe.skipIf(!isRoot)("real Debian images through rafsnap nydusd", () => {
     process.kill(first.pid, "SIGKILL");
     await first.exited;
     const second = cleanup.add("failover d2", spawnProcess({ cmd: [requireBinary(), ...args], logFile: join(dir, "f2.log"), env }));
-    await waitFor("INIT", async () => (await state()) === "INIT", 20_000, () => !second.hasExited());
+    await waitFor(
+      "INIT",
+      async () => (await state()) === "INIT",
+      20_000,
+      () => !second.hasExited(),
+    );
     await sup.restore(async () => {
       const r = await api("PUT", "/api/v1/daemon/fuse/takeover");
       if (r.status !== 204) throw new Error(`takeover: ${r.status} ${await r.text()}\n${second.logTail()}`);

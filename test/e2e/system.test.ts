@@ -44,7 +44,13 @@ describe.skipIf(!isRoot)("system controller on [system] address", () => {
     sock = join(dir, "system", "system.sock");
     const reg: Registry = cleanup.add("registry", await startRegistry(join(dir, "registry")));
     img = await prepareNydusImage(dir, reg);
-    s = await serveNydus(cleanup, dir, "serve", `daemon_mode = "dedicated"\n[system]\nenable = true\naddress = ${JSON.stringify(sock)}`, `recover_policy = "failover"`);
+    s = await serveNydus(
+      cleanup,
+      dir,
+      "serve",
+      `daemon_mode = "dedicated"\n[system]\nenable = true\naddress = ${JSON.stringify(sock)}`,
+      `recover_policy = "failover"`,
+    );
   }, 180_000);
   afterAll(() => cleanup.run());
 

@@ -152,12 +152,22 @@ describe("fuzz: parsers of hostile input fail only with RafsnapErrors", () => {
   }, 120_000);
 
   test("manifests, indexes and configs (bytes and JSON values)", async () => {
-    const d = (n: number) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: `sha256:${String(n).repeat(64).slice(0, 64)}`, size: 1234, annotations: { a: "b" } });
+    const d = (n: number) => ({
+      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+      digest: `sha256:${String(n).repeat(64).slice(0, 64)}`,
+      size: 1234,
+      annotations: { a: "b" },
+    });
     const manifest = { schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: d(1), layers: [d(2), d(3)] };
     const index = { schemaVersion: 2, manifests: [{ ...d(4), platform: { os: "linux", architecture: "amd64" } }] };
     const config = { architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [d(5).digest, d(6).digest] }, history: [{ created_by: "x" }] };
     const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
-    for (const [v, f] of [[manifest, parseManifest], [index, parseIndex], [config, parseImageConfig]] as const) f(enc(v), "seed");
+    for (const [v, f] of [
+      [manifest, parseManifest],
+      [index, parseIndex],
+      [config, parseImageConfig],
+    ] as const)
+      f(enc(v), "seed");
     // Each input goes to all three parsers; it counts as accepted when one of them takes it.
     const all = (b: Uint8Array) => {
       let refused: RafsnapError | undefined;

@@ -59,9 +59,7 @@ function canonical(dir: string): string {
 export function mountsUnder(dir: string, mounts = readMountInfo()): MountInfo[] {
   const base = canonical(dir);
   if (base === "/") throw new Error("refusing to consider every mount under /");
-  const hits = mounts
-    .map((m, order) => ({ m, order }))
-    .filter(({ m }) => m.mountPoint === base || m.mountPoint.startsWith(`${base}/`));
+  const hits = mounts.map((m, order) => ({ m, order })).filter(({ m }) => m.mountPoint === base || m.mountPoint.startsWith(`${base}/`));
   hits.sort((a, b) => b.m.mountPoint.split("/").length - a.m.mountPoint.split("/").length || b.order - a.order);
   return hits.map((h) => h.m);
 }
@@ -191,6 +189,7 @@ export async function withCleanup<T>(fn: (cleanup: Cleanup) => Promise<T> | T): 
     try {
       await cleanup.run();
     } catch (err) {
+      // biome-ignore lint/correctness/noUnsafeFinally: a cleanup that fails fails a test that passed
       if (!failed) throw err;
       console.error("[cleanup] after a failure:", err);
     }

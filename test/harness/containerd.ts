@@ -148,7 +148,9 @@ export function parseSnapshotList(text: string): SnapshotRow[] {
     .slice(1)
     .map((l) => l.trim().split(/\s+/))
     .filter((f) => f.length >= 2 && f[0] !== "")
-    .map((f) => (f.length >= 3 ? { key: f[0] as string, parent: f[1] as string, kind: f[2] as string } : { key: f[0] as string, parent: "", kind: f[1] as string }));
+    .map((f) =>
+      f.length >= 3 ? { key: f[0] as string, parent: f[1] as string, kind: f[2] as string } : { key: f[0] as string, parent: "", kind: f[1] as string },
+    );
 }
 
 /**
@@ -169,7 +171,17 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
   for (const d of [root, state, join(dir, "opt"), join(dir, "runc"), join(dir, "fifo")]) mkdirSync(d, { recursive: true });
   writeFileSync(
     configFile,
-    containerdConfig({ configVersion: bins.configVersion, root, state, address, optDir: join(dir, "opt"), proxySnapshotters: opts.proxySnapshotters, cri: opts.cri, extraConfig: opts.extraConfig, gcMutationThreshold: opts.gcMutationThreshold }),
+    containerdConfig({
+      configVersion: bins.configVersion,
+      root,
+      state,
+      address,
+      optDir: join(dir, "opt"),
+      proxySnapshotters: opts.proxySnapshotters,
+      cri: opts.cri,
+      extraConfig: opts.extraConfig,
+      gcMutationThreshold: opts.gcMutationThreshold,
+    }),
   );
   const env = bins.binDir ? { PATH: `${bins.binDir}:${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}` } : undefined;
   const proc = spawnProcess({ cmd: [bins.containerd, "--config", configFile], logFile, cwd: dir, env, stopTimeoutMs: 10_000 });
@@ -226,7 +238,12 @@ export async function startContainerd(opts: ContainerdOptions): Promise<Containe
 
   try {
     await waitForSocket(address, opts.startTimeoutMs ?? 20_000, () => !proc.hasExited());
-    await waitFor("ctr version", async () => (await ctr(["version"], { timeoutMs: 5000 })).code === 0, opts.startTimeoutMs ?? 20_000, () => !proc.hasExited());
+    await waitFor(
+      "ctr version",
+      async () => (await ctr(["version"], { timeoutMs: 5000 })).code === 0,
+      opts.startTimeoutMs ?? 20_000,
+      () => !proc.hasExited(),
+    );
   } catch (err) {
     await stop().catch(() => {});
     throw new Error(`${(err as Error).message}\n--- containerd.log (tail) ---\n${logTail()}`);

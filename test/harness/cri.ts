@@ -311,7 +311,8 @@ export function criHarness(ctd: Containerd, opts: CriHarnessOptions): CriHarness
       }
       await runtime.removePodSandbox({ podSandboxId: id }, call);
     } catch (err) {
-      if (!isNotFound(err)) throw new Error(`CRI remove pod ${id}: ${(err as Error).message}\n--- containerd.log (tail) ---\n${ctd.logTail(3000)}`, { cause: err });
+      if (!isNotFound(err))
+        throw new Error(`CRI remove pod ${id}: ${(err as Error).message}\n--- containerd.log (tail) ---\n${ctd.logTail(3000)}`, { cause: err });
     }
   };
 

@@ -42,7 +42,11 @@ export const DEBIAN_IMAGES: Readonly<Record<DebianImageKind, Readonly<DebianImag
   gcc: {
     name: "gcc",
     packages: ["gcc", "libc6-dev"],
-    cmd: ["sh", "-c", `printf '#include <stdio.h>\\nint main(void) { puts("hello from gcc"); return 0; }\\n' >/tmp/hello.c && gcc -o /tmp/hello /tmp/hello.c && /tmp/hello`],
+    cmd: [
+      "sh",
+      "-c",
+      `printf '#include <stdio.h>\\nint main(void) { puts("hello from gcc"); return 0; }\\n' >/tmp/hello.c && gcc -o /tmp/hello /tmp/hello.c && /tmp/hello`,
+    ],
     expect: "hello from gcc",
   },
 });
@@ -208,7 +212,8 @@ async function ensureLayer2(baseDir: string, fullDir: string, log: (line: string
   if (existsSync(out)) return out;
   return withLock(`${fullDir}.lock`, log, async () => {
     if (existsSync(out)) return out;
-    for (const name of readdirSync(fullDir)) if (/^layer2-.*\.tar$/.test(name) || name.endsWith(".tmp")) rmSync(join(fullDir, name), { recursive: true, force: true });
+    for (const name of readdirSync(fullDir))
+      if (/^layer2-.*\.tar$/.test(name) || name.endsWith(".tmp")) rmSync(join(fullDir, name), { recursive: true, force: true });
     log(`writing layer 2 of ${fullDir} against ${baseDir}`);
     const t0 = performance.now();
     const stats = await writeDiffLayer(join(baseDir, "tree"), join(fullDir, "tree"), `${out}.tmp`, join(fullDir, "whiteouts.tmp"), DEBIAN_SOURCE_DATE_EPOCH);

@@ -36,7 +36,14 @@ export interface PushImageOptions {
  * layers, a config (diff_ids = sha256 of the tars, plus `opts.config`) and an OCI manifest as
  * `repo:tag`. Small layers go up in one PUT, big ones streamed.
  */
-export async function pushImage(c: RegistryClient, repo: string, tag: string, layers: readonly LayerSource[], work: string, opts: PushImageOptions = {}): Promise<PushedImage> {
+export async function pushImage(
+  c: RegistryClient,
+  repo: string,
+  tag: string,
+  layers: readonly LayerSource[],
+  work: string,
+  opts: PushImageOptions = {},
+): Promise<PushedImage> {
   const pushed: PushedImage["layers"] = [];
   for (const [i, layer] of layers.entries()) {
     const gz = `${work}-${i}.tar.gz`;

@@ -27,7 +27,24 @@ export function makePki(dir: string): TestPki {
   openssl(["req", "-new", "-key", "server.key", "-subj", "/CN=127.0.0.1", "-out", "server.csr"], dir);
   writeFileSync(p("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
   openssl(
-    ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-sha256", "-extfile", "ext.cnf", "-out", "server.pem"],
+    [
+      "x509",
+      "-req",
+      "-in",
+      "server.csr",
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-sha256",
+      "-extfile",
+      "ext.cnf",
+      "-out",
+      "server.pem",
+    ],
     dir,
   );
   return { caCert: p("ca.pem"), caKey: p("ca.key"), serverCert: p("server.pem"), serverKey: p("server.key") };

@@ -189,11 +189,7 @@ export async function run(cmd: string[], opts: { timeoutMs?: number; env?: Recor
     signal(proc.pid, "SIGKILL");
   }, opts.timeoutMs ?? 60_000);
   try {
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     return { code, stdout, stderr, timedOut };
   } finally {
     clearTimeout(timer);

@@ -16,7 +16,9 @@ export interface Shim {
 
 function cmdline(pid: number): string[] {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((s) => s !== "");
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8")
+      .split("\0")
+      .filter((s) => s !== "");
   } catch {
     return [];
   }
@@ -89,9 +91,7 @@ export function cgroupDirs(pid: number): string[] {
     const [, hier, ctrls, path] = m as unknown as [string, string, string, string];
     const wanted = ctrls.split(",").filter(Boolean);
     const mount = mounts.find((mi) =>
-      hier === "0" && ctrls === ""
-        ? mi.fsType === "cgroup2"
-        : mi.fsType === "cgroup" && wanted.every((c) => mi.superOptions.split(",").includes(c)),
+      hier === "0" && ctrls === "" ? mi.fsType === "cgroup2" : mi.fsType === "cgroup" && wanted.every((c) => mi.superOptions.split(",").includes(c)),
     );
     if (!mount || path === "/") continue;
     const rel = mount.root !== "/" && path.startsWith(mount.root) ? path.slice(mount.root.length) : path;

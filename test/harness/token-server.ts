@@ -36,7 +36,9 @@ export function startTokenServer(signer: { cert: string; key: string }, user: { 
   const ttl = opts.ttlSeconds ?? 300;
   const accepts = opts.accepts ?? ((name: string, password: string) => name === user.name && password === user.password);
   const key = createPrivateKey(readFileSync(signer.key));
-  const der = readFileSync(signer.cert, "utf8").replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
+  const der = readFileSync(signer.cert, "utf8")
+    .replace(/-----[^-]+-----/g, "")
+    .replace(/\s+/g, "");
   const service = "rafsnap-test-registry";
   const issuer = "rafsnap-test-issuer";
   let issued = 0;

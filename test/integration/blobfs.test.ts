@@ -38,7 +38,13 @@ async function serve(dir: string, cacheDir: string, backend: BlobBackend) {
   const image = RafsImage.open(new Uint8Array(readFileSync(BOOT)));
   const entry = image.blobs[0];
   if (!entry) throw new Error("fixture has no blob");
-  const blob = await openBlob(entry, backend, cacheDir, image.chunkTable.filter((e) => e.blobIndex === 0), false);
+  const blob = await openBlob(
+    entry,
+    backend,
+    cacheDir,
+    image.chunkTable.filter((e) => e.blobIndex === 0),
+    false,
+  );
   const fs = new Blobfs({ logger: silentLogger() });
   fs.add(blob, backend);
   const blobMnt = join(dir, "blobfs");
@@ -46,7 +52,13 @@ async function serve(dir: string, cacheDir: string, backend: BlobBackend) {
   mkdirSync(blobMnt, { recursive: true });
   mkdirSync(rootfs, { recursive: true });
   const fd = openSync("/dev/fuse", "r+");
-  mount("blobfs", blobMnt, "fuse.rafsnap-blobfs", MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV, `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`);
+  mount(
+    "blobfs",
+    blobMnt,
+    "fuse.rafsnap-blobfs",
+    MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV,
+    `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`,
+  );
   const session = FuseSession.start(fd, fs, { logger: silentLogger() });
   const m = await run([process.execPath, join(import.meta.dir, "../support/erofs-mount.ts"), BOOT, rootfs, join(blobMnt, ID)]);
   if (m.code !== 0) throw new Error(`erofs mount failed: ${m.stderr}`);
@@ -72,7 +84,8 @@ describe.skipIf(!isRoot)("blobfs + kernel EROFS", () => {
   });
   afterAll(async () => {
     for (const s of stops) await s().catch(() => {});
-    for (const m of ["run1/rootfs", "run1/blobfs", "run2/rootfs", "run2/blobfs", "run3/rootfs", "run3/blobfs", "run4/rootfs", "run4/blobfs"]) await run(["umount", "-l", join(dir, m)]);
+    for (const m of ["run1/rootfs", "run1/blobfs", "run2/rootfs", "run2/blobfs", "run3/rootfs", "run3/blobfs", "run4/rootfs", "run4/blobfs"])
+      await run(["umount", "-l", join(dir, m)]);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -147,7 +160,12 @@ describe.skipIf(!isRoot)("blobfs + kernel EROFS", () => {
     expect((await run(["sha256sum", join(s.rootfs, "lib.rs")])).stdout.split(" ")[0]).toBe(LIB_SHA);
     const image = RafsImage.open(new Uint8Array(readFileSync(BOOT)));
     const entry = image.blobs[0] as (typeof image.blobs)[number];
-    expect(await s.fs.acquire(entry, image.chunkTable.filter((e) => e.blobIndex === 0))).toBe(true);
+    expect(
+      await s.fs.acquire(
+        entry,
+        image.chunkTable.filter((e) => e.blobIndex === 0),
+      ),
+    ).toBe(true);
     s.fs.remove(ID);
     expect((await run(["sha256sum", join(s.rootfs, "sync_io.rs")])).stdout.split(" ")[0]).toBe(SYNC_SHA);
     await s.stop();

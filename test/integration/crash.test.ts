@@ -8,7 +8,6 @@ import { join } from "node:path";
 import type { SnapshotsClient } from "../support/snapshots-client.ts";
 import { withScratch } from "../support/rafsnap.ts";
 
-
 /** Runs Prepare/Commit/Remove with a few files per layer until a call fails (the kill). */
 async function churn(c: SnapshotsClient, round: number): Promise<number> {
   let ops = 0;
@@ -38,7 +37,12 @@ async function churn(c: SnapshotsClient, round: number): Promise<number> {
 function dbIds(root: string): Set<string> {
   const db = new Database(join(root, "rafsnap.db"), { readonly: true });
   try {
-    return new Set(db.query<{ id: number }, []>("SELECT id FROM snapshots").all().map((r) => String(r.id)));
+    return new Set(
+      db
+        .query<{ id: number }, []>("SELECT id FROM snapshots")
+        .all()
+        .map((r) => String(r.id)),
+    );
   } finally {
     db.close();
   }

@@ -26,7 +26,19 @@ interface Node {
 function memFs(): ReadonlyFs & { reads: number } {
   const n = (ino: bigint, mode: number, size: number): Attr => ({ ino, mode, size, nlink: 1, uid: 0, gid: 0, mtime: 1_700_000_000 });
   const nodes = new Map<bigint, Node>([
-    [1n, { attr: n(1n, 0o040755, 0), children: new Map([["hello", 2n], ["big", 3n], ["sub", 4n], ["link", 6n], ["broken", 7n]]) }],
+    [
+      1n,
+      {
+        attr: n(1n, 0o040755, 0),
+        children: new Map([
+          ["hello", 2n],
+          ["big", 3n],
+          ["sub", 4n],
+          ["link", 6n],
+          ["broken", 7n],
+        ]),
+      },
+    ],
     [2n, { attr: n(2n, 0o100644, hello.length), data: hello }],
     [3n, { attr: n(3n, 0o100444, BIG), data: big }],
     [4n, { attr: n(4n, 0o040700, 0), children: new Map([["x", 5n]]) }],

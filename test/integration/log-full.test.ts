@@ -25,7 +25,12 @@ test("a log on a full device: every call answers, SIGTERM stops the server", asy
     env: { PATH: SYSTEM_PATH },
   });
   try {
-    await waitFor(`${socket} accepting`, () => socketAccepts(socket), 20_000, () => !proc.hasExited());
+    await waitFor(
+      `${socket} accepting`,
+      () => socketAccepts(socket),
+      20_000,
+      () => !proc.hasExited(),
+    );
     const c = snapshotsClient(socket);
     // Failing calls log errors: each must still get its answer.
     const codes = await Promise.all(

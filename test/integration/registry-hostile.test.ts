@@ -42,7 +42,6 @@ function spy(handler: (req: Request, url: URL) => Response | Promise<Response>, 
   return { origin: `${tls ? "https" : "http"}://${host}`, host, seen, stop: () => server.stop(true) };
 }
 
-
 /** A body that sends `piece` every `everyMs` for ever (until cancelled). */
 function endless(piece: Uint8Array, everyMs: number): ReadableStream<Uint8Array> {
   let timer: ReturnType<typeof setInterval> | undefined;
@@ -89,7 +88,8 @@ describe("hostile registries: credentials stay with their origin", () => {
     const registry = serve((req, url) => {
       if (req.headers.get("authorization") !== BASIC) return new Response("", { status: 401, headers: { "www-authenticate": 'Basic realm="r"' } });
       if (req.method === "HEAD") return new Response("", { status: 404 });
-      if (req.method === "POST" && url.pathname.endsWith("/uploads/")) return new Response("", { status: 202, headers: { location: `${elsewhere.origin}/upload/1` } });
+      if (req.method === "POST" && url.pathname.endsWith("/uploads/"))
+        return new Response("", { status: 202, headers: { location: `${elsewhere.origin}/upload/1` } });
       return new Response("", { status: 400 });
     });
     const c = new RegistryClient(registry.host, { credentials: SECRET, retries: 0 });
@@ -107,7 +107,8 @@ describe("hostile registries: credentials stay with their origin", () => {
     const tls = { cert: readFileSync(pki.serverCert, "utf8"), key: readFileSync(pki.serverKey, "utf8") };
     const clear = serve(() => Response.json({ token: "t" }));
     const registry = serve((_req, url) => {
-      if (url.pathname.includes("/manifests/")) return new Response("", { status: 401, headers: { "www-authenticate": `Bearer realm="${clear.origin}/token"` } });
+      if (url.pathname.includes("/manifests/"))
+        return new Response("", { status: 401, headers: { "www-authenticate": `Bearer realm="${clear.origin}/token"` } });
       return Response.redirect(`${clear.origin}${url.pathname}`, 302);
     }, tls);
     const c = new RegistryClient(registry.host, { plainHttp: false, caCert: readFileSync(pki.caCert, "utf8"), credentials: SECRET, retries: 0 });
@@ -121,7 +122,11 @@ describe("hostile registries: credentials stay with their origin", () => {
   });
 
   test("a mirror gets neither the origin's credentials nor its registry_token unless auth_through; its headers stay with it", async () => {
-    const origin = serve((req) => (req.headers.get("authorization") ? new Response(new Uint8Array(10), { status: 206, headers: { "content-range": "bytes 0-9/100" } }) : new Response("", { status: 401, headers: { "www-authenticate": 'Basic realm="r"' } })));
+    const origin = serve((req) =>
+      req.headers.get("authorization")
+        ? new Response(new Uint8Array(10), { status: 206, headers: { "content-range": "bytes 0-9/100" } })
+        : new Response("", { status: 401, headers: { "www-authenticate": 'Basic realm="r"' } }),
+    );
     const elsewhere = serve(() => new Response("", { status: 404 }));
     const mirror = serve((_req, url) => Response.redirect(`${elsewhere.origin}${url.pathname}`, 307));
     const config = (authThrough: boolean) =>

@@ -16,7 +16,6 @@ import { startTokenServer, type TokenServer } from "../harness/token-server.ts";
 const sha = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
 const MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
-
 /** Pushes a config blob, a layer blob and a manifest; returns their digests. */
 async function pushImage(c: RegistryClient, repo: string, tag: string) {
   const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }));
@@ -106,10 +105,7 @@ describe("registry client", () => {
   });
 
   test("TLS with a custom CA; refused without it; skip-verify when asked", async () => {
-    const reg = cleanup.add(
-      "tls registry",
-      await startRegistry(join(dir, "tls"), { tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert } }),
-    );
+    const reg = cleanup.add("tls registry", await startRegistry(join(dir, "tls"), { tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert } }));
     const ca = readFileSync(pki.caCert, "utf8");
     // plainHttp: false — TLS although the test registry is on loopback
     const secure = new RegistryClient(reg.host, { caCert: ca, plainHttp: false });

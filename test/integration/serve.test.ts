@@ -27,8 +27,16 @@ describe("rafsnap serve (compiled binary)", () => {
 
   test("the debug log names labels but never shows their values (pull secrets)", async () => {
     const secret = "c2VjcmV0LXB1bGwtc2VjcmV0LXZhbHVl-do-not-log";
-    await srv.client.prepare({ key: "ns/1/secret", labels: { "containerd.io/snapshot/pullsecret": secret, "containerd.io/snapshot/pullusername": "tenant-user-x" } });
-    await srv.client.update({ info: { name: "ns/1/secret", labels: { "containerd.io/snapshot/pullsecret": `${secret}-2` } }, updateMask: { paths: ["labels.containerd.io/snapshot/pullsecret"] } }).catch(() => {});
+    await srv.client.prepare({
+      key: "ns/1/secret",
+      labels: { "containerd.io/snapshot/pullsecret": secret, "containerd.io/snapshot/pullusername": "tenant-user-x" },
+    });
+    await srv.client
+      .update({
+        info: { name: "ns/1/secret", labels: { "containerd.io/snapshot/pullsecret": `${secret}-2` } },
+        updateMask: { paths: ["labels.containerd.io/snapshot/pullsecret"] },
+      })
+      .catch(() => {});
     await srv.client.remove({ key: "ns/1/secret" });
     const log = await Bun.file(join(dir, "rafsnap.log")).text();
     expect(log).toContain("containerd.io/snapshot/pullsecret"); // the request was logged…
@@ -136,9 +144,11 @@ describe("rafsnap serve (compiled binary)", () => {
       for await (const r of srv.client.list({ filters: ['name~="(a+)+$|!"'] })) names.push(...r.info.map((i) => i.name));
       expect(names).toContain(key);
       // Go refuses (a{1000}){1000}; so do we, with Go's reason.
-      const bad = await codeOf((async () => {
-        for await (const _ of srv.client.list({ filters: ["name~=(a{1000}){1000}"] })) void _;
-      })());
+      const bad = await codeOf(
+        (async () => {
+          for await (const _ of srv.client.list({ filters: ["name~=(a{1000}){1000}"] })) void _;
+        })(),
+      );
       expect(bad.code).toBe(Code.InvalidArgument);
       expect(bad.message).toContain("invalid repeat count: `{1000}`");
     } finally {
@@ -189,8 +199,7 @@ describe("rafsnap serve (compiled binary)", () => {
     for await (const r of c.list({ filters: ["kind==active"] })) listed.push(...r.info.map((i) => i.name));
     expect(listed).toEqual(["ns/1/b"]);
     const byParent: string[] = [];
-    for await (const r of c.list({ filters: ['parent==ns/1/A', 'labels."containerd.io/gc.root"'] }))
-      byParent.push(...r.info.map((i) => i.name));
+    for await (const r of c.list({ filters: ["parent==ns/1/A", 'labels."containerd.io/gc.root"'] })) byParent.push(...r.info.map((i) => i.name));
     expect(byParent.sort()).toEqual(["ns/1/b", "ns/1/v"]);
 
     const up = await c.update({
@@ -232,14 +241,19 @@ describe("rafsnap serve (compiled binary)", () => {
       ["remove missing", () => c.remove({ key: "ghost" }), Code.NotFound, '"ghost"'],
       ["mounts of committed", () => c.mounts({ key: "Base" }), Code.FailedPrecondition, '"Base"'],
       ["oversized label", () => c.prepare({ key: "big", labels: { k: "v".repeat(4096) } }), Code.InvalidArgument, '"big"'],
-      [
-        "oversized label on update",
-        () => c.update({ info: { name: "Base", labels: { k: "v".repeat(4096) } } }),
-        Code.InvalidArgument,
-        '"Base"',
-      ],
+      ["oversized label on update", () => c.update({ info: { name: "Base", labels: { k: "v".repeat(4096) } } }), Code.InvalidArgument, '"Base"'],
       ["update parent", () => c.update({ info: { name: "Base" }, updateMask: { paths: ["parent"] } }), Code.InvalidArgument, "parent"],
-      ["bad filter", () => (async () => { for await (const _ of c.list({ filters: ["kind=="] })) { /* drain */ } })(), Code.InvalidArgument, "kind=="],
+      [
+        "bad filter",
+        () =>
+          (async () => {
+            for await (const _ of c.list({ filters: ["kind=="] })) {
+              /* drain */
+            }
+          })(),
+        Code.InvalidArgument,
+        "kind==",
+      ],
     ];
     for (const [name, call, code, text] of cases) {
       const got = await codeOf(call());
@@ -325,7 +339,8 @@ describe("rafsnap process behaviour", () => {
       } finally {
         fs.unmount();
       }
-    }));
+    }),
+  );
 
   test("invoked as containerd-nydus-grpc it is the snapshotter with the Go flags", () =>
     withScratch("dropin", async (s) => {

@@ -66,7 +66,12 @@ describe.skipIf(!HAVE_CONTAINERD)("rafsnap setup containerd (compiled binary)", 
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`+  [proxy_plugins.nydus]\n+    type = "snapshot"\n+    address = ${JSON.stringify(sock)}`);
       expect(r.stdout).toContain('-      snapshotter = "overlayfs"\n');
-      expect(parse(config)).toEqual(withValues(before, [[["proxy_plugins", "nydus"], { type: "snapshot", address: sock }], [V2_CRI, CRI_VALUES]]));
+      expect(parse(config)).toEqual(
+        withValues(before, [
+          [["proxy_plugins", "nydus"], { type: "snapshot", address: sock }],
+          [V2_CRI, CRI_VALUES],
+        ]),
+      );
       expect(statSync(config).mode & 0o777).toBe(0o640);
       const [bak] = backups(dir);
       expect(backups(dir)).toHaveLength(1);
@@ -105,7 +110,11 @@ describe.skipIf(!HAVE_CONTAINERD)("rafsnap setup containerd (compiled binary)", 
         { platform, snapshotter: "overlayfs" },
         { platform, snapshotter: "nydus" },
       ];
-      const wanted = withValues(before, [[["proxy_plugins", "nydus"], proxy], [V3_CRI, { snapshotter: "nydus" }], [UNPACK_PARENT, { unpack_config: unpack }]]);
+      const wanted = withValues(before, [
+        [["proxy_plugins", "nydus"], proxy],
+        [V3_CRI, { snapshotter: "nydus" }],
+        [UNPACK_PARENT, { unpack_config: unpack }],
+      ]);
       expect(parse(config)).toEqual(wanted);
       // Values keep the file's quoting.
       expect(r.stdout).toContain("-    snapshotter = 'overlayfs'\n");
@@ -130,7 +139,10 @@ describe.skipIf(!HAVE_CONTAINERD)("rafsnap setup containerd (compiled binary)", 
         return Object.fromEntries(checks.filter((c) => c.id.startsWith("containerd-")).map((c) => [c.id, c.status]));
       };
       expect(await doctor()).toEqual({ "containerd-wiring": "ok", "containerd-transfer": "ok", "containerd-cri": "ok" });
-      writeFileSync(config, readFileSync(config, "utf8").replace("enable_remote_snapshot_annotations = 'true'", "enable_remote_snapshot_annotations = 'false'"));
+      writeFileSync(
+        config,
+        readFileSync(config, "utf8").replace("enable_remote_snapshot_annotations = 'true'", "enable_remote_snapshot_annotations = 'false'"),
+      );
       expect(await doctor()).toEqual({ "containerd-wiring": "ok", "containerd-transfer": "warn", "containerd-cri": "warn" });
     });
   }, 600_000); // containerd 2.x is downloaded on first use
@@ -170,8 +182,11 @@ describe.skipIf(!HAVE_CONTAINERD)("rafsnap setup containerd (compiled binary)", 
       expect(k).toBe(kept.length);
       for (const block of [
         original.slice(0, original.indexOf("[debug]")),
-        original.slice(original.indexOf("  [plugins.\"io.containerd.gc.v1.scheduler\"]"), original.indexOf("    [plugins.\"io.containerd.grpc.v1.cri\".containerd]")),
-        original.slice(original.indexOf("  [plugins.\"io.containerd.snapshotter.v1.overlayfs\"]")),
+        original.slice(
+          original.indexOf('  [plugins."io.containerd.gc.v1.scheduler"]'),
+          original.indexOf('    [plugins."io.containerd.grpc.v1.cri".containerd]'),
+        ),
+        original.slice(original.indexOf('  [plugins."io.containerd.snapshotter.v1.overlayfs"]')),
       ]) {
         // The stargz block and [timeouts] are in the last slice; our table goes between them.
         if (block.includes("[proxy_plugins.stargz]")) {
@@ -180,7 +195,12 @@ describe.skipIf(!HAVE_CONTAINERD)("rafsnap setup containerd (compiled binary)", 
           expect(after.endsWith(`# Timeouts stay last.${tail}`)).toBe(true);
         } else expect(after).toContain(block);
       }
-      expect(parse(config)).toEqual(withValues(before, [[["proxy_plugins", "nydus"], { type: "snapshot", address: "/run/rafsnap.sock" }], [V2_CRI, CRI_VALUES]]));
+      expect(parse(config)).toEqual(
+        withValues(before, [
+          [["proxy_plugins", "nydus"], { type: "snapshot", address: "/run/rafsnap.sock" }],
+          [V2_CRI, CRI_VALUES],
+        ]),
+      );
       const dump = await containerdDump(config);
       expect(get(dump, ["proxy_plugins", "nydus", "address"])).toBe("/run/rafsnap.sock");
       expect(get(dump, ["proxy_plugins", "stargz", "type"])).toBe("snapshot");
@@ -208,7 +228,10 @@ describe.skipIf(!HAVE_CONTAINERD)("rafsnap setup containerd (compiled binary)", 
       const r = await rafsnapCli(["setup", "containerd", "--config", config]);
       expect(r.code).toBe(0);
       expect(r.stdout).toStartWith(`--- /dev/null\n+++ ${config}\n`);
-      expect(parse(config)).toEqual({ version: 2, proxy_plugins: { nydus: { type: "snapshot", address: "/run/containerd-nydus/containerd-nydus-grpc.sock" } } });
+      expect(parse(config)).toEqual({
+        version: 2,
+        proxy_plugins: { nydus: { type: "snapshot", address: "/run/containerd-nydus/containerd-nydus-grpc.sock" } },
+      });
       expect(statSync(config).mode & 0o777).toBe(0o644);
       expect(backups(join(dir, "etc/containerd"))).toEqual([]);
       expect(get(await containerdDump(config), ["proxy_plugins", "nydus", "type"])).toBe("snapshot");

@@ -204,7 +204,9 @@ describe("deb", () => {
   test.each(ARCHES)("files, modes and links (%s)", (a) => {
     built();
     need("dpkg-deb", "dpkg");
-    const lines = ok(["dpkg-deb", "--contents", deb(a)]).trim().split("\n");
+    const lines = ok(["dpkg-deb", "--contents", deb(a)])
+      .trim()
+      .split("\n");
     const entry = new Map<string, { perms: string; owner: string; link?: string }>();
     for (const l of lines) {
       const m = l.match(/^(\S+) (\S+) +\d+ \S+ \S+ \.(\/\S*?)(?: -> (\S+))?$/);
@@ -326,7 +328,14 @@ describe("rpm", () => {
     need("rpm", "rpm");
     const tag = (t: string) => ok(["rpm", "-qp", "--qf", `%{${t}}`, rpmFile(HOST)]);
     const [post, preun, postun] = [tag("POSTIN"), tag("PREUN"), tag("POSTUN")];
-    for (const [s, arg] of [[post, "1"], [post, "2"], [preun, "0"], [preun, "1"], [postun, "0"], [postun, "1"]] as const) {
+    for (const [s, arg] of [
+      [post, "1"],
+      [post, "2"],
+      [preun, "0"],
+      [preun, "1"],
+      [postun, "0"],
+      [postun, "1"],
+    ] as const) {
       expect({ s, arg, calls: systemctlCalls(s, [arg], false) }).toEqual({ s, arg, calls: [] });
     }
     expect(systemctlCalls(post, ["1"], true)).toEqual(["daemon-reload"]);
@@ -399,6 +408,7 @@ describe("systemd unit", () => {
 describe.skipIf(!isRoot)("deb on this machine (dpkg -i, -r, -P)", () => {
   const CONFIG = "/etc/containerd-nydus/config.toml";
   // "ii" installed, "rc" removed with config files left; "" unknown or purged ("pn").
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format, not a template
   const pkgState = () => sh(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", "rafsnap"]).out.trim().replace(/^pn$/, "");
   const rootExisted = existsSync(DEFAULT_ROOT);
   const parentExisted = existsSync(dirname(DEFAULT_ROOT));
@@ -508,7 +518,9 @@ describe("install.sh from the release tarball", () => {
   test("the tarballs hold install.sh, the binary, unit, config, man page, docs and SHA256SUMS", () => {
     built();
     for (const a of ARCHES) {
-      const names = ok(["tar", "-tzf", tarball(a)]).trim().split("\n");
+      const names = ok(["tar", "-tzf", tarball(a)])
+        .trim()
+        .split("\n");
       const top = `rafsnap-${VERSION}-linux-${a}/`;
       for (const f of ["install.sh", "rafsnap", "rafsnap.service", "config.toml", "rafsnap.8", "SHA256SUMS", "docs/README.md"]) {
         expect(names).toContain(top + f);
@@ -590,7 +602,7 @@ describe("install.sh from the release tarball", () => {
   test("refuses a tampered or incomplete release", () => {
     built();
     const tampered = copyOfRelease("tampered");
-    appendFileSync(join(tampered, "config.toml"), "root = \"/evil\"\n");
+    appendFileSync(join(tampered, "config.toml"), 'root = "/evil"\n');
     const prefix = join(work, "p3");
     const r = install(tampered, "--prefix", prefix);
     expect(r.code).toBe(1);
@@ -599,7 +611,13 @@ describe("install.sh from the release tarball", () => {
 
     const unlisted = copyOfRelease("unlisted");
     const sums = readFileSync(join(unlisted, "SHA256SUMS"), "utf8");
-    writeFileSync(join(unlisted, "SHA256SUMS"), sums.split("\n").filter((l) => !l.endsWith("  rafsnap")).join("\n"));
+    writeFileSync(
+      join(unlisted, "SHA256SUMS"),
+      sums
+        .split("\n")
+        .filter((l) => !l.endsWith("  rafsnap"))
+        .join("\n"),
+    );
     const u = install(unlisted, "--prefix", prefix);
     expect(u.code).toBe(1);
     expect(u.err).toContain("rafsnap is not listed in");
@@ -621,10 +639,7 @@ describe("install.sh from the release tarball", () => {
     built();
     const old = copyOfRelease("no-setup");
     // A rafsnap without `setup` (as before it existed): citty's "Unknown command", exit 2.
-    writeFileSync(
-      join(old, "rafsnap"),
-      '#!/bin/sh\ncase "$1" in version) echo "rafsnap 0.0.1";; *) echo "rafsnap: Unknown command $1" >&2; exit 2;; esac\n',
-    );
+    writeFileSync(join(old, "rafsnap"), '#!/bin/sh\ncase "$1" in version) echo "rafsnap 0.0.1";; *) echo "rafsnap: Unknown command $1" >&2; exit 2;; esac\n');
     ok(["sh", "-c", "find . -type f ! -name SHA256SUMS -printf '%P\\n' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS"], { cwd: old });
     const r = install(old, "--prefix", join(work, "p5"), "--configure-containerd");
     expect(r.code).toBe(1);

@@ -1,5 +1,5 @@
 // The kind and message a promise fails with, for tests that assert on failures.
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Code, ConnectError } from "@connectrpc/connect";
 import { kindOf } from "../../src/errdefs/index.ts";
 
 /** Awaits `p` and returns its error's kind and message; throws when it does not fail. */

@@ -16,7 +16,13 @@ export interface TestFuseMount {
  */
 export function mountTestFuse(mnt: string, fs: ReadonlyFs): TestFuseMount {
   const fd = openSync("/dev/fuse", "r+");
-  mount("rafsnap-test", mnt, "fuse.rafsnap-test", MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV, `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`);
+  mount(
+    "rafsnap-test",
+    mnt,
+    "fuse.rafsnap-test",
+    MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV,
+    `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`,
+  );
   const session = FuseSession.start(fd, fs, { logger: silentLogger(), workers: 2 });
   return {
     session,

@@ -118,7 +118,12 @@ export async function startNydusNode(opts: NydusNodeOptions): Promise<NydusNode>
     cleanup.defer("rafsnap", () => rafsnap.stop());
     const ctd = cleanup.add(
       "containerd",
-      await startContainerd({ dir: join(dir, "containerd"), binaries: await containerdOf(opts.containerd ?? 1), proxySnapshotters: { nydus: rafsnap.socket }, cri: { snapshotter: "nydus" } }),
+      await startContainerd({
+        dir: join(dir, "containerd"),
+        binaries: await containerdOf(opts.containerd ?? 1),
+        proxySnapshotters: { nydus: rafsnap.socket },
+        cri: { snapshotter: "nydus" },
+      }),
     );
     const cri = cleanup.add("cri pods", criHarness(ctd, { dir: join(dir, "cri"), snapshotter: "nydus" }));
     await cri.importSandboxImage();

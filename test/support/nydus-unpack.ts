@@ -79,7 +79,7 @@ export async function viewNydusImage(c: SnapshotsClient, img: NydusTestImage, pr
     },
   });
   const view = await c.view({ key: `${prefix}-view`, parent: top });
-  const lower = (view.mounts[0]?.options.find((o) => o.startsWith("lowerdir=")) as string).slice(9).split(":")[0] as string;
+  const lower = (view.mounts[0]?.options.find((o) => o.startsWith("lowerdir=")) ?? "").slice(9).split(":")[0] as string;
   return { top, lower };
 }
 

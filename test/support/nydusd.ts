@@ -83,7 +83,12 @@ export async function startNydusd(
       return "";
     }
   };
-  await waitFor(`nydusd ${name} RUNNING`, async () => (await state()) === "RUNNING", 20_000, () => !proc.hasExited()).catch((e) => {
+  await waitFor(
+    `nydusd ${name} RUNNING`,
+    async () => (await state()) === "RUNNING",
+    20_000,
+    () => !proc.hasExited(),
+  ).catch((e) => {
     throw new Error(`${(e as Error).message}\n${proc.logTail()}`);
   });
   return { proc, mnt, sock, api, state };
@@ -121,7 +126,12 @@ export async function convertAndFetchBootstrap(
  * converts it to `repo:nydus` (see {@link convertAndFetchBootstrap}, whose result this is).
  * Works in `<dir>/<repo>-tree`, `<dir>/<repo>-layer` and `dir`.
  */
-export async function pushNydusImage(client: RegistryClient, repo: string, dir: string, files: Record<string, Uint8Array>): Promise<{ boot: string; layers: string[] }> {
+export async function pushNydusImage(
+  client: RegistryClient,
+  repo: string,
+  dir: string,
+  files: Record<string, Uint8Array>,
+): Promise<{ boot: string; layers: string[] }> {
   const tree = join(dir, `${repo}-tree`);
   mkdirSync(tree, { recursive: true });
   for (const [name, data] of Object.entries(files)) writeFileSync(join(tree, name), data);

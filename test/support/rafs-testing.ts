@@ -77,7 +77,7 @@ function getfattrTree(root: string): Map<string, Record<string, string>> {
   const out = new Map<string, Record<string, string>>();
   let cur = "";
   // Output read as latin1 (one char per byte); getfattr escapes bytes as \ooo and "\" as "\\".
-  const unescape = (t: string) => {
+  const unescapeGetfattr = (t: string) => {
     const bytes: number[] = [];
     for (let i = 0; i < t.length; i++) {
       if (t[i] === "\\" && /^[0-7]{3}$/.test(t.slice(i + 1, i + 4))) {
@@ -92,7 +92,7 @@ function getfattrTree(root: string): Map<string, Record<string, string>> {
   };
   for (const line of Buffer.from(r.stdout).toString("latin1").split("\n")) {
     if (line.startsWith("# file: ")) {
-      const abs = unescape(line.slice(8));
+      const abs = unescapeGetfattr(line.slice(8));
       cur = abs === root ? "/" : abs.slice(root.length);
       out.set(cur, {});
     } else if (line.includes("=") && cur) {
@@ -118,7 +118,8 @@ export function diskView(root: string, withXattrs: boolean): Record<string, Path
       v.sha256 = sha256Hex(readFileSync(p));
       inos.set(rel, String(st.ino));
     }
-    if (type === FileMode.S_IFCHR || type === FileMode.S_IFBLK) v.rdev = `${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | ((st.rdev >>> 12) & 0xfff00)}`;
+    if (type === FileMode.S_IFCHR || type === FileMode.S_IFBLK)
+      v.rdev = `${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | ((st.rdev >>> 12) & 0xfff00)}`;
     out[rel] = v;
     if (st.isDirectory()) for (const n of readdirSync(p)) visit(rel === "/" ? `/${n}` : `${rel}/${n}`);
   };

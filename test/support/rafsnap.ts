@@ -39,7 +39,12 @@ export async function startRafsnap(dir: string, opts: { root?: string; args?: st
   });
   try {
     // A stale socket file may already be there: wait until the server accepts connections.
-    await waitFor(`${socket} accepting`, () => socketAccepts(socket), 20_000, () => !proc.hasExited());
+    await waitFor(
+      `${socket} accepting`,
+      () => socketAccepts(socket),
+      20_000,
+      () => !proc.hasExited(),
+    );
   } catch (e) {
     await proc.stop();
     throw new Error(`rafsnap did not come up: ${(e as Error).message}\n${proc.logTail()}`);

@@ -10,7 +10,29 @@ const ALLOWED: Record<string, string[]> = {
   cli: ["service", "nydusd", "convert", "setup", "config", "log", "errdefs", "snapshot", "store", "labels"],
   // Node setup and checks; `snapshot` only for the d_type probe doctor shares with serve.
   setup: ["config", "snapshot", "mount", "errdefs", "log", "labels"],
-  service: ["auth", "system", "config", "grpc", "snapshot", "store", "nydusfs", "manager", "metrics", "nydusd", "fuse", "rafs", "convert", "registry", "cache", "mount", "sys", "log", "errdefs", "gen", "labels"],
+  service: [
+    "auth",
+    "system",
+    "config",
+    "grpc",
+    "snapshot",
+    "store",
+    "nydusfs",
+    "manager",
+    "metrics",
+    "nydusd",
+    "fuse",
+    "rafs",
+    "convert",
+    "registry",
+    "cache",
+    "mount",
+    "sys",
+    "log",
+    "errdefs",
+    "gen",
+    "labels",
+  ],
   // The system controller API: over the manager's daemons; metrics for a process's RSS.
   system: ["manager", "metrics", "store", "mount", "errdefs", "log"],
   // mount: the socket probe (stale vs live socket) shared with the daemon.
@@ -51,7 +73,12 @@ function files(dir: string): string[] {
 describe("architecture", () => {
   const all = files(SRC);
   test("every src folder is in the table", () => {
-    const folders = new Set(all.map((f) => relative(SRC, f).split("/")).filter((p) => p.length > 1).map((p) => p[0]));
+    const folders = new Set(
+      all
+        .map((f) => relative(SRC, f).split("/"))
+        .filter((p) => p.length > 1)
+        .map((p) => p[0]),
+    );
     for (const f of folders) expect(Object.keys(ALLOWED)).toContain(f as string);
   });
   test("imports point down the table", () => {

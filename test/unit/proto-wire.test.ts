@@ -93,11 +93,31 @@ describe("containerd wire format (hand-computed bytes)", () => {
     const m = create(MountSchema, { type: "bind", source: "/s", target: "/t", options: ["ro", "rbind"] });
     // prettier-ignore
     const expected = new Uint8Array([
-      0x0a, 0x04, 0x62, 0x69, 0x6e, 0x64, // 1: type    = "bind"
-      0x12, 0x02, 0x2f, 0x73,             // 2: source  = "/s"
-      0x1a, 0x02, 0x2f, 0x74,             // 3: target  = "/t"
-      0x22, 0x02, 0x72, 0x6f,             // 4: options = "ro"
-      0x22, 0x05, 0x72, 0x62, 0x69, 0x6e, 0x64, // 4: options = "rbind" (repeated string is never packed)
+      0x0a,
+      0x04,
+      0x62,
+      0x69,
+      0x6e,
+      0x64, // 1: type    = "bind"
+      0x12,
+      0x02,
+      0x2f,
+      0x73, // 2: source  = "/s"
+      0x1a,
+      0x02,
+      0x2f,
+      0x74, // 3: target  = "/t"
+      0x22,
+      0x02,
+      0x72,
+      0x6f, // 4: options = "ro"
+      0x22,
+      0x05,
+      0x72,
+      0x62,
+      0x69,
+      0x6e,
+      0x64, // 4: options = "rbind" (repeated string is never packed)
     ]);
     expectWire(MountSchema, m, expected);
   });
@@ -206,13 +226,7 @@ describe("containerd wire format (hand-computed bytes)", () => {
       labels: { k: "v" },
       parent: "sha256:p",
     });
-    const expected = bytes(
-      str(1, "rafsnap"),
-      str(2, "sha256:committed"),
-      str(3, "extract-1"),
-      mapEntry(4, "k", "v"),
-      str(5, "sha256:p"),
-    );
+    const expected = bytes(str(1, "rafsnap"), str(2, "sha256:committed"), str(3, "extract-1"), mapEntry(4, "k", "v"), str(5, "sha256:p"));
     expectWire(CommitSnapshotRequestSchema, msg, expected);
     // What containerd < 2.2 sends (no field 5) decodes with an empty parent.
     const old = fromBinary(CommitSnapshotRequestSchema, bytes(str(2, "n"), str(3, "k")));

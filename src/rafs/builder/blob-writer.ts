@@ -88,7 +88,16 @@ const CRC32C_TABLES: readonly Uint32Array[] = (() => {
  * eight bytes per step (a byte-at-a-time loop cost a fifth of a conversion's CPU).
  */
 export function crc32c(data: Uint8Array): number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = CRC32C_TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = CRC32C_TABLES as [
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+  ];
   let c = 0xffffffff;
   let i = 0;
   const n8 = data.length - (data.length % 8);

@@ -36,7 +36,6 @@ const INODE_SIZE = 64;
 /** Device-slot "flat device" alignment (§5). */
 const MAPPED_ALIGN = 0x80000;
 
-
 const enc = new TextEncoder();
 
 /** The inline xattr area of an inode (12-byte header + entries), or empty. */
@@ -56,7 +55,6 @@ function xattrArea(x: ReadonlyMap<string, Uint8Array>): Uint8Array {
   }
   return concat(parts);
 }
-
 
 /** Children sorted by raw name bytes (§9, §14). */
 function sortedChildren(n: TreeNode): TreeNode[] {
@@ -81,7 +79,7 @@ function direntSize(names: readonly Uint8Array[]): number {
 /** Encodes sorted dirents into blocks (each block's bytes, the last one possibly partial). */
 function direntBlocks(entries: readonly { name: Uint8Array; nid: number; type: number }[]): Uint8Array[] {
   const blocks: Uint8Array[] = [];
-  let group: typeof entries[number][] = [];
+  let group: (typeof entries)[number][] = [];
   let used = 0;
   const close = (full: boolean) => {
     const b = new Uint8Array(full ? BS : used);
@@ -192,7 +190,10 @@ export function writeBootstrap(root: TreeNode, opts: BootstrapOptions): Uint8Arr
         blobIndex.set(c.blob, blobs.length);
         blobs.push(c.blob);
       }
-      chunkTable.set(`${Buffer.from(c.digest).toString("hex")}:${(blobIndex.get(c.blob) as number).toString(16).padStart(8, "0")}`, { c, fileOffset: k * chunkSize });
+      chunkTable.set(`${Buffer.from(c.digest).toString("hex")}:${(blobIndex.get(c.blob) as number).toString(16).padStart(8, "0")}`, {
+        c,
+        fileOffset: k * chunkSize,
+      });
     });
   }
   if (blobs.length >= 255) throw invalidArgument(`rafs builder: ${blobs.length} blobs; at most 254 fit in EROFS device ids`);
@@ -207,7 +208,8 @@ export function writeBootstrap(root: TreeNode, opts: BootstrapOptions): Uint8Arr
     const I = INODE_SIZE + xattrs.length;
     const p: Placed = { inode: node.inode, ino: myIno, offset: 0, layout: Layout.FLAT_PLAIN, xattrs, dataOffset: 0, dataSize: 0, nlink: 1, node, parent };
     const type = node.inode.mode & S_IFMT;
-    if (node.inode.uid > 0xffffffff || node.inode.gid > 0xffffffff) throw invalidArgument(`rafs builder: ${path}: uid/gid ${node.inode.uid}/${node.inode.gid} does not fit in 32 bits`);
+    if (node.inode.uid > 0xffffffff || node.inode.gid > 0xffffffff)
+      throw invalidArgument(`rafs builder: ${path}: uid/gid ${node.inode.uid}/${node.inode.gid} does not fit in 32 bits`);
     if (isDirNode(node) || type === FileMode.S_IFLNK) {
       if (isDirNode(node)) p.dataSize = direntSize([enc.encode("."), enc.encode(".."), ...sortedChildren(node).map((c) => c.name)]);
       else p.dataSize = node.inode.symlink?.length ?? 0;
@@ -270,7 +272,6 @@ export function writeBootstrap(root: TreeNode, opts: BootstrapOptions): Uint8Arr
   build(root, place(root, 1, undefined, "/"), "/");
   const table = prefetchNids(root, opts);
 
-
   // 3. Fixed areas.
   const n = blobs.length;
   const blobTableOffset = alignUp(1408 + 128 * n, BS);
@@ -291,13 +292,22 @@ export function writeBootstrap(root: TreeNode, opts: BootstrapOptions): Uint8Arr
   out[1024 + 12] = 12;
   v.setUint16(1024 + 14, nid(placed.get(root.inode) as Placed), true);
   u64(1024 + 16, ino);
-  v.setUint32(1024 + 36, blocks.reduce((a, b) => a + b, 0), true);
+  v.setUint32(
+    1024 + 36,
+    blocks.reduce((a, b) => a + b, 0),
+    true,
+  );
   v.setUint32(1024 + 40, M / BS, true);
   v.setUint32(1024 + 80, FEATURE_INCOMPAT_CHUNKED_FILE | FEATURE_INCOMPAT_DEVICE_TABLE, true);
   v.setUint16(1024 + 86, n, true);
   v.setUint16(1024 + 88, 11, true);
 
-  const COMP_FLAG: Readonly<Record<Compressor, number>> = { none: RafsFlags.COMPRESSION_NONE, lz4_block: RafsFlags.COMPRESSION_LZ4, gzip: RafsFlags.COMPRESSION_GZIP, zstd: RafsFlags.COMPRESSION_ZSTD };
+  const COMP_FLAG: Readonly<Record<Compressor, number>> = {
+    none: RafsFlags.COMPRESSION_NONE,
+    lz4_block: RafsFlags.COMPRESSION_LZ4,
+    gzip: RafsFlags.COMPRESSION_GZIP,
+    zstd: RafsFlags.COMPRESSION_ZSTD,
+  };
   const flags =
     COMP_FLAG[opts.compressor] |
     (opts.digester === "blake3" ? RafsFlags.HASH_BLAKE3 : RafsFlags.HASH_SHA256) |
@@ -373,7 +383,14 @@ function writeBlobEntry(out: Uint8Array, at: number, b: BlobInfo, index: number,
 /** Linux `new_encode_dev`. */
 const encodeDev = (major: number, minor: number) => ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0;
 
-function writeInode(out: Uint8Array, p: Placed, M: number, chunkSize: number, blobIndex: ReadonlyMap<BlobInfo, number>, placed: ReadonlyMap<FileInode, Placed>): void {
+function writeInode(
+  out: Uint8Array,
+  p: Placed,
+  M: number,
+  chunkSize: number,
+  blobIndex: ReadonlyMap<BlobInfo, number>,
+  placed: ReadonlyMap<FileInode, Placed>,
+): void {
   const v = new DataView(out.buffer);
   const at = M + p.offset;
   const i = p.inode;
@@ -405,7 +422,10 @@ function writeInode(out: Uint8Array, p: Placed, M: number, chunkSize: number, bl
     const cs = i.chunks;
     let C = chunkSize;
     const first = cs[0];
-    const continuous = first !== undefined && i.size > chunkSize && cs.every((c, k) => c.blob === first.blob && c.uncompressedOffset === first.uncompressedOffset + k * chunkSize);
+    const continuous =
+      first !== undefined &&
+      i.size > chunkSize &&
+      cs.every((c, k) => c.blob === first.blob && c.uncompressedOffset === first.uncompressedOffset + k * chunkSize);
     if (continuous) C = 2 ** Math.ceil(Math.log2(i.size));
     u = 0x20 | (Math.log2(C) - 12);
     const idx = alignUp(at + INODE_SIZE + p.xattrs.length, 8);

@@ -10,7 +10,18 @@ import { parseCiHeader } from "../blob-meta.ts";
 import { RafsImage } from "../image.ts";
 import { computeBlobId, readInlineBootstrap, readToc, walkReverseTar } from "../toc.ts";
 import { listTree } from "../tree.ts";
-import { blobTarHeader, buildImageBootstrap, buildLayer, LayerTreeBuilder, storesData, writeBootstrap, type BlobInfo, type FileInode, type LayerEntry, type TreeNode } from "./index.ts";
+import {
+  blobTarHeader,
+  buildImageBootstrap,
+  buildLayer,
+  LayerTreeBuilder,
+  storesData,
+  writeBootstrap,
+  type BlobInfo,
+  type FileInode,
+  type LayerEntry,
+  type TreeNode,
+} from "./index.ts";
 import { blobAccess, buildFromTar, rafsView } from "../../../test/support/rafs-testing.ts";
 
 const FIX = join(import.meta.dir, "../../../../shared/fixtures/rafs");
@@ -19,13 +30,28 @@ const tmp = mkdtempSync(join(tmpdir(), "rafs-builder-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Tar entries from literal descriptions (for inputs GNU tar will not produce). */
-async function* entries(list: { path: string; type?: LayerEntry["header"]["type"]; data?: string; linkname?: string; xattrs?: Record<string, Uint8Array> }[]): AsyncGenerator<LayerEntry> {
+async function* entries(
+  list: { path: string; type?: LayerEntry["header"]["type"]; data?: string; linkname?: string; xattrs?: Record<string, Uint8Array> }[],
+): AsyncGenerator<LayerEntry> {
   let offset = 0;
   for (const e of list) {
     const data = new TextEncoder().encode(e.data ?? "");
     const type = e.type ?? "file";
     yield {
-      header: { path: e.path, type, mode: type === "dir" ? 0o755 : 0o644, uid: 0, gid: 0, size: type === "file" ? data.length : 0, mtime: 1, linkname: e.linkname ?? "", devmajor: 0, devminor: 0, xattrs: e.xattrs ?? {}, offset },
+      header: {
+        path: e.path,
+        type,
+        mode: type === "dir" ? 0o755 : 0o644,
+        uid: 0,
+        gid: 0,
+        size: type === "file" ? data.length : 0,
+        mtime: 1,
+        linkname: e.linkname ?? "",
+        devmajor: 0,
+        devminor: 0,
+        xattrs: e.xattrs ?? {},
+        offset,
+      },
       body: (async function* () {
         if (data.length) yield data;
       })(),
@@ -59,12 +85,26 @@ describe("layout matches nydus-image (fixture rafs-v6-2.2.boot)", () => {
       chunks: e.chunks.map((c) => {
         const t = img.chunkTableEntry(c);
         if (!t) throw new Error("no chunk table entry");
-        return { blob: info, ciIndex: c.ciIndex, digest: Buffer.from(t.digest, "hex"), crc32: 0, compressedOffset: t.compressedOffset, compressedSize: t.compressedSize, uncompressedOffset: t.uncompressedOffset, uncompressedSize: t.uncompressedSize, compressed: (t.flags & 1) === 1 };
+        return {
+          blob: info,
+          ciIndex: c.ciIndex,
+          digest: Buffer.from(t.digest, "hex"),
+          crc32: 0,
+          compressedOffset: t.compressedOffset,
+          compressedSize: t.compressedSize,
+          uncompressedOffset: t.uncompressedOffset,
+          uncompressedSize: t.uncompressedSize,
+          compressed: (t.flags & 1) === 1,
+        };
       }),
     });
     const [rootE, ...rest] = listTree(img);
     if (!rootE) throw new Error("empty");
-    const root: TreeNode = { name: new Uint8Array(0), inode: inode(rootE), children: new Map(rest.map((e) => [e.path.slice(1), { name: Buffer.from(e.path.slice(1)), inode: inode(e) }])) };
+    const root: TreeNode = {
+      name: new Uint8Array(0),
+      inode: inode(rootE),
+      children: new Map(rest.map((e) => [e.path.slice(1), { name: Buffer.from(e.path.slice(1)), inode: inode(e) }])),
+    };
     const out = writeBootstrap(root, { chunkSize: b.chunkSize, compressor: "zstd", digester: "blake3", merged: false, prefetchRoot: false });
     const diffs: number[] = [];
     for (let i = 0; i < boot.length; i++) if (out[i] !== boot[i]) diffs.push(i);
@@ -93,7 +133,18 @@ describe("all-entry-type.tar", () => {
       expect(img.blobs[0]?.features).toBe(0x70000021);
       expect(img.ext.flags).toBe({ zstd: 0x80, lz4_block: 0x2, none: 0x1 }[compressor] | 0x4 | 0x10 | 0x20 | 0x100 | 0x0100_0000);
       const view = rafsView(img, blobAccess(img, new Map([[result.blob.blobId, blob]])));
-      expect(Object.keys(view)).toEqual(["/", "/tar", "/tar/dir1", "/tar/dir1/dir3", "/tar/dir1/dir3/hardlink1.txt", "/tar/dir1/dir3/xfile.txt", "/tar/dir1/hardlink2.txt", "/tar/dir2", "/tar/dir2/hardlink3.txt", "/tar/dir2/symlink1.txt"]);
+      expect(Object.keys(view)).toEqual([
+        "/",
+        "/tar",
+        "/tar/dir1",
+        "/tar/dir1/dir3",
+        "/tar/dir1/dir3/hardlink1.txt",
+        "/tar/dir1/dir3/xfile.txt",
+        "/tar/dir1/hardlink2.txt",
+        "/tar/dir2",
+        "/tar/dir2/hardlink3.txt",
+        "/tar/dir2/symlink1.txt",
+      ]);
       const hl = view["/tar/dir2/hardlink3.txt"];
       expect(hl?.linkGroup).toBe("/tar/dir1/dir3/hardlink1.txt");
       expect(hl?.size).toBe(15);
@@ -178,7 +229,20 @@ describe("chunking and dedup", () => {
     async function* split(list: { path: string; data: Uint8Array }[], step: number): AsyncGenerator<LayerEntry> {
       for (const [k, e] of list.entries()) {
         yield {
-          header: { path: e.path, type: "file", mode: 0o644, uid: 0, gid: 0, size: e.data.length, mtime: 1, linkname: "", devmajor: 0, devminor: 0, xattrs: {}, offset: k * 512 },
+          header: {
+            path: e.path,
+            type: "file",
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: e.data.length,
+            mtime: 1,
+            linkname: "",
+            devmajor: 0,
+            devminor: 0,
+            xattrs: {},
+            offset: k * 512,
+          },
           body: (async function* () {
             for (let o = 0; o < e.data.length; o += step) yield e.data.slice(o, o + step);
           })(),
@@ -207,7 +271,19 @@ describe("chunking and dedup", () => {
 
   test("storesData says exactly which entries LayerTreeBuilder.add returns an inode for", () => {
     const t = new LayerTreeBuilder();
-    const h = (path: string, type: LayerEntry["header"]["type"], size = 0, linkname = ""): LayerEntry["header"] => ({ path, type, mode: 0o644, uid: 0, gid: 0, size, mtime: 0, linkname, devmajor: 0, devminor: 0, xattrs: {} });
+    const h = (path: string, type: LayerEntry["header"]["type"], size = 0, linkname = ""): LayerEntry["header"] => ({
+      path,
+      type,
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      size,
+      mtime: 0,
+      linkname,
+      devmajor: 0,
+      devminor: 0,
+      xattrs: {},
+    });
     const cases = [
       h("", "dir"),
       h("d", "dir"),
@@ -279,9 +355,19 @@ describe("image-wide chunk dedup (buildImageBootstrap dedup)", () => {
   const sha = (s: string) => new Bun.CryptoHasher("sha256").update(s).digest("hex");
 
   test("repeats of lower layers' chunks point at the lowest copy; a blob left unused drops out", async () => {
-    const lower = await layer([{ path: "a", data: big }, { path: "gone", data: "only here" }]);
-    const middle = await layer([{ path: "b", data: big }, { path: ".wh.gone", data: "" }, { path: "c", data: "only here" }]);
-    const upper = await layer([{ path: "d", data: `${big}tail` }, { path: "a", data: big }]);
+    const lower = await layer([
+      { path: "a", data: big },
+      { path: "gone", data: "only here" },
+    ]);
+    const middle = await layer([
+      { path: "b", data: big },
+      { path: ".wh.gone", data: "" },
+      { path: "c", data: "only here" },
+    ]);
+    const upper = await layer([
+      { path: "d", data: `${big}tail` },
+      { path: "a", data: big },
+    ]);
     const layers = [lower.result, middle.result, upper.result];
     const plain = RafsImage.open(buildImageBootstrap(layers));
     const img = RafsImage.open(buildImageBootstrap(layers, { dedup: true }));
@@ -313,7 +399,10 @@ describe("bad input", () => {
   };
 
   test("hard link to a missing target is InvalidArgument naming both paths", async () => {
-    const e = await kindOf([{ path: "a", data: "1" }, { path: "b", type: "link", linkname: "missing" }]);
+    const e = await kindOf([
+      { path: "a", data: "1" },
+      { path: "b", type: "link", linkname: "missing" },
+    ]);
     expect(e).toBeInstanceOf(RafsnapError);
     expect(e.kind).toBe(ErrorKind.InvalidArgument);
     expect(e.message).toContain("/b");
@@ -321,12 +410,33 @@ describe("bad input", () => {
   });
 
   test("hard link to a directory or a later entry is rejected", async () => {
-    expect((await kindOf([{ path: "d", type: "dir" }, { path: "l", type: "link", linkname: "d" }])).kind).toBe(ErrorKind.InvalidArgument);
-    expect((await kindOf([{ path: "l", type: "link", linkname: "f" }, { path: "f", data: "x" }])).kind).toBe(ErrorKind.InvalidArgument);
+    expect(
+      (
+        await kindOf([
+          { path: "d", type: "dir" },
+          { path: "l", type: "link", linkname: "d" },
+        ])
+      ).kind,
+    ).toBe(ErrorKind.InvalidArgument);
+    expect(
+      (
+        await kindOf([
+          { path: "l", type: "link", linkname: "f" },
+          { path: "f", data: "x" },
+        ])
+      ).kind,
+    ).toBe(ErrorKind.InvalidArgument);
   });
 
   test("a path below a regular file and an unstorable xattr are InvalidArgument", async () => {
-    expect((await kindOf([{ path: "f", data: "x" }, { path: "f/g", data: "y" }])).message).toContain("/f/g");
+    expect(
+      (
+        await kindOf([
+          { path: "f", data: "x" },
+          { path: "f/g", data: "y" },
+        ])
+      ).message,
+    ).toContain("/f/g");
     const x = await kindOf([{ path: "f", data: "x", xattrs: { "foo.bar": new Uint8Array([1]) } }]);
     expect(x.kind).toBe(ErrorKind.InvalidArgument);
     expect(x.message).toContain("foo.bar");

@@ -74,7 +74,8 @@ export interface LayerBuild {
 
 /** Throws InvalidArgument unless `n` is a power of two in 4 KiB…16 MiB. */
 function checkChunkSize(n: number): void {
-  if (!Number.isInteger(n) || n < 0x1000 || n > 0x1000000 || (n & (n - 1)) !== 0) throw invalidArgument(`rafs builder: chunk size 0x${n.toString(16)} is not a power of two in 0x1000…0x1000000`);
+  if (!Number.isInteger(n) || n < 0x1000 || n > 0x1000000 || (n & (n - 1)) !== 0)
+    throw invalidArgument(`rafs builder: chunk size 0x${n.toString(16)} is not a power of two in 0x1000…0x1000000`);
 }
 
 /**
@@ -157,7 +158,13 @@ export interface LayerBlobBuild {
 export function buildLayerBlob(entries: AsyncIterable<LayerEntry>, sink: EntrySink, opts: LayerBlobOptions = {}): LayerBlobBuild {
   const chunkSize = opts.chunkSize ?? 0x100000;
   checkChunkSize(chunkSize);
-  const writer = new BlobWriter({ compressor: opts.compressor ?? "zstd", digester: opts.digester ?? "blake3", chunkSize, hasher: opts.hasher, crc32c: opts.crc32c });
+  const writer = new BlobWriter({
+    compressor: opts.compressor ?? "zstd",
+    digester: opts.digester ?? "blake3",
+    chunkSize,
+    hasher: opts.hasher,
+    crc32c: opts.crc32c,
+  });
   const scratch = opts.transientPieces ? new Uint8Array(chunkSize) : undefined;
   async function* cut(header: LayerEntryHeader, body: AsyncIterable<Uint8Array>, chunks: ChunkRef[]): AsyncGenerator<Uint8Array> {
     for await (const raw of chunksOf(body, header.size, chunkSize, `/${header.path}`, scratch)) {
@@ -183,7 +190,8 @@ export function buildLayerBlob(entries: AsyncIterable<LayerEntry>, sink: EntrySi
       for await (const { header, body } of first.again()) {
         const wait = later.get(m++);
         if (!wait) continue;
-        if (wait.path !== header.path) throw invalidArgument(`rafs builder: the second pass over the layer found /${header.path} where the first found /${wait.path}`);
+        if (wait.path !== header.path)
+          throw invalidArgument(`rafs builder: the second pass over the layer found /${header.path} where the first found /${wait.path}`);
         later.delete(m - 1);
         yield* cut(header, body, wait.chunks);
       }
@@ -257,9 +265,23 @@ export function buildImageBootstrap(layers: readonly LayerResult[], opts: ImageB
   const first = layers[0];
   if (!first) throw invalidArgument("rafs builder: an image needs at least one layer");
   for (const l of layers) {
-    if (l.blob.chunkSize !== first.blob.chunkSize) throw invalidArgument(`rafs builder: layer blob ${l.blob.blobId} has chunk size 0x${l.blob.chunkSize.toString(16)}, the first layer 0x${first.blob.chunkSize.toString(16)}`);
+    if (l.blob.chunkSize !== first.blob.chunkSize)
+      throw invalidArgument(
+        `rafs builder: layer blob ${l.blob.blobId} has chunk size 0x${l.blob.chunkSize.toString(16)}, the first layer 0x${first.blob.chunkSize.toString(16)}`,
+      );
   }
   const root = mergeTrees(layers.map((l) => l.tree)) as TreeNode;
-  if (opts.dedup) dedupChunks(root, layers.map((l) => l.tree));
-  return writeBootstrap(root, { chunkSize: first.blob.chunkSize, compressor: first.blob.compressor, digester: first.blob.digester, merged: true, prefetchRoot: opts.prefetchRoot, prefetch: opts.prefetch });
+  if (opts.dedup)
+    dedupChunks(
+      root,
+      layers.map((l) => l.tree),
+    );
+  return writeBootstrap(root, {
+    chunkSize: first.blob.chunkSize,
+    compressor: first.blob.compressor,
+    digester: first.blob.digester,
+    merged: true,
+    prefetchRoot: opts.prefetchRoot,
+    prefetch: opts.prefetch,
+  });
 }

@@ -221,7 +221,27 @@ describe.skipIf(!isRoot)("kernel EROFS mounts what the builder makes (root)", ()
 
     const want = diskView(exp, true);
     expect(Object.keys(want).sort()).toEqual(
-      ["/", "/conflink", "/data", "/data/a", "/data/c", "/data/c-link", "/data/sub", "/data/sub/b", "/data/sub/d", "/dir2file", "/emptydir", "/etc", "/etc/conf", "/hl1", "/hl2", "/newdir", "/newdir/real", "/opq", "/opq/new"].sort(),
+      [
+        "/",
+        "/conflink",
+        "/data",
+        "/data/a",
+        "/data/c",
+        "/data/c-link",
+        "/data/sub",
+        "/data/sub/b",
+        "/data/sub/d",
+        "/dir2file",
+        "/emptydir",
+        "/etc",
+        "/etc/conf",
+        "/hl1",
+        "/hl2",
+        "/newdir",
+        "/newdir/real",
+        "/opq",
+        "/opq/new",
+      ].sort(),
     );
     const ours = rafsView(img, blobAccess(img, blobs));
     expect(ours).toEqual(want);

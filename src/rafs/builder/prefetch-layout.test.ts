@@ -34,7 +34,15 @@ test("listed files are laid out first and contiguous, listed in the prefetch tab
   mkdirSync(join(src, "etc/conf.d"), { recursive: true });
   mkdirSync(join(src, "usr/bin"), { recursive: true });
   // Tar order is alphabetical here; the listed files sit in the middle and at the end.
-  const files: Record<string, number> = { "a-first": 9000, "etc/conf.d/x": 5000, "etc/conf.d/y": 300, "etc/passwd": 700, "m-middle": 20000, "usr/bin/app": 13000, "zz-last": 4000 };
+  const files: Record<string, number> = {
+    "a-first": 9000,
+    "etc/conf.d/x": 5000,
+    "etc/conf.d/y": 300,
+    "etc/passwd": 700,
+    "m-middle": 20000,
+    "usr/bin/app": 13000,
+    "zz-last": 4000,
+  };
   Object.entries(files).forEach(([p, n], i) => writeFileSync(join(src, p), body(i + 1, n)));
   const tarPath = join(tmp, "layer.tar");
   expect(Bun.spawnSync(["tar", "-C", src, "--sort=name", "-cf", tarPath, "."]).exitCode).toBe(0);
@@ -91,7 +99,7 @@ test("a second pass that disagrees with the first is InvalidArgument", async () 
 });
 
 test("list files: bad lines are errors naming the line; bounds hold", () => {
-  expect(() => parsePrefetchList("/ok\nrelative/path\n", "f")).toThrow("f:2: \"relative/path\" is not an absolute path");
+  expect(() => parsePrefetchList("/ok\nrelative/path\n", "f")).toThrow('f:2: "relative/path" is not an absolute path');
   expect(() => parsePrefetchList("/a/../etc/shadow\n", "f")).toThrow(/f:1: .* has a \. or \.\. component/);
   expect(() => parsePrefetchList(`/${"x".repeat(5000)}\n`, "f")).toThrow(/longer than 4096/);
   expect(() => parsePrefetchList(Array.from({ length: 70000 }, (_, i) => `/f${i}`).join("\n"), "f")).toThrow(/more than 65536 paths/);

@@ -97,7 +97,12 @@ export function storesData(h: LayerEntryHeader): boolean {
 
 /** A new directory inode with nydus's synthesized defaults (040755, uid/gid 0, mtime 0). */
 export function syntheticDir(name: Uint8Array): TreeNode {
-  return { name, inode: { mode: FileMode.S_IFDIR | 0o755, uid: 0, gid: 0, mtime: 0, size: 0, xattrs: new Map(), rdevMajor: 0, rdevMinor: 0, chunks: [] }, children: new Map(), synthesized: true };
+  return {
+    name,
+    inode: { mode: FileMode.S_IFDIR | 0o755, uid: 0, gid: 0, mtime: 0, size: 0, xattrs: new Map(), rdevMajor: 0, rdevMinor: 0, chunks: [] },
+    children: new Map(),
+    synthesized: true,
+  };
 }
 
 /** True when `n` is a directory node. */
@@ -138,7 +143,12 @@ export class LayerTreeBuilder {
     const name = parts.at(-1) as string;
     const existing = parent.children?.get(name);
     if (h.type === "link") {
-      const target = this.files.get(`/${h.linkname.split("/").filter((p) => p !== "" && p !== ".").join("/")}`);
+      const target = this.files.get(
+        `/${h.linkname
+          .split("/")
+          .filter((p) => p !== "" && p !== ".")
+          .join("/")}`,
+      );
       if (!target) throw invalidArgument(`rafs builder: hard link ${path}${at} points to /${h.linkname}, which is not an earlier regular file in the layer`);
       const node: TreeNode = { name: enc.encode(name), inode: target.inode };
       parent.children?.set(name, node);
@@ -180,7 +190,8 @@ export class LayerTreeBuilder {
   private inodeOf(h: LayerEntryHeader, typeBits: number): FileInode {
     const xattrs = new Map<string, Uint8Array>();
     for (const [k, v] of Object.entries(h.xattrs)) {
-      if (enc.encode(k).length > 255 || v.length > 65535) throw invalidArgument(`rafs builder: /${h.path}: xattr ${k} has a name over 255 bytes or a value over 64 KiB`);
+      if (enc.encode(k).length > 255 || v.length > 65535)
+        throw invalidArgument(`rafs builder: /${h.path}: xattr ${k} has a name over 255 bytes or a value over 64 KiB`);
       xattrIndex(k);
       xattrs.set(k, v);
     }
