@@ -129,13 +129,7 @@ function emitCompress(c: Code, L: Locals, base: number, stride: number): void {
     c.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t1);
     c.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t2);
     c.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t3);
-    const put = (k: number, x: number, y: number, lanes: number[]) =>
-      c
-        .i32(0)
-        .get(x)
-        .get(y)
-        .shuffle32(lanes)
-        .simd(S.store, 4, ...uleb(k * 16));
+    const put = (k: number, x: number, y: number, lanes: number[]) => c.i32(0).get(x).get(y).shuffle32(lanes).simd(S.store, 4, ...uleb(k * 16));
     put(4 * q, t0, t2, [0, 1, 4, 5]);
     put(4 * q + 1, t0, t2, [2, 3, 6, 7]);
     put(4 * q + 2, t1, t3, [0, 1, 4, 5]);
@@ -144,25 +138,9 @@ function emitCompress(c: Code, L: Locals, base: number, stride: number): void {
   const v = L.v;
   const msg = (k: number) => c.i32(0).simd(0x00, 4, ...uleb(k * 16));
   const rotr = (x: number, n: number) => {
-    if (n === 16)
-      c.get(x)
-        .get(x)
-        .simd(0x0d, ...[2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13])
-        .set(x);
-    else if (n === 8)
-      c.get(x)
-        .get(x)
-        .simd(0x0d, ...[1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12])
-        .set(x);
-    else
-      c.get(x)
-        .i32(n)
-        .simd(S.shrU)
-        .get(x)
-        .i32(32 - n)
-        .simd(S.shl)
-        .simd(S.or)
-        .set(x);
+    if (n === 16) c.get(x).get(x).simd(0x0d, ...[2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13]).set(x);
+    else if (n === 8) c.get(x).get(x).simd(0x0d, ...[1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12]).set(x);
+    else c.get(x).i32(n).simd(S.shrU).get(x).i32(32 - n).simd(S.shl).simd(S.or).set(x);
   };
   const g = (a: number, b: number, cc: number, d: number, mx: number, my: number) => {
     const [A, B, C, D] = [v[a], v[b], v[cc], v[d]] as [number, number, number, number];
@@ -196,11 +174,7 @@ function emitCompress(c: Code, L: Locals, base: number, stride: number): void {
     g(3, 4, 9, 14, m(14), m(15));
     s = MSG_PERMUTATION.map((p) => s[p] as number);
   }
-  for (let i = 0; i < 8; i++)
-    c.get(v[i] as number)
-      .get(v[i + 8] as number)
-      .simd(S.xor)
-      .set(L.cv[i] as number);
+  for (let i = 0; i < 8; i++) c.get(v[i] as number).get(v[i + 8] as number).simd(S.xor).set(L.cv[i] as number);
 }
 
 /** Stores cv0…cv7 (lane j = input j) as four 32-byte chaining values at local `out`. */
@@ -219,11 +193,7 @@ function emitStore(c: Code, L: Locals, out: number): void {
       [t1, t3, [2, 3, 6, 7]],
     ];
     for (const [j, [x, y, lanes]] of cols.entries()) {
-      c.get(out)
-        .get(x)
-        .get(y)
-        .shuffle32(lanes)
-        .simd(S.store, 0, ...uleb(j * 32 + half * 16));
+      c.get(out).get(x).get(y).shuffle32(lanes).simd(S.store, 0, ...uleb(j * 32 + half * 16));
     }
   }
 }
@@ -253,20 +223,13 @@ function emitInitState(c: Code, L: Locals, fromCv: boolean, ctr: number | undefi
     else c.i32(IV[i] as number).simd(S.splat);
     c.set(L.v[i] as number);
   }
-  for (let i = 0; i < 4; i++)
-    c.i32(IV[i] as number)
-      .simd(S.splat)
-      .set(L.v[8 + i] as number);
+  for (let i = 0; i < 4; i++) c.i32(IV[i] as number).simd(S.splat).set(L.v[8 + i] as number);
   if (ctr !== undefined) c.get(ctr);
   else c.v128Const([0, 0, 0, 0]);
   c.set(L.v[12] as number);
   c.v128Const([0, 0, 0, 0]).set(L.v[13] as number);
-  c.i32(64)
-    .simd(S.splat)
-    .set(L.v[14] as number);
-  c.get(flags)
-    .simd(S.splat)
-    .set(L.v[15] as number);
+  c.i32(64).simd(S.splat).set(L.v[14] as number);
+  c.get(flags).simd(S.splat).set(L.v[15] as number);
 }
 
 /** `chunks(inp, groups, counter, out)`; i32 locals: 4 = block, 5 = p, 6 = flags; v128 7 = ctr. */
@@ -277,10 +240,7 @@ function chunksBody(): number[] {
   c.op(0x02, 0x40); // block
   c.get(groups).op(0x45, 0x0d, 0); // br_if 0 when groups == 0
   c.op(0x03, 0x40); // loop (groups)
-  for (let i = 0; i < 8; i++)
-    c.i32(IV[i] as number)
-      .simd(S.splat)
-      .set(L.cv[i] as number);
+  for (let i = 0; i < 8; i++) c.i32(IV[i] as number).simd(S.splat).set(L.cv[i] as number);
   c.get(counter).simd(S.splat).v128Const([0, 1, 2, 3]).simd(S.add).set(ctr);
   c.i32(0).set(block).get(inp).set(p);
   c.op(0x03, 0x40); // loop (blocks)
@@ -328,25 +288,15 @@ export function blake3SimdModule(pages: number): Uint8Array {
   const fnType = (params: number) => [0x60, ...vec(Array.from({ length: params }, () => [I32])), 0];
   const bodies = [chunksBody(), parentsBody()].map((b) => [...uleb(b.length), ...b]);
   return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec([fnType(4), fnType(3)])),
     ...section(3, vec([[0], [1]])),
     ...section(5, vec([[0x00, ...uleb(pages)]])),
-    ...section(
-      7,
-      vec([
-        [...name("chunks"), 0x00, 0],
-        [...name("parents"), 0x00, 1],
-        [...name("mem"), 0x02, 0],
-      ]),
-    ),
+    ...section(7, vec([
+      [...name("chunks"), 0x00, 0],
+      [...name("parents"), 0x00, 1],
+      [...name("mem"), 0x02, 0],
+    ])),
     ...section(10, vec(bodies)),
   ]);
 }

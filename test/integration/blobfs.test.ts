@@ -6,12 +6,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FuseSession } from "../../src/fuse/index.ts";
 import { silentLogger } from "../../src/log/index.ts";
-import { MountFlags, mount, umount } from "../../src/mount/index.ts";
 import { type BlobBackend, Blobfs, localfsBackend, openBlob } from "../../src/nydusd/index.ts";
 import { RafsImage, digest } from "../../src/rafs/index.ts";
 import { run } from "../harness/process.ts";
+import { mountTestFuse } from "../support/fuse-mount.ts";
 
 const FIX = join(import.meta.dir, "../../../shared/fixtures/rafs");
 const BOOT = join(FIX, "rafs-v6-2.2.boot");
@@ -51,15 +50,7 @@ async function serve(dir: string, cacheDir: string, backend: BlobBackend) {
   const rootfs = join(dir, "rootfs");
   mkdirSync(blobMnt, { recursive: true });
   mkdirSync(rootfs, { recursive: true });
-  const fd = openSync("/dev/fuse", "r+");
-  mount(
-    "blobfs",
-    blobMnt,
-    "fuse.rafsnap-blobfs",
-    MountFlags.MS_RDONLY | MountFlags.MS_NOSUID | MountFlags.MS_NODEV,
-    `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other`,
-  );
-  const session = FuseSession.start(fd, fs, { logger: silentLogger() });
+  const fuse = mountTestFuse(blobMnt, fs);
   const m = await run([process.execPath, join(import.meta.dir, "../support/erofs-mount.ts"), BOOT, rootfs, join(blobMnt, ID)]);
   if (m.code !== 0) throw new Error(`erofs mount failed: ${m.stderr}`);
   return {
@@ -67,10 +58,7 @@ async function serve(dir: string, cacheDir: string, backend: BlobBackend) {
     fs,
     async stop() {
       await run(["umount", rootfs]);
-      umount(blobMnt);
-      await Promise.race([session.done, Bun.sleep(3000)]);
-      session.stop();
-      closeSync(fd);
+      await fuse.stop();
       fs.close();
     },
   };

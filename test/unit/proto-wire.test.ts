@@ -92,32 +92,13 @@ describe("containerd wire format (hand-computed bytes)", () => {
   test("containerd.types.Mount, fully literal bytes", () => {
     const m = create(MountSchema, { type: "bind", source: "/s", target: "/t", options: ["ro", "rbind"] });
     // prettier-ignore
+    // biome-ignore format: wire bytes grouped by field
     const expected = new Uint8Array([
-      0x0a,
-      0x04,
-      0x62,
-      0x69,
-      0x6e,
-      0x64, // 1: type    = "bind"
-      0x12,
-      0x02,
-      0x2f,
-      0x73, // 2: source  = "/s"
-      0x1a,
-      0x02,
-      0x2f,
-      0x74, // 3: target  = "/t"
-      0x22,
-      0x02,
-      0x72,
-      0x6f, // 4: options = "ro"
-      0x22,
-      0x05,
-      0x72,
-      0x62,
-      0x69,
-      0x6e,
-      0x64, // 4: options = "rbind" (repeated string is never packed)
+      0x0a, 0x04, 0x62, 0x69, 0x6e, 0x64, // 1: type    = "bind"
+      0x12, 0x02, 0x2f, 0x73,             // 2: source  = "/s"
+      0x1a, 0x02, 0x2f, 0x74,             // 3: target  = "/t"
+      0x22, 0x02, 0x72, 0x6f,             // 4: options = "ro"
+      0x22, 0x05, 0x72, 0x62, 0x69, 0x6e, 0x64, // 4: options = "rbind" (repeated string is never packed)
     ]);
     expectWire(MountSchema, m, expected);
   });
