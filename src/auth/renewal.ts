@@ -17,6 +17,11 @@ export interface RenewalOptions {
   target: RenewalTarget;
   intervalMs: number;
   logger: Logger;
+  /**
+   * Told after each round: every image renewal looked up, whether that worked, and the images
+   * it keeps credentials for (for `snapshotter_credential_*` metrics). Never given secrets.
+   */
+  onRound?: (attempts: readonly { imageRef: string; ok: boolean }[], kept: ReadonlySet<string>) => void;
 }
 
 /** Outcome of one renewal round. */
@@ -69,20 +74,27 @@ export class CredentialRenewal {
 
   private async run(): Promise<RenewalRound> {
     const out: RenewalRound = { renewed: 0, failed: 0 };
+    const attempts: { imageRef: string; ok: boolean }[] = [];
+    const kept = new Set<string>();
     for (const i of this.opts.target.instances()) {
       if (this.opts.keychain.fromLabels(i.imageRef)) continue;
       try {
         const found = await this.opts.keychain.resolve(i.imageRef);
         if (!found) continue;
-        if (await this.opts.target.updateCredentials(i.snapshotId, found.credentials)) {
+        kept.add(i.imageRef);
+        const changed = await this.opts.target.updateCredentials(i.snapshotId, found.credentials);
+        attempts.push({ imageRef: i.imageRef, ok: true });
+        if (changed) {
           out.renewed++;
           this.log.info(`renewed the registry credentials of ${i.imageRef} (snapshot ${i.snapshotId}, from ${found.source})`);
         }
       } catch (e) {
         out.failed++;
+        attempts.push({ imageRef: i.imageRef, ok: false });
         this.log.warn(`credential renewal of ${i.imageRef} (snapshot ${i.snapshotId}) failed: ${(e as Error).message}`);
       }
     }
+    this.opts.onRound?.(attempts, kept);
     return out;
   }
 }

@@ -108,6 +108,10 @@ export class Metrics {
   readonly readLatency: ReportedHistogram;
   readonly cache: Record<CacheField, Gauge<"image_ref">>;
   readonly cacheUsageKb: Gauge;
+  /** Credential renewal attempts per image, `result` success or failure (nydus-snapshotter's names). */
+  readonly credentialRenewals: Counter<"image_ref" | "result">;
+  /** Credentials renewal keeps per image (1 while the image is mounted and renewed). */
+  readonly credentialStoreEntries: Gauge<"image_ref">;
   private gc: () => GcCounters = () => ({ inUse: 0, deleted: 0, deletionErrors: 0 });
 
   constructor() {
@@ -117,6 +121,18 @@ export class Metrics {
       help: "Time the snapshot operations took, in milliseconds.",
       labelNames: ["snapshot_operation"],
       buckets: OPERATION_BUCKETS_MS,
+      registers,
+    });
+    this.credentialRenewals = new Counter({
+      name: "snapshotter_credential_renewals_total",
+      help: "Credential renewal attempts, by image reference and result (success or failure).",
+      labelNames: ["image_ref", "result"],
+      registers,
+    });
+    this.credentialStoreEntries = new Gauge({
+      name: "snapshotter_credential_store_entries",
+      help: "Credentials renewal keeps, by image reference.",
+      labelNames: ["image_ref"],
       registers,
     });
     this.nydusdCounts = new Gauge({ name: "nydusd_counts", help: "nydusd daemons running, by daemon version.", labelNames: ["version"], registers });

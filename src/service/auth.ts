@@ -11,6 +11,7 @@ import {
 import { type Config, durationMs } from "../config/index.ts";
 import { failedPrecondition } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
+import type { Metrics } from "../metrics/index.ts";
 import type { CredentialLookup, NydusFs } from "../nydusfs/index.ts";
 
 /** The `[remote.auth]` parts of the service. */
@@ -59,10 +60,17 @@ export function buildAuth(config: Config, logger: Logger): AuthParts {
 }
 
 /** Starts `[remote.auth] credential_renewal_interval` renewal for `fs`; undefined when the interval is 0. */
-export function startRenewal(config: Config, auth: AuthParts, fs: NydusFs, logger: Logger): CredentialRenewal | undefined {
+export function startRenewal(config: Config, auth: AuthParts, fs: NydusFs, logger: Logger, metrics?: Metrics): CredentialRenewal | undefined {
   const ms = durationMs(config.remote.auth.credential_renewal_interval);
   if (ms <= 0) return undefined;
-  const r = new CredentialRenewal({ keychain: auth.keychain, target: fs, intervalMs: Math.max(1000, ms), logger });
+  const onRound = metrics
+    ? (attempts: readonly { imageRef: string; ok: boolean }[], kept: ReadonlySet<string>) => {
+        for (const a of attempts) metrics.credentialRenewals.inc({ image_ref: a.imageRef, result: a.ok ? "success" : "failure" });
+        metrics.credentialStoreEntries.reset();
+        for (const ref of kept) metrics.credentialStoreEntries.set({ image_ref: ref }, 1);
+      }
+    : undefined;
+  const r = new CredentialRenewal({ keychain: auth.keychain, target: fs, intervalMs: Math.max(1000, ms), logger, onRound });
   r.start();
   return r;
 }

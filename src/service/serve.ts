@@ -90,7 +90,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     }
     const raw = auth.criProxy ? [auth.criProxy] : [];
     server = await listenUnix({ path: config.address, uid: config.uid, gid: config.gid }, regs, logger.withTag("grpc"), raw);
-    if (nydus) renewal = startRenewal(config, auth, nydus.fs, logger);
+    if (nydus) renewal = startRenewal(config, auth, nydus.fs, logger, metrics);
   } catch (e) {
     await system?.stop();
     auth?.criProxy?.close();

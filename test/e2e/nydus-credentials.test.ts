@@ -11,7 +11,7 @@ import { RegistryClient } from "../../src/registry/index.ts";
 import { Cleanup } from "../harness/cleanup.ts";
 import { noise, pushDirImage } from "../harness/oci-image.ts";
 import { makePki } from "../harness/pki.ts";
-import { run } from "../harness/process.ts";
+import { freePort, run } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
 import { startTokenServer, type TokenServer } from "../harness/token-server.ts";
 import { serveNydus, type UnpackLayer, unpackNydus } from "../support/nydus-unpack.ts";
@@ -143,7 +143,8 @@ credential_renewal_interval = "${renewal}"`;
   };
 
   test("renewal keeps cold reads working across password expiries; without it they fail", async () => {
-    const renewing = await serveNydus(cleanup, dir, "renewing", `daemon_mode = "shared"\n${authToml("1s")}`);
+    const metricsPort = await freePort();
+    const renewing = await serveNydus(cleanup, dir, "renewing", `daemon_mode = "shared"\n[metrics]\naddress = "127.0.0.1:${metricsPort}"\n${authToml("1s")}`);
     const fixed = await serveNydus(cleanup, dir, "fixed", `daemon_mode = "dedicated"\n${authToml("0s")}`);
     const rootA = await mountImage(renewing, "a");
     const rootB = await mountImage(fixed, "b");
@@ -166,6 +167,13 @@ credential_renewal_interval = "${renewal}"`;
     const logA = readFileSync(join(dir, "renewing", "rafsnap.log"), "utf8");
     expect(logA.match(/renewed the registry credentials of/g)?.length ?? 0).toBeGreaterThanOrEqual(3);
     expect(readFileSync(join(dir, "fixed", "rafsnap.log"), "utf8")).not.toContain("renewed the registry credentials");
+    // The rounds count into nydus-snapshotter's credential metrics.
+    const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/v1/metrics`)).text();
+    const renewals = Number(
+      new RegExp(`^snapshotter_credential_renewals_total\\{image_ref="${image}",result="success"\\} (\\d+)$`, "m").exec(scraped)?.[1] ?? 0,
+    );
+    expect(renewals).toBeGreaterThanOrEqual(3);
+    expect(scraped).toContain(`snapshotter_credential_store_entries{image_ref="${image}"} 1`);
     // Secrets stay out of every log; the daemon configs that hold them are 0600.
     const logs = logText(dir);
     for (const p of ["tok-1", "tok-2", Buffer.from("alice:tok-").toString("base64").slice(0, 12)]) expect(logs).not.toContain(p);
