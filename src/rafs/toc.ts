@@ -64,7 +64,7 @@ export function* walkReverseTar(src: ByteSource): Generator<TarEntry> {
 }
 
 /** ToC entry flags → compressor. */
-const TOC_COMPRESSORS: Readonly<Record<number, Compressor>> = { 1: "none", 2: "zstd", 4: "lz4_block" };
+const TOC_COMPRESSORS: Readonly<Record<number, Compressor>> = { 0x1: "none", 0x2: "zstd", 0x4: "lz4_block" };
 
 /** One 128-byte ToC entry. */
 export interface TocEntry {

@@ -52,13 +52,13 @@ export interface ManifestOptions {
 
 const S_IFMT = 0o170000;
 const TYPES: Record<number, EntryType> = {
-  16807: "file",
-  9604: "dir",
-  21609: "symlink",
-  4802: "char",
-  14406: "block",
-  2401: "fifo",
-  26411: "socket",
+  0o100000: "file",
+  0o040000: "dir",
+  0o120000: "symlink",
+  0o020000: "char",
+  0o060000: "block",
+  0o010000: "fifo",
+  0o140000: "socket",
 };
 const ENODATA = 61;
 const ERANGE = 34;
