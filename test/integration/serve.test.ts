@@ -20,10 +20,15 @@ describe("rafsnap serve (compiled binary)", () => {
     dir = tempDir("serve");
     srv = await startRafsnap(dir);
   });
+  // Longer than the server's stop grace (SIGTERM, then SIGKILL after 10 s), so the directory
+  // is removed even when a test leaves a call open.
   afterAll(async () => {
-    await srv?.stop();
-    removeDir(dir);
-  });
+    try {
+      await srv?.stop();
+    } finally {
+      removeDir(dir);
+    }
+  }, 30_000);
 
   test("the debug log names labels but never shows their values (pull secrets)", async () => {
     const secret = "c2VjcmV0LXB1bGwtc2VjcmV0LXZhbHVl-do-not-log";
