@@ -54,6 +54,40 @@ export async function readStatus(config: Config): Promise<Status> {
   }
 }
 
+/** Where an image's daemon answers, for asking it about that image's instance. */
+export interface ImageDaemon {
+  /** The daemon's API socket. */
+  apiSocket: string;
+  /** The instance id in the daemon's API: `/<snapshot id>` on a shared daemon, none on a dedicated one. */
+  apiId: string | undefined;
+}
+
+/**
+ * The daemon serving image `imageRef` under the root (read-only, beside a running server): its
+ * API socket and the instance's id there. The newest instance when the image is mounted more
+ * than once. NotFound when the root has no database or no instance of that image (naming the
+ * images that are mounted).
+ */
+export function imageDaemon(config: Config, imageRef: string): ImageDaemon {
+  const path = join(config.root, DB_FILE);
+  if (!existsSync(path)) throw notFound(`no rafsnap database at ${path}: has rafsnap served this root (--root)?`);
+  const db = openDbReadonly(path);
+  try {
+    const store = new DaemonStore(db, systemClock());
+    const all = store.listInstances();
+    const mine = all.filter((i) => i.imageId === imageRef).sort((a, b) => b.seq - a.seq)[0];
+    if (!mine) {
+      const known = [...new Set(all.map((i) => i.imageId))].slice(0, 10);
+      throw notFound(`no RAFS instance of image ${JSON.stringify(imageRef)} under ${config.root}${known.length ? ` (mounted: ${known.join(", ")})` : ""}`);
+    }
+    const d = store.listDaemons().find((x) => x.id === mine.daemonId);
+    if (!d) throw notFound(`the daemon ${mine.daemonId} of image ${JSON.stringify(imageRef)} has no record under ${config.root}`);
+    return { apiSocket: d.apiSocket, apiId: d.mode === "shared" ? `/${mine.snapshotId}` : undefined };
+  } finally {
+    db.$client.close();
+  }
+}
+
 /** The status as text: a section per table, a line per row. */
 export function formatStatus(s: Status): string {
   const out: string[] = [`root: ${s.root}`, "", `DAEMONS (${s.daemons.length})`];

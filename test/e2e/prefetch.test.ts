@@ -13,6 +13,7 @@ import { type FlakyProxy, startFlakyProxy } from "../harness/flaky-proxy.ts";
 import { run, waitFor } from "../harness/process.ts";
 import { type Registry, startRegistry } from "../harness/registry.ts";
 import { registryConfig, startNydusd } from "../support/nydusd.ts";
+import { prepareNydusImage, serveNydus, viewNydusImage } from "../support/nydus-unpack.ts";
 import { rafsnapCli } from "../support/rafsnap.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -116,4 +117,26 @@ describe.skipIf(!isRoot)("learned prefetch list", () => {
     expect(await warm.proc.stop()).toBe(0);
     expect(mountsUnder(dir)).toEqual([]);
   }, 120_000);
+});
+
+describe.skipIf(!isRoot)("learned prefetch list of an image rafsnap serve runs", () => {
+  const cleanup = new Cleanup();
+  afterAll(() => cleanup.run());
+
+  test("prefetch-list --image REF --root R asks the image's daemon, found in rafsnap's database", async () => {
+    const dir = cleanup.tempDir("rafsnap-prefetch-image-");
+    const reg = cleanup.add("registry", await startRegistry(join(dir, "registry")));
+    const img = await prepareNydusImage(dir, reg);
+    const s = await serveNydus(cleanup, dir, "shared", 'daemon_mode = "shared"');
+    const { lower } = await viewNydusImage(s.client, img, "p");
+    expect(readFileSync(join(lower, "data/hello"), "utf8").length).toBeGreaterThan(0);
+    const listed = await rafsnapCli(["prefetch-list", "--image", img.image, "--root", s.root]);
+    expect(listed.stderr).not.toContain("rror");
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split("\n")).toContain("/data/hello");
+    const unknown = await rafsnapCli(["prefetch-list", "--image", "registry.test/none:1", "--root", s.root]);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain(`no RAFS instance of image "registry.test/none:1"`);
+    expect(unknown.stderr).toContain(img.image); // the images that are mounted
+  }, 180_000);
 });
