@@ -1,6 +1,8 @@
 import type { Logger } from "../log/index.ts";
 import { CACHE_GAUGES, type CacheField, type Metrics } from "./metrics.ts";
-import { diskUsageKb, processStats } from "./proc.ts";
+import { processStats } from "./proc.ts";
+import { isNotFound } from "../errdefs/index.ts";
+import { diskUsage } from "../sys/index.ts";
 
 /** Index of the read operation in nydusd's per-operation arrays (`fop_hits`, `fop_errors`). */
 export const FOP_READ = 4;
@@ -124,7 +126,7 @@ export class MetricsCollector {
       if (rss !== undefined) m.nydusdRss.set({ daemon_id: d.id }, rss);
       for (const img of d.images) m.nydusdImageInfo.set({ daemon_id: d.id, image_ref: img.imageRef }, 1);
     }
-    if (this.opts.cacheDir !== undefined) m.cacheUsageKb.set(diskUsageKb(this.opts.cacheDir));
+    if (this.opts.cacheDir !== undefined) m.cacheUsageKb.set(await cacheUsageKb(this.opts.cacheDir));
   }
 
   /** One hung_io_interval round: counts requests in flight for at least that long. */
@@ -160,4 +162,18 @@ function cacheValue(stats: Record<string, unknown>, field: CacheField): number {
   const begin = num(stats.prefetch_begin_time_secs) * 1000 + num(stats.prefetch_begin_time_millis);
   const end = num(stats.prefetch_end_time_secs) * 1000 + num(stats.prefetch_end_time_millis);
   return end > begin ? end - begin : 0;
+}
+
+/**
+ * Disk space of the blob cache directory in KiB, walked as Usage walks a snapshot (without
+ * blocking the event loop); 0 while the directory does not exist. Other failures propagate
+ * (the round is logged as failed).
+ */
+async function cacheUsageKb(dir: string): Promise<number> {
+  try {
+    return (await diskUsage(dir)).size / 1024;
+  } catch (e) {
+    if (isNotFound(e)) return 0;
+    throw e;
+  }
 }

@@ -9,5 +9,5 @@ export {
   READ_LATENCY_BUCKETS_US,
   type SnapshotOperation,
 } from "./metrics.ts";
-export { diskUsageKb, processStats, type ProcessStats } from "./proc.ts";
+export { processStats, type ProcessStats } from "./proc.ts";
 export { METRICS_PATH, type MetricsServer, parseListenAddress, serveMetrics } from "./server.ts";

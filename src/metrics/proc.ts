@@ -1,5 +1,4 @@
-import { lstatSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** What `/proc/<pid>` tells about a process. */
 export interface ProcessStats {
@@ -32,31 +31,4 @@ export function processStats(pid: number | "self"): ProcessStats | undefined {
     fds = readdirSync(`/proc/${pid}/fd`).length;
   } catch {}
   return { rssKb, threads: field("Threads") ?? 0, fds };
-}
-
-/**
- * Disk space (allocated blocks, as `du` counts them) of everything under `dir`, in KiB,
- * without following links. Entries that vanish while it walks are skipped; 0 when `dir`
- * does not exist.
- */
-export function diskUsageKb(dir: string): number {
-  let bytes = 0;
-  const walk = (d: string) => {
-    let names: string[];
-    try {
-      names = readdirSync(d);
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const p = join(d, n);
-      try {
-        const st = lstatSync(p);
-        bytes += st.blocks * 512;
-        if (st.isDirectory()) walk(p);
-      } catch {}
-    }
-  };
-  walk(dir);
-  return bytes / 1024;
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { alreadyExists, failedPrecondition, invalidArgument, isAlreadyExists, isNotFound } from "../errdefs/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Info, Kind, MetaStore, Snapshot, Usage } from "../store/index.ts";
+import { diskUsage } from "../sys/index.ts";
 import { checkDType } from "./dtype.ts";
 import { parseFilters, snapshotInfoAdaptor } from "./filters.ts";
 import { validateKey } from "./keys.ts";
@@ -11,7 +12,6 @@ import { faultPoint } from "./fault.ts";
 import { imageBlobIds, Label, validateLabels, wantsVolatile } from "./labels.ts";
 import { type Mount, nativeMounts, type RemoteMountStyle, remoteMounts, type SnapshotPaths, snapshotPaths } from "./mounts.ts";
 import type { RemoteFs } from "./remote.ts";
-import { diskUsage } from "./usage.ts";
 
 /** What the snapshotter needs to run; built by the composition root. */
 export interface SnapshotterOptions {

@@ -48,7 +48,7 @@ const ALLOWED: Record<string, string[]> = {
   // Registry credentials: keychain, kubelet credential providers, CRI ImageService proxy, renewal.
   auth: ["config", "registry", "errdefs", "log", "labels", "gen"],
   // Prometheus metrics: the registry, the collector (over ports the manager fills) and the server.
-  metrics: ["errdefs", "log"],
+  metrics: ["sys", "errdefs", "log"],
   fuse: ["sys", "errdefs", "log"],
   rafs: ["errdefs"],
   convert: ["rafs", "registry", "sys", "errdefs", "log", "labels"],
