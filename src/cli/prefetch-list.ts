@@ -27,7 +27,7 @@ export default defineCommand({
     let id = args.id;
     if (args.image) {
       const { config } = await loadConfig(loadOptionsOf(args, rawArgs));
-      const d = imageDaemon(config, args.image);
+      const d = await imageDaemon(config, args.image);
       apisock = d.apiSocket;
       id = d.apiId;
     }

@@ -22,11 +22,7 @@ export interface Status {
  * database.
  */
 export async function readStatus(config: Config): Promise<Status> {
-  const path = join(config.root, DB_FILE);
-  if (!existsSync(path)) throw notFound(`no rafsnap database at ${path}: has rafsnap served this root (--root)?`);
-  const db = openDbReadonly(path);
-  try {
-    const store = new DaemonStore(db, systemClock());
+  return withDaemonStore(config, async (store) => {
     const daemons = await Promise.all(
       store.listDaemons().map(async (d) => {
         let state = pidAlive(d.pid) ? "NO ANSWER" : "DEAD";
@@ -49,6 +45,20 @@ export async function readStatus(config: Config): Promise<Status> {
     }));
     const findings = store.findings().map((f) => ({ subject: f.subject, problem: f.problem, fix: f.fix, checkedAt: f.checkedAt }));
     return { root: config.root, daemons, instances, findings };
+  });
+}
+
+/**
+ * Runs `fn` on the daemon and instance records of `<root>/rafsnap.db`, opened read-only
+ * (beside a running server) and closed when `fn` is done. NotFound when the root has no
+ * database.
+ */
+async function withDaemonStore<T>(config: Config, fn: (store: DaemonStore) => T | Promise<T>): Promise<T> {
+  const path = join(config.root, DB_FILE);
+  if (!existsSync(path)) throw notFound(`no rafsnap database at ${path}: has rafsnap served this root (--root)?`);
+  const db = openDbReadonly(path);
+  try {
+    return await fn(new DaemonStore(db, systemClock()));
   } finally {
     db.$client.close();
   }
@@ -68,12 +78,8 @@ export interface ImageDaemon {
  * than once. NotFound when the root has no database or no instance of that image (naming the
  * images that are mounted).
  */
-export function imageDaemon(config: Config, imageRef: string): ImageDaemon {
-  const path = join(config.root, DB_FILE);
-  if (!existsSync(path)) throw notFound(`no rafsnap database at ${path}: has rafsnap served this root (--root)?`);
-  const db = openDbReadonly(path);
-  try {
-    const store = new DaemonStore(db, systemClock());
+export function imageDaemon(config: Config, imageRef: string): Promise<ImageDaemon> {
+  return withDaemonStore(config, (store) => {
     const all = store.listInstances();
     const mine = all.filter((i) => i.imageId === imageRef).sort((a, b) => b.seq - a.seq)[0];
     if (!mine) {
@@ -83,9 +89,7 @@ export function imageDaemon(config: Config, imageRef: string): ImageDaemon {
     const d = store.listDaemons().find((x) => x.id === mine.daemonId);
     if (!d) throw notFound(`the daemon ${mine.daemonId} of image ${JSON.stringify(imageRef)} has no record under ${config.root}`);
     return { apiSocket: d.apiSocket, apiId: d.mode === "shared" ? `/${mine.snapshotId}` : undefined };
-  } finally {
-    db.$client.close();
-  }
+  });
 }
 
 /** The status as text: a section per table, a line per row. */

@@ -6,11 +6,8 @@ import { expect, test } from "bun:test";
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { socketAccepts } from "../../src/mount/index.ts";
-import { signal, spawnProcess, waitFor } from "../harness/process.ts";
-import { requireBinary, SYSTEM_PATH } from "../support/binary.ts";
-import { tempDir, removeDir } from "../support/rafsnap.ts";
-import { snapshotsClient } from "../support/snapshots-client.ts";
+import { signal } from "../harness/process.ts";
+import { removeDir, startRafsnap, tempDir } from "../support/rafsnap.ts";
 
 test("a log on a full device: every call answers, SIGTERM stops the server", async () => {
   const dir = tempDir("rafsnap-logfull-");
@@ -18,20 +15,9 @@ test("a log on a full device: every call answers, SIGTERM stops the server", asy
   mkdirSync(logs);
   symlinkSync("/dev/full", join(logs, "nydus-snapshotter.log"));
   writeFileSync(join(dir, "config.toml"), `version = 1\n[log]\ndir = ${JSON.stringify(logs)}\nlog_to_stdout = false\nlevel = "debug"\n`);
-  const socket = join(dir, "s.sock");
-  const proc = spawnProcess({
-    cmd: [requireBinary(), "serve", "--config", join(dir, "config.toml"), "--root", join(dir, "root"), "--address", socket],
-    logFile: join(dir, "stderr.log"),
-    env: { PATH: SYSTEM_PATH },
-  });
+  const srv = await startRafsnap(dir, { args: ["--config", join(dir, "config.toml")], configLogging: true });
   try {
-    await waitFor(
-      `${socket} accepting`,
-      () => socketAccepts(socket),
-      20_000,
-      () => !proc.hasExited(),
-    );
-    const c = snapshotsClient(socket);
+    const c = srv.client;
     // Failing calls log errors: each must still get its answer.
     const codes = await Promise.all(
       Array.from({ length: 200 }, async (_, i) => {
@@ -46,12 +32,12 @@ test("a log on a full device: every call answers, SIGTERM stops the server", asy
     expect(codes.every((k) => k === Code.NotFound)).toBe(true);
     await c.prepare({ key: "a", parent: "" });
     expect((await c.stat({ key: "a" })).info?.name).toBe("a");
-    signal(proc.pid, "SIGTERM");
-    expect(await Promise.race([proc.exited, Bun.sleep(15_000).then(() => "hung")])).toBe(0);
+    signal(srv.proc.pid, "SIGTERM");
+    expect(await Promise.race([srv.proc.exited, Bun.sleep(15_000).then(() => "hung")])).toBe(0);
     // The lines went to stderr instead.
-    expect(readFileSync(join(dir, "stderr.log"), "utf8")).toContain("missing-1");
+    expect(readFileSync(join(dir, "rafsnap.log"), "utf8")).toContain("missing-1");
   } finally {
-    await proc.stop();
+    await srv.stop();
     removeDir(dir);
   }
 });

@@ -24,15 +24,19 @@ export function tempDir(prefix: string): string {
 /**
  * Starts `dist/rafsnap serve --root <root> --address <socket> --log-to-stdout` with a PATH of
  * system directories only, and waits for the socket. `root` defaults to `<dir>/root`, the
- * socket to `<dir>/s.sock`, the log to `<dir>/rafsnap.log`. Throws with the log tail when the
- * process exits before the socket appears.
+ * socket to `<dir>/s.sock`, the output (stdout and stderr) to `<dir>/rafsnap.log`. With
+ * `configLogging` the two log flags are left out, so the config decides where the log goes.
+ * Throws with the log tail when the process exits before the socket appears.
  */
-export async function startRafsnap(dir: string, opts: { root?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<RafsnapServer> {
+export async function startRafsnap(
+  dir: string,
+  opts: { root?: string; args?: string[]; env?: Record<string, string>; configLogging?: boolean } = {},
+): Promise<RafsnapServer> {
   const bin = requireBinary();
   const root = opts.root ?? join(dir, "root");
   const socket = join(dir, "s.sock");
   const proc = spawnProcess({
-    cmd: [bin, "serve", "--root", root, "--address", socket, "--log-to-stdout", "--log-level", "debug", ...(opts.args ?? [])],
+    cmd: [bin, "serve", "--root", root, "--address", socket, ...(opts.configLogging ? [] : ["--log-to-stdout", "--log-level", "debug"]), ...(opts.args ?? [])],
     logFile: join(dir, "rafsnap.log"),
     env: { PATH: SYSTEM_PATH, ...opts.env },
     stopTimeoutMs: 10_000,
